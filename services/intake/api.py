@@ -1,0 +1,222 @@
+"""HTTP edge of intake: adapters' webhook intake, rejected-payload inspection, the customer directory."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field, field_validator
+
+import nats.js.errors
+from shared import subjects as s
+from shared.enums import Channel, Tier
+from shared.runtime import Adapter, Admin, ApiError
+
+from .domain.canonical import CustomerRecord, request_id_for
+from .domain.contacts import normalise_email, normalise_phone
+from .domain.errors import NotARequest, PayloadTooLarge, Rejection
+from .domain.parsers import channel_of, check_media_type, parse
+from .pipeline import Intake
+from .store import Conflict
+
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class Accepted(BaseModel):
+    request_id: str = Field(description="The request this payload makes (the same for a duplicate).")
+    status: str = Field(description="`accepted`, or `duplicate` when the payload was seen before.")
+
+
+class Ignored(BaseModel):
+    status: str = "ignored"
+    detail: str
+
+
+class ErrorBody(BaseModel):
+    error: str
+    detail: str
+    rejection_id: str | None = None
+
+
+class CustomerIn(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    name: str | None = Field(None, max_length=200)
+    phones: list[str] = Field(default_factory=list, max_length=20)
+    emails: list[str] = Field(default_factory=list, max_length=20)
+    wechat_openids: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,128}$")]] = Field(
+        default_factory=list, max_length=20
+    )
+    app_user_ids: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(default_factory=list, max_length=20)
+    tier: Tier = Tier.standard
+    account_manager: str | None = Field(None, pattern=ID_PATTERN, description="Agent id of the account manager.")
+
+    @field_validator("name")
+    @classmethod
+    def _no_control(cls, v: str | None) -> str | None:
+        if v is not None and any(ord(c) < 32 for c in v):
+            raise ValueError("must not contain control characters")
+        return v
+
+
+ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 413, 415, 422)}
+
+
+def build_api(intake: dict[str, Intake]) -> APIRouter:
+    api = APIRouter()
+
+    @api.post(
+        "/v1/intake/{channel}",
+        status_code=202,
+        response_model=Accepted,
+        responses={200: {"model": Ignored}, **ERRORS},
+        tags=["intake"],
+        summary="Submit a payload exactly as the channel delivers it",
+    )
+    async def submit(channel: str, request: Request, adapter: Adapter) -> Response:
+        service = intake["intake"]
+        settings = service.settings
+        raw, too_large = await _read_limited(request, settings.max_payload_bytes)
+        try:
+            if too_large:
+                raise PayloadTooLarge(f"body exceeds the limit of {settings.max_payload_bytes} bytes")
+            chan = channel_of(channel)
+            check_media_type(chan, request.headers.get("content-type"))
+            parsed = parse(chan, raw, service.context(datetime.now(UTC)))
+        except Rejection as rejection:
+            outcome = await service.reject(channel_name=channel, raw=raw, rejection=rejection, via="http")
+            return JSONResponse(
+                {
+                    "error": rejection.reason,
+                    "detail": rejection.detail,
+                    "rejection_id": outcome.rejection.rejection_id if outcome.rejection else None,
+                },
+                status_code=rejection.status,
+            )
+        except NotARequest as ignored:
+            return JSONResponse({"status": "ignored", "detail": ignored.detail}, status_code=200)
+
+        request_id = request_id_for(chan, parsed.source_id)
+        duplicate = await service.store.seen(chan, parsed.source_id) is not None
+        if not duplicate:
+            # stored in KEFU_INTAKE before we answer: the intake consumer makes the request from it
+            await service.publisher.raw(
+                s.intake_subject(chan),
+                raw,
+                msg_id=service.source_msg_id(chan, parsed.source_id),
+                stream=s.STREAM_INTAKE,
+                headers={"Kefu-Via": "http", "Kefu-Adapter": adapter},
+            )
+        return JSONResponse(
+            {"request_id": request_id, "status": "duplicate" if duplicate else "accepted"}, status_code=202
+        )
+
+    @api.get(
+        "/v1/rejected/{seq}",
+        tags=["intake"],
+        summary="A rejected payload's kept raw bytes, with the reason in headers",
+        responses={404: {"model": ErrorBody}},
+    )
+    async def rejected_raw(seq: Annotated[int, Path(ge=1)], _: Admin) -> Response:
+        msg = await _rejected(intake["intake"], seq)
+        headers = {k: v for k, v in (msg.headers or {}).items() if k.startswith("Kefu-")}
+        return Response(msg.data or b"", media_type="application/octet-stream", headers=headers)
+
+    @api.post(
+        "/v1/rejected/{seq}/replay",
+        status_code=202,
+        tags=["intake"],
+        summary="Publish a kept rejected payload to intake again (after fixing a parser or config)",
+        responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+    )
+    async def replay(seq: Annotated[int, Path(ge=1)], _: Admin) -> dict[str, str]:
+        service = intake["intake"]
+        msg = await _rejected(service, seq)
+        channel = (msg.headers or {}).get("Kefu-Channel", "")
+        if channel not in Channel.__members__:
+            raise ApiError(409, "unknown_channel", f"payload was sent to unknown channel {channel!r}")
+        if (msg.headers or {}).get("Kefu-Size") != str(len(msg.data or b"")):
+            raise ApiError(409, "truncated", "only part of this payload was kept; it cannot be replayed")
+        await service.publisher.raw(
+            s.intake_subject(channel),
+            msg.data or b"",
+            msg_id=f"replay:{seq}:{datetime.now(UTC).isoformat()}",
+            stream=s.STREAM_INTAKE,
+            headers={"Kefu-Via": "nats", "Kefu-Replay-Of": str(seq)},
+        )
+        return {"status": "replayed", "channel": channel}
+
+    @api.put(
+        "/v1/customers/{customer_id}",
+        tags=["customers"],
+        summary="Register or update a customer, so requests from any of their contacts carry them",
+        responses={201: {"model": CustomerRecord}, 409: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+        response_model=CustomerRecord,
+    )
+    async def put_customer(
+        customer_id: Annotated[str, Path(pattern=ID_PATTERN)], body: CustomerIn, _: Admin
+    ) -> JSONResponse:
+        service = intake["intake"]
+        region = service.settings.phone_region
+        phones = [normalise_phone(p, region) for p in body.phones]
+        emails = [normalise_email(e) for e in body.emails]
+        bad = [p for p, n in zip(body.phones, phones, strict=True) if not n] + [
+            e for e, n in zip(body.emails, emails, strict=True) if not n
+        ]
+        if bad:
+            raise ApiError(422, "invalid_body", f"unusable contact(s): {', '.join(map(repr, bad))[:300]}")
+        record = CustomerRecord(
+            customer_id=customer_id,
+            name=body.name,
+            phones=sorted(set(filter(None, phones))),
+            emails=sorted(set(filter(None, emails))),
+            wechat_openids=sorted(set(body.wechat_openids)),
+            app_user_ids=sorted(set(body.app_user_ids)),
+            tier=body.tier,
+            account_manager=body.account_manager,
+        )
+        try:
+            created = await service.store.put_customer(record)
+        except Conflict:
+            raise ApiError(409, "conflict", "the customer was changed concurrently; retry") from None
+        return JSONResponse(record.model_dump(mode="json"), status_code=201 if created else 200)
+
+    @api.get(
+        "/v1/customers/{customer_id}",
+        tags=["customers"],
+        response_model=CustomerRecord,
+        responses={404: {"model": ErrorBody}},
+    )
+    async def get_customer(customer_id: Annotated[str, Path(pattern=ID_PATTERN)], _: Admin) -> CustomerRecord:
+        found = await intake["intake"].store.get_customer(customer_id)
+        if found is None:
+            raise ApiError(404, "not_found", f"no customer {customer_id}")
+        return found[0]
+
+    return api
+
+
+async def _read_limited(request: Request, limit: int) -> tuple[bytes, bool]:
+    """(body, too_large). Reading stops as soon as the body is known to exceed `limit`; what was
+    read up to the limit is returned so that it can be kept with the rejection."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return b"", True
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            chunks.append(chunk[: max(0, len(chunk) - (size - limit))])
+            return b"".join(chunks), True
+        chunks.append(chunk)
+    return b"".join(chunks), False
+
+
+async def _rejected(service: Intake, seq: int):  # -> nats RawStreamMsg
+    try:
+        return await service.publisher.js.get_msg(s.STREAM_REJECTED, seq)
+    except nats.js.errors.NotFoundError:
+        raise ApiError(404, "not_found", f"no rejected payload {seq}") from None

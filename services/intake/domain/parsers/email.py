@@ -1,0 +1,142 @@
+"""Raw RFC 5322 mail: MIME multipart, RFC 2047 headers, any charset, HTML-only bodies, attachments."""
+
+from __future__ import annotations
+
+import email
+import hashlib
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage, Message
+from email.utils import getaddresses, parsedate_to_datetime
+
+from shared.models import Attachment
+
+from ..contacts import normalise_email
+from ..errors import MissingContent, UnparseablePayload
+from ..model import Contact, ParsedRequest
+from ..text import decode_bytes, html_to_text, normalise_whitespace, one_line
+from .common import MAX_ID_LENGTH, ParseContext, aware
+
+WHAT = "email"
+MAX_PARTS = 200
+
+
+def parse_email(raw: bytes, ctx: ParseContext) -> ParsedRequest:
+    if not raw.strip():
+        raise UnparseablePayload("email is empty")
+    try:
+        msg = email.message_from_bytes(raw, policy=policy.default)
+    except Exception as exc:  # the stdlib parser is lenient; anything it raises is a broken message
+        raise UnparseablePayload(f"email cannot be parsed: {exc}") from exc
+    if not isinstance(msg, EmailMessage) or (not msg.keys() and not msg.get_payload()):
+        raise UnparseablePayload("email has no headers")
+    if len(msg.keys()) == 0 or not any(h in msg for h in ("From", "Subject", "Message-ID", "Date")):
+        raise UnparseablePayload("not an RFC 5322 message: no From, Subject, Message-ID or Date header")
+
+    name, address = _sender(msg)
+    subject = one_line(_header(msg, "Subject"), 500)
+    body, attachments = _content(msg)
+    if not body and subject:
+        body = subject
+    if not body and not attachments:
+        raise MissingContent("email has no text, no subject and no attachments")
+
+    return ParsedRequest(
+        source_id=_message_id(msg, raw),
+        received_at=_date(msg, ctx),
+        contact=Contact(name=name, email=address),
+        subject=subject,
+        body=body,
+        attachments=attachments,
+        channel_meta={
+            "to": one_line(_header(msg, "To"), 300),
+            "in_reply_to": one_line(_header(msg, "In-Reply-To"), MAX_ID_LENGTH),
+            "auto_submitted": (one_line(_header(msg, "Auto-Submitted"), 40) or "no") != "no",
+        },
+    )
+
+
+def _header(msg: Message, name: str) -> str | None:
+    """A header decoded (RFC 2047, any charset), or None; a header too broken to decode is None."""
+    try:
+        value = msg.get(name)
+    except Exception:
+        return None
+    return str(value) if value is not None else None
+
+
+def _sender(msg: Message) -> tuple[str | None, str | None]:
+    for header in ("From", "Sender", "Reply-To"):
+        for name, addr in getaddresses([_header(msg, header) or ""]):
+            address = normalise_email(addr)
+            if address:
+                return one_line(name, 100), address
+    raise MissingContent("email has no usable sender address (From)")
+
+
+def _message_id(msg: Message, raw: bytes) -> str:
+    value = one_line(_header(msg, "Message-ID"), MAX_ID_LENGTH)
+    if value:
+        return value.strip("<> ")
+    # No Message-ID: the exact bytes identify the message, so a re-delivery is still one request.
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def _date(msg: Message, ctx: ParseContext) -> datetime | None:
+    value = _header(msg, "Date")
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed.tzinfo is None:  # "-0000": UTC with no claim about local time (RFC 5322 3.3)
+        parsed = parsed.replace(tzinfo=UTC)
+    return aware(parsed, ctx)
+
+
+def _content(msg: Message) -> tuple[str, list[Attachment]]:
+    plain: list[str] = []
+    html: list[str] = []
+    attachments: list[Attachment] = []
+    for count, part in enumerate(msg.walk()):
+        if count > MAX_PARTS:
+            break
+        if part.is_multipart():
+            continue
+        ctype = part.get_content_type()
+        disposition = (part.get_content_disposition() or "").lower()
+        filename = _filename(part)
+        if disposition == "attachment" or (filename and disposition != "inline") or not ctype.startswith("text/"):
+            if ctype == "message/delivery-status":
+                continue
+            payload = _payload(part)
+            attachments.append(
+                Attachment(name=one_line(filename, 200), content_type=ctype, size=len(payload))
+            )
+            continue
+        text = decode_bytes(_payload(part), part.get_content_charset())
+        if ctype == "text/html":
+            html.append(html_to_text(text))
+        else:
+            plain.append(normalise_whitespace(text))
+    body = "\n\n".join(t for t in plain if t) or "\n\n".join(t for t in html if t)
+    return body, attachments
+
+
+def _filename(part: Message) -> str | None:
+    try:
+        return part.get_filename()
+    except Exception:
+        return None
+
+
+def _payload(part: Message) -> bytes:
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:
+        data = None
+    if isinstance(data, bytes):
+        return data
+    raw = part.get_payload()
+    return raw.encode("utf-8", "replace") if isinstance(raw, str) else b""

@@ -1,0 +1,148 @@
+"""Intake's one path for every payload, whether it came over NATS or HTTP:
+decode -> parse (domain) -> dedup -> recognise the customer -> publish `request.received`.
+Anything that cannot be understood is kept raw and published as `request.rejected`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from prometheus_client import CollectorRegistry, Counter
+
+from shared import subjects as s
+from shared.bus import Publisher
+from shared.enums import Channel
+from shared.models import RawRef, RequestRejected
+
+from .domain.canonical import canonical_request, customer_ref, rejection_id_for, request_id_for, source_key
+from .domain.errors import NotARequest, PayloadTooLarge, Rejection
+from .domain.parsers import ParseContext, channel_of, parse
+from .settings import IntakeSettings
+from .store import IntakeStore
+
+log = logging.getLogger("kefu.intake")
+
+Via = Literal["http", "nats"]
+OUTCOMES = ("accepted", "duplicate", "rejected", "ignored")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Literal["accepted", "duplicate", "rejected", "ignored"]
+    request_id: str | None = None
+    rejection: RequestRejected | None = None
+    detail: str | None = None
+    error: Rejection | None = None
+
+
+class IntakeMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.payloads = Counter(
+            "kefu_intake_payloads_total",
+            "Payloads intake handled, by channel and outcome (accepted, duplicate, rejected, ignored).",
+            ["channel", "outcome"],
+            registry=registry,
+        )
+        for channel in Channel:
+            for outcome in OUTCOMES:
+                self.payloads.labels(channel.value, outcome)
+
+
+class Intake:
+    def __init__(
+        self, *, settings: IntakeSettings, store: IntakeStore, publisher: Publisher, metrics: IntakeMetrics
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.publisher = publisher
+        self.metrics = metrics
+        self.tz = ZoneInfo(settings.timezone)
+
+    def context(self, now: datetime) -> ParseContext:
+        return ParseContext(now=now, tz=self.tz, region=self.settings.phone_region)
+
+    async def handle(self, *, channel_name: str, raw: bytes, stored_at: datetime, via: Via) -> Outcome:
+        """Process one stored payload (from KEFU_INTAKE). Safe to call again for the same payload."""
+        now = datetime.now(UTC)
+        try:
+            channel = channel_of(channel_name)
+            if len(raw) > self.settings.max_payload_bytes:
+                raise PayloadTooLarge(f"payload is {len(raw)} bytes; the limit is {self.settings.max_payload_bytes}")
+            parsed = parse(channel, raw, self.context(now))
+        except Rejection as rejection:
+            return await self.reject(channel_name=channel_name, raw=raw, rejection=rejection, via=via)
+        except NotARequest as ignored:
+            self._count(channel_name, "ignored")
+            log.info("not a request", extra={"channel": channel_name, "detail": ignored.detail})
+            return Outcome("ignored", detail=ignored.detail)
+
+        request_id = request_id_for(channel, parsed.source_id)
+        if await self.store.seen(channel, parsed.source_id):
+            self._count(channel, "duplicate")
+            return Outcome("duplicate", request_id=request_id)
+        record = await self.store.find_customer(parsed.contact)
+        event = canonical_request(
+            channel=channel,
+            parsed=parsed,
+            customer=customer_ref(parsed.contact, record),
+            intake_time=stored_at,
+            now=now,
+        )
+        # publish first, then mark: a crash in between re-publishes with the same Nats-Msg-Id,
+        # which the stream drops; marking first could lose the request
+        await self.publisher.model(s.REQUEST_RECEIVED, event, msg_id=f"received:{request_id}")
+        await self.store.mark(channel, parsed.source_id, request_id)
+        self._count(channel, "accepted")
+        log.info("request received", extra={"request_id": request_id, "channel": channel.value, "via": via})
+        return Outcome("accepted", request_id=request_id)
+
+    async def reject(self, *, channel_name: str, raw: bytes, rejection: Rejection, via: Via) -> Outcome:
+        """Keep the raw bytes in KEFU_REJECTED and publish `request.rejected` (idempotent)."""
+        rejection_id = rejection_id_for(channel_name, raw)
+        kept = raw[: self.settings.kept_reject_bytes]
+        safe_channel = "".join(c for c in channel_name[:40] if c.isprintable())
+        ack = await self.publisher.raw(
+            s.rejected_subject(channel_name),
+            kept,
+            msg_id=f"raw:{rejection_id}",
+            stream=s.STREAM_REJECTED,
+            headers={
+                "Kefu-Rejection-Id": rejection_id,
+                "Kefu-Channel": _ascii(safe_channel),
+                "Kefu-Reason": rejection.reason,
+                "Kefu-Detail": _ascii(rejection.detail),
+                "Kefu-Size": str(len(raw)),
+                "Kefu-Via": via,
+            },
+        )
+        event = RequestRejected(
+            rejection_id=rejection_id,
+            channel=safe_channel,
+            reason=rejection.reason,
+            detail=rejection.detail,
+            raw=RawRef(stream=s.STREAM_REJECTED, seq=ack.seq, size=len(raw), kept_bytes=len(kept)),
+            via=via,
+        )
+        await self.publisher.model(s.REQUEST_REJECTED, event, msg_id=f"rejected:{rejection_id}")
+        self._count(channel_name, "rejected")
+        log.info(
+            "payload rejected",
+            extra={"rejection_id": rejection_id, "channel": safe_channel, "reason": rejection.reason},
+        )
+        return Outcome("rejected", rejection=event, detail=rejection.detail, error=rejection)
+
+    def source_msg_id(self, channel: Channel, source_id: str) -> str:
+        return f"intake:{source_key(channel, source_id)}"
+
+    def _count(self, channel: str, outcome: str) -> None:
+        if channel in Channel.__members__:
+            self.metrics.payloads.labels(channel, outcome).inc()
+
+
+def _ascii(text: str) -> str:
+    """Header-safe: printable ASCII only (no CR/LF injection), bounded."""
+    return "".join(c if 32 <= ord(c) < 127 else "?" for c in text)[:400]

@@ -1,0 +1,102 @@
+"""Intake's state in JetStream KV: the customer directory, its contact index, seen source ids."""
+
+from __future__ import annotations
+
+import nats.js.errors
+from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
+
+from shared import subjects as s
+from shared.enums import Channel
+
+from .domain.canonical import CustomerRecord, source_key
+from .domain.contacts import contact_key
+from .domain.model import Contact
+
+
+class Conflict(Exception):
+    """A concurrent update won; the caller may retry."""
+
+
+class IntakeStore:
+    def __init__(self, customers: KeyValue, contacts: KeyValue, sources: KeyValue) -> None:
+        self.customers = customers
+        self.contacts = contacts
+        self.sources = sources
+
+    @classmethod
+    async def open(cls, js: JetStreamContext) -> IntakeStore:
+        return cls(
+            await js.key_value(s.BUCKET_CUSTOMERS),
+            await js.key_value(s.BUCKET_CONTACTS),
+            await js.key_value(s.BUCKET_INTAKE_SOURCES),
+        )
+
+    # -- exactly once -------------------------------------------------------------------------
+    async def seen(self, channel: Channel, source_id: str) -> str | None:
+        """The request id already made from this (channel, source id), if any."""
+        try:
+            entry = await self.sources.get(source_key(channel, source_id))
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        return entry.value.decode() if entry.value else None
+
+    async def mark(self, channel: Channel, source_id: str, request_id: str) -> None:
+        try:
+            await self.sources.create(source_key(channel, source_id), request_id.encode())
+        except nats.js.errors.KeyWrongLastSequenceError:
+            pass  # marked by a concurrent delivery of the same payload: same request id
+
+    # -- customer directory -------------------------------------------------------------------
+    async def get_customer(self, customer_id: str) -> tuple[CustomerRecord, int] | None:
+        try:
+            entry = await self.customers.get(customer_id)
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        return CustomerRecord.model_validate_json(entry.value), entry.revision
+
+    async def put_customer(self, record: CustomerRecord) -> bool:
+        """Store a customer and index its contacts. Returns True when the customer is new.
+
+        The record is the source of truth and is written first with a revision check; the contact
+        index follows (a contact moved to another customer is re-pointed, one dropped is removed).
+        A crash in between leaves a stale index entry, which `find_customer` ignores and the next
+        PUT repairs.
+        """
+        current = await self.get_customer(record.customer_id)
+        data = record.model_dump_json().encode()
+        try:
+            if current is None:
+                await self.customers.create(record.customer_id, data)
+            else:
+                await self.customers.update(record.customer_id, data, last=current[1])
+        except nats.js.errors.KeyWrongLastSequenceError as exc:
+            raise Conflict(record.customer_id) from exc
+        for kind, value in record.contacts():
+            await self.contacts.put(contact_key(kind, value), record.customer_id.encode())
+        if current is not None:
+            for kind, value in set(current[0].contacts()) - set(record.contacts()):
+                await self._unlink(contact_key(kind, value), record.customer_id)
+        return current is None
+
+    async def _unlink(self, key: str, customer_id: str) -> None:
+        try:
+            entry = await self.contacts.get(key)
+        except nats.js.errors.KeyNotFoundError:
+            return
+        if entry.value and entry.value.decode() == customer_id:
+            try:
+                await self.contacts.delete(key, last=entry.revision)
+            except nats.js.errors.KeyWrongLastSequenceError:
+                pass  # re-pointed meanwhile
+
+    async def find_customer(self, contact: Contact) -> CustomerRecord | None:
+        for kind, value in contact.lookup_keys():
+            try:
+                entry = await self.contacts.get(contact_key(kind, value))
+            except nats.js.errors.KeyNotFoundError:
+                continue
+            found = await self.get_customer(entry.value.decode())
+            if found is not None and (kind, value) in found[0].contacts():
+                return found[0]
+        return None

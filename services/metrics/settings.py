@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import KefuSettings
+
+
+class MetricsSettings(KefuSettings):
+    model_config = SettingsConfigDict(env_prefix="KEFU_METRICS_", extra="ignore", populate_by_name=True)
+
+    service_name: str = "metrics"
+    http_port: int = 8084

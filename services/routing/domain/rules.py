@@ -1,0 +1,151 @@
+"""The routing configuration as models: classification rules, departments, SLA targets.
+
+Loaded from `config/*.yaml` at start-up; ops change behaviour there, not in Python.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.config import load_yaml_model
+from shared.enums import Category, Priority, Tier
+
+_ASCII_WORD = re.compile(r"^[\x00-\x7f]+$")
+
+
+def compile_phrases(phrases: list[str]) -> re.Pattern[str] | None:
+    """One regex for a phrase list. ASCII phrases match whole words ("fire" not in "firewall");
+    Chinese phrases match anywhere (Chinese has no spaces between words). Case-insensitive."""
+    parts = []
+    for phrase in phrases:
+        p = phrase.strip().lower()
+        if not p:
+            continue
+        escaped = re.escape(p).replace(r"\ ", r"\s+")
+        parts.append(rf"(?<![a-z0-9]){escaped}(?![a-z0-9])" if _ASCII_WORD.match(p) else escaped)
+    return re.compile("|".join(parts), re.IGNORECASE) if parts else None
+
+
+class PhraseRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    phrases: list[str] = Field(min_length=1)
+    # phrases that contain a trigger word but mean something harmless: removed before matching
+    # ("fire extinguisher", "gas leak detector")
+    unless: list[str] = Field(default_factory=list)
+    weight: float = 1.0
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str] | None:
+        return compile_phrases(self.phrases)
+
+    @cached_property
+    def unless_pattern(self) -> re.Pattern[str] | None:
+        return compile_phrases(self.unless)
+
+    def matches(self, text: str) -> bool:
+        if self.unless_pattern is not None:
+            text = self.unless_pattern.sub(" ", text)
+        return self.pattern is not None and self.pattern.search(text) is not None
+
+
+class CategoryRule(PhraseRule):
+    category: Category
+
+
+class TopicRule(PhraseRule):
+    topic: str
+
+
+class RuleSet(BaseModel):
+    """config/rules.yaml"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    emergency: list[PhraseRule]
+    categories: list[CategoryRule]
+    hint_weight: float = Field(1.0, description="What an adapter's category hint adds to that category's score.")
+    default_category: Category = Category.inquiry
+    important: list[PhraseRule] = Field(default_factory=list)
+    complex: list[PhraseRule] = Field(default_factory=list)
+    topics: list[TopicRule]
+
+
+class Responsibility(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lead: str
+    co: list[str] = Field(default_factory=list)
+
+
+class Departments(BaseModel):
+    """config/departments.yaml"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    departments: list[str]
+    responsibility: dict[str, Responsibility]
+    default_topic: dict[Category, str]
+    emergency_co: list[str] = Field(default_factory=list)
+    vip_queue: str = "vip"
+
+    @model_validator(mode="after")
+    def _known(self) -> Departments:
+        known = set(self.departments)
+        for topic, r in self.responsibility.items():
+            unknown = ({r.lead} | set(r.co) | set(self.emergency_co)) - known
+            if unknown:
+                raise ValueError(f"responsibility.{topic} names unknown department(s) {sorted(unknown)}")
+        for category, topic in self.default_topic.items():
+            if topic not in self.responsibility:
+                raise ValueError(f"default_topic.{category.value} names unknown topic {topic!r}")
+        return self
+
+
+class Target(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    first_response_minutes: float = Field(gt=0)
+    resolution_hours: float = Field(gt=0)
+
+
+class SlaTargets(BaseModel):
+    """config/sla.yaml (first version: wall-clock targets per priority, faster for VIP)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    targets: dict[Priority, Target]
+    tier_factor: dict[Tier, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _every_priority(self) -> SlaTargets:
+        missing = set(Priority) - set(self.targets)
+        if missing:
+            raise ValueError(f"targets missing for {sorted(p.value for p in missing)}")
+        return self
+
+
+class RoutingConfig(BaseModel):
+    rules: RuleSet
+    departments: Departments
+    sla: SlaTargets
+
+    @model_validator(mode="after")
+    def _topics_have_departments(self) -> RoutingConfig:
+        unknown = {t.topic for t in self.rules.topics} - set(self.departments.responsibility)
+        if unknown:
+            raise ValueError(f"rules.yaml topics without a responsibility in departments.yaml: {sorted(unknown)}")
+        return self
+
+    @classmethod
+    def load(cls, config_dir: Path) -> RoutingConfig:
+        return cls(
+            rules=load_yaml_model(config_dir / "rules.yaml", RuleSet),
+            departments=load_yaml_model(config_dir / "departments.yaml", Departments),
+            sla=load_yaml_model(config_dir / "sla.yaml", SlaTargets),
+        )

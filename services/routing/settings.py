@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import KefuSettings
+
+
+class RoutingSettings(KefuSettings):
+    model_config = SettingsConfigDict(env_prefix="KEFU_ROUTING_", extra="ignore", populate_by_name=True)
+
+    service_name: str = "routing"
+    http_port: int = 8082
+    batch_size: int = 32

@@ -1,0 +1,235 @@
+"""NATS plumbing shared by every service: provisioning, publishing, settling messages.
+
+Delivery guarantees (see docs/reliability.md):
+- everything that matters is published to JetStream and the publish ack is awaited;
+- every publish carries `Nats-Msg-Id`, derived from what is being published, so that a retry
+  (after a crash, a timeout, a redelivery) is dropped by the stream's duplicate window;
+- consumers are durable pull consumers with explicit acks and a finite `max_deliver`;
+- a handler error is retried with a delayed NAK (a plain NAK would redeliver at once, and a
+  consumer's BackOff only applies to ack timeouts); an error that can never succeed (`Permanent`,
+  an undecodable event) and the last allowed delivery go to the dead-letter stream with the reason,
+  then the message is terminated so the consumer moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import nats.js.errors
+from faststream import BaseMiddleware
+from faststream.exceptions import HandlerException, NackMessage, RejectMessage
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import (
+    DiscardPolicy,
+    KeyValueConfig,
+    PubAck,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.kv import KeyValue
+from pydantic import BaseModel, ValidationError
+
+from . import subjects as s
+from .settings import KefuSettings
+
+log = logging.getLogger("kefu.bus")
+
+DAY = 86_400.0
+MAX_RAW_PAYLOAD = 1024 * 1024  # the bundled server's max_payload; intake enforces a lower limit
+
+
+class Permanent(Exception):
+    """A message that can never be handled, however often it is delivered."""
+
+
+def connect_kwargs(settings: KefuSettings) -> dict[str, Any]:
+    """Keyword arguments for `NatsBroker(...)` / `nats.connect(...)` from settings."""
+    kwargs: dict[str, Any] = {
+        "servers": [u.strip() for u in settings.nats_url.split(",") if u.strip()],
+        "name": f"kefu-{settings.service_name}",
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": 1,
+    }
+    if settings.nats_user:
+        kwargs["user"] = settings.nats_user
+        if settings.nats_password is not None:
+            kwargs["password"] = settings.nats_password.get_secret_value()
+    if settings.nats_creds:
+        kwargs["user_credentials"] = str(settings.nats_creds)
+    return kwargs
+
+
+def stream_configs(settings: KefuSettings) -> list[StreamConfig]:
+    common = {
+        "storage": StorageType.FILE,
+        "retention": RetentionPolicy.LIMITS,
+        "discard": DiscardPolicy.OLD,
+        "num_replicas": settings.stream_replicas,
+        "duplicate_window": float(settings.duplicate_window_seconds),
+        "max_msg_size": MAX_RAW_PAYLOAD,
+    }
+    return [
+        # raw payloads as adapters sent them: nothing is lost while intake is down, and every
+        # accepted payload can be replayed for 30 days
+        StreamConfig(name=s.STREAM_INTAKE, subjects=[s.INTAKE_ALL], max_age=30 * DAY, **common),
+        # the event log: history of every request, source of the indicators
+        StreamConfig(name=s.STREAM_EVENTS, subjects=[s.EVENTS_ALL], max_age=400 * DAY, **common),
+        StreamConfig(name=s.STREAM_OUTBOUND, subjects=[s.OUTBOUND_ALL], max_age=14 * DAY, **common),
+        StreamConfig(name=s.STREAM_REJECTED, subjects=[s.REJECTED_ALL], max_age=90 * DAY, **common),
+        StreamConfig(name=s.STREAM_DLQ, subjects=[s.DLQ_ALL], max_age=90 * DAY, **common),
+    ]
+
+
+def bucket_configs(settings: KefuSettings) -> list[KeyValueConfig]:
+    common = {"storage": StorageType.FILE, "replicas": settings.stream_replicas}
+    return [
+        KeyValueConfig(bucket=s.BUCKET_CUSTOMERS, history=5, **common),
+        KeyValueConfig(bucket=s.BUCKET_CONTACTS, history=1, **common),
+        KeyValueConfig(bucket=s.BUCKET_INTAKE_SOURCES, history=1, ttl=400 * DAY, **common),
+        KeyValueConfig(bucket=s.BUCKET_REQUESTS, history=10, **common),
+    ]
+
+
+async def provision(js: JetStreamContext, settings: KefuSettings) -> None:
+    """Create or update every stream and bucket. Idempotent; any service may run it first."""
+    for cfg in stream_configs(settings):
+        try:
+            await js.add_stream(cfg)
+        except nats.js.errors.BadRequestError:
+            # exists with another configuration (e.g. an older version of kefu): bring it in line
+            await js.update_stream(cfg)
+    for kv in bucket_configs(settings):
+        try:
+            await js.create_key_value(kv)
+        except nats.js.errors.BadRequestError:
+            await js.key_value(kv.bucket)  # exists with other settings: use it as it is
+
+
+async def bucket(js: JetStreamContext, name: str) -> KeyValue:
+    return await js.key_value(name)
+
+
+class Publisher:
+    """Publishes to JetStream, awaits the ack, and always sets `Nats-Msg-Id`."""
+
+    def __init__(self, js: JetStreamContext, *, timeout: float = 5.0, attempts: int = 3) -> None:
+        self._js = js
+        self._timeout = timeout
+        self._attempts = attempts
+
+    @property
+    def js(self) -> JetStreamContext:
+        return self._js
+
+    async def raw(
+        self,
+        subject: str,
+        payload: bytes,
+        *,
+        msg_id: str,
+        stream: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> PubAck:
+        hdrs = {"Nats-Msg-Id": msg_id, **(headers or {})}
+        for attempt in range(1, self._attempts + 1):
+            try:
+                return await self._js.publish(
+                    subject, payload, timeout=self._timeout, stream=stream, headers=dict(hdrs)
+                )
+            except (TimeoutError, nats.errors.TimeoutError, nats.js.errors.NoStreamResponseError):
+                # same Nats-Msg-Id: a retry after a lost ack is dropped by the duplicate window
+                if attempt == self._attempts:
+                    raise
+                await asyncio.sleep(0.2 * attempt)
+        raise AssertionError("unreachable")
+
+    async def model(
+        self, subject: str, model: BaseModel, *, msg_id: str, stream: str = s.STREAM_EVENTS
+    ) -> PubAck:
+        return await self.raw(
+            subject,
+            model.model_dump_json().encode(),
+            msg_id=msg_id,
+            stream=stream,
+            headers={"Content-Type": "application/json"},
+        )
+
+
+DeadLetter = Callable[[Msg, str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_deliver: int
+    backoff: Sequence[float]
+
+    def delay(self, num_delivered: int) -> float:
+        """Delay before the next delivery after the `num_delivered`-th one failed."""
+        return float(self.backoff[min(max(num_delivered, 1), len(self.backoff)) - 1])
+
+    def gives_up(self, num_delivered: int) -> bool:
+        return num_delivered >= self.max_deliver
+
+
+def make_dead_letter(publisher: Publisher, consumer: str) -> DeadLetter:
+    async def dead_letter(msg: Msg, reason: str) -> None:
+        meta = msg.metadata
+        headers = {
+            "Kefu-Dlq-Reason": _header_safe(reason),
+            "Kefu-Dlq-Consumer": consumer,
+            "Kefu-Original-Subject": msg.subject,
+            "Kefu-Original-Stream": meta.stream,
+            "Kefu-Original-Seq": str(meta.sequence.stream),
+            "Kefu-Deliveries": str(meta.num_delivered),
+        }
+        await publisher.raw(
+            s.dlq_subject(consumer),
+            msg.data[:MAX_RAW_PAYLOAD - 4096],
+            msg_id=f"dlq:{meta.stream}:{meta.sequence.stream}:{consumer}",
+            stream=s.STREAM_DLQ,
+            headers=headers,
+        )
+
+    return dead_letter
+
+
+def settle_middleware(policy: RetryPolicy, dead_letter: DeadLetter) -> Callable[..., BaseMiddleware]:
+    """FastStream middleware: ack on success, delayed NAK on error, dead-letter what can never work."""
+
+    class Settle(BaseMiddleware):
+        async def consume_scope(self, call_next: Any, msg: Any) -> Any:
+            try:
+                return await call_next(msg)
+            except HandlerException:
+                raise
+            except Exception as exc:
+                raw: Msg = msg.raw_message
+                n = raw.metadata.num_delivered if raw.reply else policy.max_deliver
+                permanent = isinstance(exc, Permanent | ValidationError | json.JSONDecodeError)
+                if permanent or policy.gives_up(n):
+                    reason = f"{type(exc).__name__}: {exc}"[:500]
+                    log.error(
+                        "dead-lettering message",
+                        extra={"subject": raw.subject, "deliveries": n, "reason": reason},
+                    )
+                    await dead_letter(raw, reason)
+                    raise RejectMessage() from exc
+                delay = policy.delay(n)
+                log.warning(
+                    "handler failed, retrying",
+                    extra={"subject": raw.subject, "deliveries": n, "delay": delay, "error": repr(exc)},
+                )
+                raise NackMessage(delay=delay) from exc
+
+    return Settle
+
+
+def _header_safe(text: str) -> str:
+    return "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in text)[:500]

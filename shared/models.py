@@ -1,0 +1,229 @@
+"""The contract in code: the canonical request and every event kefu publishes.
+
+Every event carries `schema_version`, `event_id` and `occurred_at` (ISO 8601 with offset) at the top
+level and, where a request exists, `request_id`. Consumers must ignore fields they do not know, so
+the models accept (and keep) extra fields; producers bump `schema_version` for breaking changes only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+
+from .enums import Category, Channel, Language, Priority, Tier
+
+SCHEMA_VERSION = 1
+
+# Always serialised with an explicit offset ("+08:00", "+00:00"), never naive.
+Timestamp = Annotated[AwareDatetime, PlainSerializer(lambda d: d.isoformat(), return_type=str)]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True, use_enum_values=False)
+
+
+class Event(Model):
+    schema_version: int = Field(SCHEMA_VERSION, description="Bumped on breaking changes only.")
+    event_id: str = Field(default_factory=new_event_id, description="Unique id of this event.")
+    occurred_at: Timestamp = Field(default_factory=utcnow, description="When kefu recorded it.")
+
+
+class CustomerRef(Model):
+    """Who the request is from, as far as kefu recognised them."""
+
+    customer_id: str | None = Field(
+        None,
+        description="Registered customer id, or a stable id derived from the first contact "
+        "(prefix `anon-`) when the contact is not registered.",
+        examples=["c-1001", "anon-5f1c0e9b2a7d4c31"],
+    )
+    name: str | None = Field(None, examples=["张伟"])
+    phone: str | None = Field(None, description="E.164 where it could be normalised.", examples=["+8613900001111"])
+    email: str | None = Field(None, examples=["zhang.wei@example.cn"])
+    wechat_openid: str | None = Field(None, examples=["oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"])
+    tier: Tier = Field(Tier.standard, description="vip / standard / special_needs")
+    registered: bool = Field(False, description="True when found in the customer directory.")
+    account_manager: str | None = Field(None, description="Agent id of a VIP's account manager.")
+
+
+class Attachment(Model):
+    name: str | None = None
+    content_type: str | None = None
+    size: int | None = Field(None, description="Bytes, where known.")
+    url: str | None = None
+
+
+class Hints(Model):
+    """What the adapter or channel suggested; inputs to kefu's judgement, never verdicts."""
+
+    category: Category | None = None
+    urgency: Priority | None = None
+
+
+class Due(Model):
+    first_response: Timestamp
+    resolution: Timestamp
+
+
+class RequestReceived(Event):
+    """A customer's request in canonical form, the same whatever the channel."""
+
+    request_id: str = Field(examples=["req_3k2m9x0q7w4e5r6t8y1u2i3o4p"])
+    channel: Channel
+    source_id: str = Field(description="The channel's own id (call_id, MessageSid, Message-ID ...).")
+    received_at: Timestamp = Field(description="When the channel received it.")
+    customer: CustomerRef
+    subject: str | None = None
+    body: str = Field(description="The customer's words as plain text.")
+    language: Language
+    hints: Hints = Field(default_factory=Hints)
+    attachments: list[Attachment] = Field(default_factory=list)
+    channel_meta: dict[str, Any] = Field(
+        default_factory=dict, description="Channel details worth keeping (IVR path, branch, page url ...)."
+    )
+
+
+class RawRef(Model):
+    """Where the raw bytes of a rejected payload are kept."""
+
+    stream: str = Field(examples=["KEFU_REJECTED"])
+    seq: int | None = Field(None, description="Sequence in that stream (None if keeping it failed).")
+    size: int = Field(description="Size of the payload as received, in bytes.")
+    kept_bytes: int = Field(description="How many bytes were kept (less than size when truncated).")
+
+
+class RequestRejected(Event):
+    rejection_id: str
+    channel: str = Field(description="The channel named by the adapter (may be unknown).")
+    reason: str = Field(
+        description="Short machine-readable reason.",
+        examples=["unparseable", "missing_content", "too_large", "unsupported_media_type", "unknown_channel"],
+    )
+    detail: str = Field(description="Human-readable explanation.")
+    raw: RawRef
+    via: Literal["http", "nats"] = "nats"
+
+
+class RequestAssigned(Event):
+    request_id: str
+    channel: Channel
+    category: Category
+    priority: Priority
+    tier: Tier
+    emergency: bool
+    complex: bool = Field(False, description="Needs a dedicated task group and regular progress updates.")
+    department: str = Field(description="Lead department.")
+    co_departments: list[str] = Field(default_factory=list)
+    queue: str
+    agent_id: str | None = None
+    due: Due
+    topic: str = Field(description="The nature of the problem that decided the departments.")
+    matched_rules: list[str] = Field(default_factory=list, description="Names of the rules that decided.")
+
+
+class RequestChange(Event):
+    """Base for the lifecycle events: who changed what, and why."""
+
+    request_id: str
+    actor: str | None = Field(None, description="Agent, supervisor or `system`.")
+    reason: str | None = None
+
+
+class RequestAccepted(RequestChange):
+    agent_id: str
+
+
+class RequestTransferred(RequestChange):
+    department: str | None = None
+    queue: str | None = None
+    agent_id: str | None = None
+
+
+class RequestEscalated(RequestChange):
+    level: int = 1
+
+
+class RequestResolved(RequestChange):
+    resolution: str
+    first_contact: bool = False
+    channel: Channel | None = None
+
+
+class RequestReopened(RequestChange):
+    priority: Priority | None = None
+
+
+class RequestClosed(RequestChange):
+    pass
+
+
+class SlaEvent(Event):
+    request_id: str
+    sla: Literal["first_response", "next_response", "resolution"]
+    due: Timestamp
+    priority: Priority | None = None
+
+
+class SlaWarning(SlaEvent):
+    pass
+
+
+class SlaBreached(SlaEvent):
+    pass
+
+
+class SurveyEvent(Event):
+    survey_id: str
+    request_id: str
+    channel: Channel
+
+
+class SurveySent(SurveyEvent):
+    url: str
+
+
+class SurveyAnswered(SurveyEvent):
+    rating: int = Field(ge=1, le=5)
+    comment: str | None = None
+
+
+class SurveyExpired(SurveyEvent):
+    pass
+
+
+class FollowupScheduled(Event):
+    followup_id: str
+    request_id: str
+    due: Timestamp
+
+
+class FollowupCompleted(Event):
+    followup_id: str
+    request_id: str
+    due: Timestamp | None = None
+    outcome: Literal["resolved", "recurred", "unreachable"]
+
+
+class OutboundMessage(Model):
+    """A message for a customer, published on `kefu.outbound.<channel>` for the adapter to deliver."""
+
+    schema_version: int = SCHEMA_VERSION
+    message_id: str = Field(description="Stable id: adapters deduplicate on it.")
+    request_id: str | None = None
+    channel: Channel
+    kind: Literal["receipt", "progress", "result", "survey", "revisit", "notice"]
+    to: dict[str, str] = Field(description="Where to deliver: phone, email, wechat_openid, user_id ...")
+    language: Language
+    text: str
+    occurred_at: Timestamp = Field(default_factory=utcnow)

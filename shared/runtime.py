@@ -1,0 +1,211 @@
+"""The shape every service shares: one broker, one metrics registry, one HTTP app, one lifecycle.
+
+A service's composition root builds a `Runtime`, includes its `NatsRouter`, adds its HTTP routes to
+`base_app(...)` and serves it. Start-up order: connect to NATS, provision streams and buckets
+(idempotent), run the service's own `on_start` (open its buckets), start the subscribers, then
+report ready. Shutdown (SIGTERM / Ctrl-C): not ready, stop fetching, let in-flight handlers finish
+(`graceful_timeout`), ack, close.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import uvicorn
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from faststream.nats import NatsBroker
+from faststream.nats.prometheus import NatsPrometheusMiddleware
+from nats.js import JetStreamContext
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .bus import Publisher, RetryPolicy, connect_kwargs, make_dead_letter, provision, settle_middleware
+from .settings import KefuSettings
+
+log = logging.getLogger("kefu.runtime")
+
+
+class ApiError(Exception):
+    """An HTTP error answered as `{"error": ..., "detail": ...}`."""
+
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.error, self.detail = status, error, detail
+
+
+@dataclass
+class Runtime:
+    settings: KefuSettings
+    registry: CollectorRegistry
+    broker: NatsBroker
+    consumer: str
+    js: JetStreamContext | None = None
+    publisher: Publisher | None = None
+    ready: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(self.settings.max_deliver, self.settings.retry_backoff_seconds)
+
+
+def make_runtime(settings: KefuSettings, *, consumer: str) -> Runtime:
+    registry = CollectorRegistry()
+    holder: dict[str, Any] = {}
+
+    async def dead_letter(msg: Any, reason: str) -> None:
+        await make_dead_letter(holder["runtime"].publisher, consumer)(msg, reason)
+
+    policy = RetryPolicy(settings.max_deliver, settings.retry_backoff_seconds)
+    broker = NatsBroker(
+        **connect_kwargs(settings),
+        middlewares=[
+            NatsPrometheusMiddleware(registry=registry, app_name=f"kefu_{settings.service_name}"),
+            settle_middleware(policy, dead_letter),
+        ],
+        graceful_timeout=settings.ack_wait_seconds / 2,
+        logger=logging.getLogger(f"kefu.{settings.service_name}.broker"),
+    )
+    runtime = Runtime(settings=settings, registry=registry, broker=broker, consumer=consumer)
+    holder["runtime"] = runtime
+    return runtime
+
+
+OnStart = Callable[[Runtime], Awaitable[None]]
+
+
+def base_app(runtime: Runtime, *, title: str, description: str, on_start: OnStart | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        broker = runtime.broker
+        await broker.connect()
+        js = broker.connection.jetstream()
+        await provision(js, runtime.settings)
+        runtime.js = js
+        runtime.publisher = Publisher(js)
+        if on_start is not None:
+            await on_start(runtime)
+        await broker.start()
+        runtime.ready = True
+        log.info("service ready", extra={"service": runtime.settings.service_name})
+        try:
+            yield
+        finally:
+            runtime.ready = False
+            await broker.stop()  # stops fetching, waits for in-flight handlers, closes
+            log.info("service stopped", extra={"service": runtime.settings.service_name})
+
+    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    app.state.runtime = runtime
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"error": exc.error, "detail": exc.detail}, status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        names = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+        return JSONResponse(
+            {"error": names.get(exc.status_code, "http_error"), "detail": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        return JSONResponse({"error": "invalid_body", "detail": detail}, status_code=422)
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness: the service's event loop answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="Readiness: connected to NATS and consuming")
+    async def readyz() -> JSONResponse:
+        connected = runtime.broker._connection is not None and runtime.broker.connection.is_connected
+        ok = runtime.ready and connected
+        return JSONResponse(
+            {"status": "ready" if ok else "not_ready", "nats_connected": bool(connected)},
+            status_code=200 if ok else 503,
+        )
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics of this service")
+    async def metrics() -> Response:
+        return Response(generate_latest(runtime.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "unauthorized", "missing bearer token")
+    return token.strip()
+
+
+def _matches(token: str, secret: str) -> bool:
+    return hmac.compare_digest(token.encode(), secret.encode())
+
+
+def require_admin(request: Request) -> str:
+    settings: KefuSettings = request.app.state.runtime.settings
+    token = _bearer(request)
+    if settings.admin_token is not None and _matches(token, settings.admin_token.get_secret_value()):
+        return "admin"
+    raise ApiError(401, "unauthorized", "invalid token")
+
+
+def require_adapter(request: Request) -> str:
+    """Adapter key (or the admin token). Returns the adapter's name."""
+    settings: KefuSettings = request.app.state.runtime.settings
+    token = _bearer(request)
+    for key, name in settings.adapter_key_map().items():
+        if _matches(token, key):
+            return name
+    if settings.admin_token is not None and _matches(token, settings.admin_token.get_secret_value()):
+        return "admin"
+    raise ApiError(401, "unauthorized", "invalid adapter key")
+
+
+Admin = Annotated[str, Depends(require_admin)]
+Adapter = Annotated[str, Depends(require_adapter)]
+
+
+def check_credentials(settings: KefuSettings) -> None:
+    if settings.admin_token is None or not settings.admin_token.get_secret_value():
+        raise SystemExit(
+            "KEFU_ADMIN_TOKEN is not set: kefu's HTTP APIs always require credentials "
+            "(`make run` generates them into var/dev-credentials.json)"
+        )
+
+
+def serve(app: FastAPI, settings: KefuSettings) -> None:
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.ack_wait_seconds),
+        lifespan="on",
+    )
+    uvicorn.Server(config).run()
+
+
+def run_service(settings: KefuSettings, create_app: Callable[[Any], FastAPI]) -> None:
+    """Body of every `python -m services.<name>`: logs, credentials check, serve until SIGTERM."""
+    from .logs import configure
+
+    configure(settings.service_name, settings.log_level)
+    check_credentials(settings)
+    serve(create_app(settings), settings)

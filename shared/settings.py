@@ -1,0 +1,65 @@
+"""Settings base: environment variables prefixed `KEFU_`, built in each service's composition root.
+
+Settings shared by every service (NATS, credentials, config dir) are read from `KEFU_<NAME>`; a
+service's own settings from `KEFU_<SERVICE>_<NAME>` (e.g. `KEFU_INTAKE_HTTP_PORT`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _common(name: str) -> AliasChoices:
+    return AliasChoices(name, f"KEFU_{name.upper()}")
+
+
+class KefuSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KEFU_", extra="ignore", populate_by_name=True)
+
+    nats_url: str = Field("nats://127.0.0.1:4222", validation_alias=_common("nats_url"))
+    nats_user: str | None = Field(None, validation_alias=_common("nats_user"))
+    nats_password: SecretStr | None = Field(None, validation_alias=_common("nats_password"))
+    nats_creds: Path | None = Field(
+        None, validation_alias=_common("nats_creds"), description="Path to a NATS .creds file."
+    )
+    config_dir: Path = Field(Path("config"), validation_alias=_common("config_dir"))
+
+    admin_token: SecretStr | None = Field(None, validation_alias=_common("admin_token"))
+    adapter_keys: SecretStr | None = Field(
+        None,
+        validation_alias=_common("adapter_keys"),
+        description="Comma-separated adapter keys, each optionally named: `wechat:k1,sms:k2`.",
+    )
+
+    # JetStream tuning, shared so every service provisions the same streams
+    stream_replicas: int = Field(1, ge=1, le=5, validation_alias=_common("stream_replicas"))
+    duplicate_window_seconds: int = Field(
+        7200, ge=60, validation_alias=_common("duplicate_window_seconds")
+    )
+    ack_wait_seconds: float = Field(30, gt=0, validation_alias=_common("ack_wait_seconds"))
+    max_deliver: int = Field(8, ge=2, validation_alias=_common("max_deliver"))
+    retry_backoff_seconds: tuple[float, ...] = Field(
+        (0.5, 2, 5, 15, 30, 60), validation_alias=_common("retry_backoff_seconds")
+    )
+
+    log_level: str = Field("INFO", validation_alias=_common("log_level"))
+
+    # per service (overridden with the service's prefix)
+    http_host: str = "127.0.0.1"
+    http_port: int = 0
+    service_name: str = "kefu"
+
+    def adapter_key_map(self) -> dict[str, str]:
+        """key -> adapter name."""
+        if self.adapter_keys is None:
+            return {}
+        keys: dict[str, str] = {}
+        for i, item in enumerate(p.strip() for p in self.adapter_keys.get_secret_value().split(",")):
+            if not item:
+                continue
+            name, sep, key = item.partition(":")
+            keys[key if sep else name] = name if sep else f"adapter{i}"
+        return keys

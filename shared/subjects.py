@@ -1,0 +1,82 @@
+"""Subject, stream and bucket names: the one place the bus vocabulary is spelled."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from .enums import Channel
+
+# What adapters publish: kefu.intake.<channel>
+INTAKE_PREFIX: Final = "kefu.intake"
+INTAKE_ALL: Final = "kefu.intake.>"
+
+# What kefu publishes about requests
+EVENTS_ALL: Final = "kefu.events.>"
+REQUEST_RECEIVED: Final = "kefu.events.request.received"
+REQUEST_REJECTED: Final = "kefu.events.request.rejected"
+REQUEST_ASSIGNED: Final = "kefu.events.request.assigned"
+REQUEST_ACCEPTED: Final = "kefu.events.request.accepted"
+REQUEST_TRANSFERRED: Final = "kefu.events.request.transferred"
+REQUEST_ESCALATED: Final = "kefu.events.request.escalated"
+REQUEST_RESOLVED: Final = "kefu.events.request.resolved"
+REQUEST_REOPENED: Final = "kefu.events.request.reopened"
+REQUEST_CLOSED: Final = "kefu.events.request.closed"
+SLA_WARNING: Final = "kefu.events.sla.warning"
+SLA_BREACHED: Final = "kefu.events.sla.breached"
+SURVEY_SENT: Final = "kefu.events.survey.sent"
+SURVEY_ANSWERED: Final = "kefu.events.survey.answered"
+SURVEY_EXPIRED: Final = "kefu.events.survey.expired"
+FOLLOWUP_SCHEDULED: Final = "kefu.events.followup.scheduled"
+FOLLOWUP_COMPLETED: Final = "kefu.events.followup.completed"
+
+# Messages for customers, delivered by the channel's adapter: kefu.outbound.<channel>
+OUTBOUND_PREFIX: Final = "kefu.outbound"
+OUTBOUND_ALL: Final = "kefu.outbound.>"
+
+# Raw payloads that could not be understood, kept for inspection and replay: kefu.rejected.<channel>
+REJECTED_PREFIX: Final = "kefu.rejected"
+REJECTED_ALL: Final = "kefu.rejected.>"
+
+# Messages a consumer gave up on after its last delivery: kefu.dlq.<consumer>
+DLQ_PREFIX: Final = "kefu.dlq"
+DLQ_ALL: Final = "kefu.dlq.>"
+
+# JetStream streams
+STREAM_INTAKE: Final = "KEFU_INTAKE"
+STREAM_EVENTS: Final = "KEFU_EVENTS"
+STREAM_OUTBOUND: Final = "KEFU_OUTBOUND"
+STREAM_REJECTED: Final = "KEFU_REJECTED"
+STREAM_DLQ: Final = "KEFU_DLQ"
+
+# JetStream key-value buckets
+BUCKET_CUSTOMERS: Final = "kefu_customers"  # customer_id -> CustomerRecord
+BUCKET_CONTACTS: Final = "kefu_contacts"  # hashed contact -> customer_id
+BUCKET_INTAKE_SOURCES: Final = "kefu_intake_sources"  # hashed (channel, source id) -> request_id
+BUCKET_REQUESTS: Final = "kefu_requests"  # request_id -> routing's RequestRecord
+
+# Durable consumer names
+CONSUMER_INTAKE: Final = "intake"
+CONSUMER_ROUTING: Final = "routing"
+
+
+def intake_subject(channel: Channel | str) -> str:
+    return f"{INTAKE_PREFIX}.{Channel(channel).value}"
+
+
+def outbound_subject(channel: Channel | str) -> str:
+    return f"{OUTBOUND_PREFIX}.{Channel(channel).value}"
+
+
+def rejected_subject(channel: str) -> str:
+    # an unknown channel name is kept under "unknown" rather than becoming a subject token
+    name = channel if channel in Channel.__members__.values() else "unknown"
+    return f"{REJECTED_PREFIX}.{name}"
+
+
+def dlq_subject(consumer: str) -> str:
+    return f"{DLQ_PREFIX}.{consumer}"
+
+
+def channel_of_intake_subject(subject: str) -> str:
+    """`kefu.intake.sms` -> `sms` (whatever the last token is; validation is the parser's job)."""
+    return subject.removeprefix(INTAKE_PREFIX + ".")

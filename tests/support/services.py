@@ -1,0 +1,115 @@
+"""Run a kefu service in-process over a real socket, and watch what it publishes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import nats
+import uvicorn
+from nats.aio.msg import Msg
+from nats.js.api import DeliverPolicy
+
+from shared.bus import provision
+from shared.settings import KefuSettings
+
+from .natsserver import free_port
+
+ADMIN_TOKEN = "test-admin-token"
+ADAPTER_KEY = "test-adapter-key"
+
+
+def common_settings(nats_url: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "nats_url": nats_url,
+        "admin_token": ADMIN_TOKEN,
+        "adapter_keys": f"tests:{ADAPTER_KEY}",
+        "ack_wait_seconds": 5,
+        "retry_backoff_seconds": (0.1, 0.2, 0.5),
+        **extra,
+    }
+
+
+@dataclass
+class RunningService:
+    base_url: str
+    app: Any
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+
+    def client(self, token: str = ADMIN_TOKEN) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+
+
+@asynccontextmanager
+async def running(create_app: Callable[[Any], Any], settings: Any) -> AsyncIterator[RunningService]:
+    settings.http_port = free_port()
+    app = create_app(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=settings.http_port, log_config=None, lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # raises the start-up error
+            raise RuntimeError("server exited during start-up")
+        await asyncio.sleep(0.01)
+    try:
+        yield RunningService(f"http://127.0.0.1:{settings.http_port}", app, server, task)
+    finally:
+        server.should_exit = True
+        await task
+
+
+@dataclass
+class Tap:
+    """Everything published on the given subjects, from the stream's start, in order."""
+
+    messages: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def on_msg(self, msg: Msg) -> None:
+        async with self.changed:
+            self.messages.append((msg.subject, json.loads(msg.data)))
+            self.changed.notify_all()
+
+    def of(self, subject: str, **match: Any) -> list[dict[str, Any]]:
+        return [
+            body for subj, body in self.messages
+            if subj == subject and all(body.get(k) == v for k, v in match.items())
+        ]
+
+    async def wait_for(self, subject: str, count: int = 1, timeout: float = 15.0, **match: Any) -> list[dict[str, Any]]:
+        async def enough() -> list[dict[str, Any]]:
+            async with self.changed:
+                await self.changed.wait_for(lambda: len(self.of(subject, **match)) >= count)
+                return self.of(subject, **match)
+
+        try:
+            return await asyncio.wait_for(enough(), timeout)
+        except TimeoutError:
+            seen = [(s, {k: b.get(k) for k in ("request_id", "reason", "channel")}) for s, b in self.messages]
+            raise AssertionError(f"no {count}x {subject} {match} within {timeout}s; saw {seen}") from None
+
+
+@asynccontextmanager
+async def tap(nats_url: str, stream: str, subjects: str) -> AsyncIterator[Tap]:
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await provision(js, KefuSettings())  # idempotent: the streams exist whoever starts first
+    t = Tap()
+    sub = await js.subscribe(
+        subjects, cb=t.on_msg, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL, stream=stream
+    )
+    try:
+        yield t
+    finally:
+        await sub.unsubscribe()
+        await nc.close()
