@@ -99,7 +99,10 @@ def base_app(runtime: Runtime, *, title: str, description: str, on_start: OnStar
             yield
         finally:
             runtime.ready = False
-            await broker.stop()  # stops fetching, waits for in-flight handlers, closes
+            try:
+                await broker.stop()  # stops fetching, waits for in-flight handlers, drains, closes
+            except Exception as exc:  # e.g. NATS already gone: unacked messages are redelivered later
+                log.warning("broker did not stop cleanly", extra={"error": repr(exc)})
             log.info("service stopped", extra={"service": runtime.settings.service_name})
 
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.natsserver import NatsServer
+from devtools.natsserver import NatsServer
 
 ROOT = Path(__file__).parents[1]
 

@@ -18,7 +18,7 @@ from nats.js.api import DeliverPolicy
 from shared.bus import provision
 from shared.settings import KefuSettings
 
-from .natsserver import free_port
+from devtools.natsserver import free_port
 
 ADMIN_TOKEN = "test-admin-token"
 ADAPTER_KEY = "test-adapter-key"

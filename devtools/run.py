@@ -1,0 +1,158 @@
+"""`make run`: the bundled NATS (unless KEFU_NATS_URL is set) and the four services, in the foreground.
+
+Local development only: binds to 127.0.0.1, NATS without credentials, HTTP credentials generated
+into var/dev-credentials.json. A service that dies is restarted with backoff; Ctrl-C (or SIGTERM)
+stops the services gracefully, then NATS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devtools.natsserver import nats_server_binary, wait_for_port
+
+SERVICES = {"intake": 8081, "routing": 8082, "feedback": 8083, "metrics": 8084}
+STOP_GRACE = 30.0
+MAX_BACKOFF = 30.0
+HEALTHY_AFTER = 60.0
+
+
+def say(text: str) -> None:
+    print(f"[kefu] {text}", flush=True)
+
+
+def credentials(var: Path) -> dict[str, str]:
+    path = var / "dev-credentials.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    creds = {"admin_token": secrets.token_urlsafe(32), "adapter_key": secrets.token_urlsafe(32)}
+    path.write_text(json.dumps(creds, indent=2) + "\n")
+    path.chmod(0o600)
+    return creds
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    failures: int = 0
+    restart_at: float | None = None
+
+    def start(self) -> None:
+        # own session: Ctrl-C reaches only the supervisor, which stops services before NATS
+        self.proc = subprocess.Popen(self.argv, env=self.env, start_new_session=True)
+        self.started = time.monotonic()
+        self.restart_at = None
+        say(f"{self.name} started (pid {self.proc.pid})")
+
+    def check(self, now: float) -> None:
+        """Restart a dead child with exponential backoff; a run of HEALTHY_AFTER resets it."""
+        if self.proc is None:
+            return
+        if self.restart_at is not None:
+            if now >= self.restart_at:
+                self.start()
+            return
+        code = self.proc.poll()
+        if code is None:
+            if self.failures and now - self.started > HEALTHY_AFTER:
+                self.failures = 0
+            return
+        self.failures += 1
+        delay = min(MAX_BACKOFF, 2 ** (self.failures - 1))
+        say(f"{self.name} exited with {code}; restarting in {delay:.0f}s (failure {self.failures})")
+        self.restart_at = now + delay
+
+
+@dataclass
+class Supervisor:
+    children: list[Child] = field(default_factory=list)
+    nats: subprocess.Popen[bytes] | None = None
+    stopping: bool = False
+
+    def stop(self, *_: object) -> None:
+        self.stopping = True
+
+    def run(self) -> int:
+        signal.signal(signal.SIGINT, self.stop)
+        signal.signal(signal.SIGTERM, self.stop)
+        for child in self.children:
+            child.start()
+        while not self.stopping:
+            now = time.monotonic()
+            for child in self.children:
+                child.check(now)
+            if self.nats is not None and self.nats.poll() is not None:
+                say("nats-server exited; stopping")
+                break
+            time.sleep(0.2)
+        return self.shutdown()
+
+    def shutdown(self) -> int:
+        say("stopping services")
+        running = [c.proc for c in self.children if c.proc is not None and c.proc.poll() is None]
+        for proc in running:
+            proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE
+        for proc in running:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self.nats is not None and self.nats.poll() is None:
+            say("stopping nats-server")
+            self.nats.send_signal(signal.SIGTERM)
+            try:
+                self.nats.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.nats.kill()
+        say("stopped")
+        return 0
+
+
+def main() -> int:
+    var = Path(os.environ.get("KEFU_VAR_DIR", "var")).resolve()
+    var.mkdir(parents=True, exist_ok=True)
+    creds = credentials(var)
+    env = dict(os.environ)
+    env.setdefault("KEFU_ADMIN_TOKEN", creds["admin_token"])
+    env.setdefault("KEFU_ADAPTER_KEYS", f"dev:{creds['adapter_key']}")
+    sup = Supervisor()
+    if not env.get("KEFU_NATS_URL"):
+        port = int(env.get("KEFU_DEV_NATS_PORT", "4222"))
+        sup.nats = subprocess.Popen(
+            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(var / "jetstream")],
+            start_new_session=True,
+        )
+        try:
+            wait_for_port(port, timeout=15)
+        except TimeoutError:
+            sup.nats.kill()
+            say(f"nats-server did not start on port {port} (is another one running?)")
+            return 1
+        env["KEFU_NATS_URL"] = f"nats://127.0.0.1:{port}"
+        say(f"nats-server with JetStream on {env['KEFU_NATS_URL']}, data in {var / 'jetstream'}")
+    else:
+        say(f"using NATS at {env['KEFU_NATS_URL']}")
+    for name, port in SERVICES.items():
+        port = int(env.get(f"KEFU_{name.upper()}_HTTP_PORT", port))
+        say(f"{name}: http://127.0.0.1:{port}  (/healthz /readyz /metrics /docs)")
+        sup.children.append(Child(name, [sys.executable, "-m", f"services.{name}"], env))
+    say(f"HTTP credentials: {var / 'dev-credentials.json'}")
+    return sup.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

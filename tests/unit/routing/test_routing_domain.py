@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from services.routing.domain.assign import assignment, departments_for
+from services.routing.domain.classify import judge
+from services.routing.domain.messages import Templates, receipt
+from services.routing.domain.rules import PhraseRule, RoutingConfig
+from shared.config import ConfigError, load_yaml_model
+from shared.enums import Category, Channel, Language, Priority, Tier
+from shared.models import CustomerRef, Hints, RequestReceived
+
+CONFIG = Path(__file__).parents[3] / "config"
+
+
+@pytest.fixture(scope="module")
+def config() -> RoutingConfig:
+    return RoutingConfig.load(CONFIG)
+
+
+def j(config: RoutingConfig, text: str, hints: Hints | None = None, tier: Tier = Tier.standard):
+    return judge(text=text, hints=hints or Hints(), tier=tier, rules=config.rules)
+
+
+def test_english_phrases_match_whole_words_only() -> None:
+    rule = PhraseRule(name="fire", phrases=["fire"])
+    assert rule.matches("there is a fire in the hall")
+    assert not rule.matches("the firewall blocks me") and not rule.matches("he was fired")
+
+
+def test_unless_phrases_are_removed_before_matching() -> None:
+    rule = PhraseRule(name="fire", phrases=["fire"], unless=["fire extinguisher"])
+    assert not rule.matches("the fire extinguisher is out of stock")
+    assert rule.matches("there is a fire and the fire extinguisher is empty")
+
+
+def test_adapter_hint_is_an_input_not_a_verdict(config) -> None:
+    # the adapter says "inquiry", the words say gas leak: urgent emergency
+    result = j(config, "请问一下，家里有煤气味怎么办", Hints(category=Category.inquiry))
+    assert result.emergency and result.priority is Priority.urgent
+    # a hint decides when the words say nothing
+    assert j(config, "订单 8812", Hints(category=Category.complaint)).category is Category.complaint
+
+
+def test_adapter_urgency_without_emergency_words_is_important(config) -> None:
+    result = j(config, "请尽快回电", Hints(urgency=Priority.urgent))
+    assert result.priority is Priority.important and not result.emergency
+
+
+def test_vip_complaint_is_important(config) -> None:
+    assert j(config, "我要投诉你们的服务", tier=Tier.vip).priority is Priority.important
+    assert j(config, "我要投诉你们的服务").priority is Priority.normal
+
+
+def test_escalating_complaint_is_important(config) -> None:
+    assert j(config, "第三次投诉了，再不解决我就找媒体曝光").priority is Priority.important
+
+
+def test_product_quality_complaint_involves_quality_production_and_after_sales(config) -> None:
+    topic, lead, co = departments_for(j(config, "洗衣机用了一周就坏了，质量太差"), config.departments)
+    assert (topic, lead) == ("product_quality", "quality")
+    assert co[:2] == ["production", "after_sales"]
+
+
+def test_staff_conduct_brings_in_hr(config) -> None:
+    _, lead, co = departments_for(j(config, "营业员态度恶劣，辱骂客户"), config.departments)
+    assert lead == "customer_service" and "hr" in co
+
+
+def test_no_topic_falls_back_to_the_category_default(config) -> None:
+    _, lead, co = departments_for(j(config, "希望多开几家店"), config.departments)
+    assert lead == "coordination" and co == []
+
+
+def request(text: str, tier: Tier = Tier.standard) -> RequestReceived:
+    return RequestReceived(
+        request_id="req_" + "a" * 26, channel=Channel.wechat, source_id="1",
+        received_at=datetime(2026, 11, 24, 2, 0, tzinfo=UTC),
+        customer=CustomerRef(customer_id="c-1", tier=tier, wechat_openid="oX"),
+        body=text, language=Language.zh,
+    )
+
+
+def test_assignment_of_an_emergency(config) -> None:
+    req = request("热水器冒烟了，有烧焦的味道")
+    result = assignment(request=req, judgement=j(config, req.body), table=config.departments,
+                        sla=config.sla, now=req.received_at)
+    assert result.emergency and result.priority is Priority.urgent
+    assert result.queue == f"{result.department}.urgent"
+    assert "coordination" in result.co_departments
+    assert result.due.first_response - req.received_at == timedelta(minutes=5)
+
+
+def test_vip_goes_to_the_vip_queue_with_faster_targets(config) -> None:
+    req = request("请问会员积分怎么查询", tier=Tier.vip)
+    result = assignment(request=req, judgement=j(config, req.body, tier=Tier.vip), table=config.departments,
+                        sla=config.sla, now=req.received_at)
+    assert result.queue == "vip"
+    assert result.due.first_response - req.received_at == timedelta(minutes=15)
+
+
+def test_receipt_tells_the_customer_when_in_local_time(config) -> None:
+    req = request("请问会员积分怎么查询")
+    assigned = assignment(request=req, judgement=j(config, req.body), table=config.departments,
+                          sla=config.sla, now=req.received_at)
+    templates = load_yaml_model(CONFIG / "messages.yaml", Templates)
+    msg = receipt(request=req, assigned=assigned, templates=templates)
+    assert msg.to == {"wechat_openid": "oX"} and msg.channel is Channel.wechat
+    assert "2026-11-24 10:30" in msg.text  # 02:00 UTC + 30 min, shown in Asia/Shanghai
+
+
+def test_config_errors_name_file_line_and_field(tmp_path: Path) -> None:
+    for name in ("departments.yaml", "sla.yaml", "messages.yaml"):
+        (tmp_path / name).write_text((CONFIG / name).read_text())
+    (tmp_path / "rules.yaml").write_text(
+        "emergency: []\ntopics: []\ncategories:\n  - name: x\n    category: praise\n    phrases: [a]\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        RoutingConfig.load(tmp_path)
+    assert "rules.yaml:5: categories.0.category" in str(info.value)
+
+
+def test_unknown_department_in_responsibility_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "d.yaml").write_text(
+        "departments: [a]\nresponsibility: {t: {lead: b}}\ndefault_topic: {inquiry: t, suggestion: t, complaint: t, help: t}\n"
+    )
+    from services.routing.domain.rules import Departments
+
+    with pytest.raises(ConfigError, match="unknown department"):
+        load_yaml_model(tmp_path / "d.yaml", Departments)

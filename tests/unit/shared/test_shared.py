@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+import shared
+from shared import subjects as s
+from shared.bus import RetryPolicy, bucket_configs, stream_configs
+from shared.enums import Channel
+from shared.models import RequestAssigned, RequestReceived
+from shared.settings import KefuSettings
+
+
+def test_exported_members_are_exactly_the_public_modules() -> None:
+    assert sorted(shared.__all__) == sorted(
+        ["bus", "config", "enums", "logs", "models", "runtime", "settings", "subjects"]
+    )
+    for name in shared.__all__:
+        assert hasattr(shared, name)
+
+
+def test_every_intake_subject_is_captured_by_the_intake_stream() -> None:
+    streams = {c.name: c for c in stream_configs(KefuSettings())}
+    assert streams[s.STREAM_INTAKE].subjects == ["kefu.intake.>"]
+    assert streams[s.STREAM_EVENTS].subjects == ["kefu.events.>"]
+    assert all(s.intake_subject(c).startswith("kefu.intake.") for c in Channel)
+    assert all(cfg.storage.value == "file" and cfg.duplicate_window >= 60 for cfg in streams.values())
+
+
+def test_buckets_have_valid_names() -> None:
+    import re
+
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]+", b.bucket) for b in bucket_configs(KefuSettings()))
+
+
+def test_retry_policy_backs_off_and_gives_up() -> None:
+    policy = RetryPolicy(max_deliver=4, backoff=(1, 5, 30))
+    assert [policy.delay(n) for n in (1, 2, 3, 9)] == [1, 5, 30, 30]
+    assert not policy.gives_up(3) and policy.gives_up(4)
+
+
+def test_settings_common_and_service_specific_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.intake.settings import IntakeSettings
+
+    monkeypatch.setenv("KEFU_NATS_URL", "nats://a:1,nats://b:2")
+    monkeypatch.setenv("KEFU_INTAKE_HTTP_PORT", "9001")
+    monkeypatch.setenv("KEFU_ADAPTER_KEYS", "wechat:k1, k2")
+    settings = IntakeSettings()
+    assert settings.nats_url == "nats://a:1,nats://b:2" and settings.http_port == 9001
+    assert settings.adapter_key_map() == {"k1": "wechat", "k2": "adapter1"}
+
+
+def test_rejected_subject_of_unknown_channel() -> None:
+    assert s.rejected_subject("fax") == "kefu.rejected.unknown"
+    assert s.rejected_subject("sms") == "kefu.rejected.sms"
+
+
+def test_events_serialise_times_with_offsets_and_a_schema_version() -> None:
+    event = RequestReceived.model_validate({
+        "request_id": "req_x", "channel": "sms", "source_id": "1", "received_at": "2026-11-24T10:00:00+08:00",
+        "customer": {}, "body": "hi", "language": "en", "future_field": 1,
+    })
+    data = event.model_dump(mode="json")
+    assert data["schema_version"] == 1 and data["received_at"] == "2026-11-24T10:00:00+08:00"
+    assert data["occurred_at"].endswith("+00:00") and data["future_field"] == 1
+
+
+def test_naive_times_are_refused_by_the_contract() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        RequestAssigned.model_validate({
+            "request_id": "r", "channel": "sms", "category": "help", "priority": "normal", "tier": "standard",
+            "emergency": False, "department": "x", "queue": "q", "topic": "t",
+            "due": {"first_response": datetime(2026, 1, 1).isoformat(), "resolution": datetime.now(UTC).isoformat()},
+        })
