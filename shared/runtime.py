@@ -10,6 +10,7 @@ report ready. Shutdown (SIGTERM / Ctrl-C): not ready, stop fetching, let in-flig
 from __future__ import annotations
 
 import hmac
+import os
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -129,8 +130,8 @@ def base_app(runtime: Runtime, *, title: str, description: str, on_start: OnStar
         return JSONResponse({"error": "invalid_body", "detail": detail}, status_code=422)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the service's event loop answers")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> dict[str, str | int]:
+        return {"status": "ok", "service": runtime.settings.service_name, "pid": os.getpid()}
 
     @app.get("/readyz", tags=["operations"], summary="Readiness: connected to NATS and consuming")
     async def readyz() -> JSONResponse:

@@ -113,3 +113,17 @@ async def tap(nats_url: str, stream: str, subjects: str) -> AsyncIterator[Tap]:
     finally:
         await sub.unsubscribe()
         await nc.close()
+
+
+async def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+    """Poll an (async or plain) predicate until it is truthy; for state that publishes no event."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s")
+        await asyncio.sleep(0.05)

@@ -1,0 +1,79 @@
+"""`make run`'s process tree for real: bundled NATS, four service processes, supervision, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devtools.natsserver import free_port
+from shared import subjects as s
+from shared.enums import Channel
+from tests.support.payloads import CONTENT_TYPES, payload
+from tests.support.services import tap, wait_until
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).parents[2]
+SERVICES = ("intake", "routing", "feedback", "metrics")
+
+
+async def test_make_run_serves_the_request_path_restarts_a_killed_service_and_stops_cleanly(tmp_path) -> None:
+    ports = {name: free_port() for name in SERVICES}
+    nats_port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}
+    env |= {"KEFU_VAR_DIR": str(tmp_path / "var"), "KEFU_DEV_NATS_PORT": str(nats_port)}
+    env |= {f"KEFU_{name.upper()}_HTTP_PORT": str(port) for name, port in ports.items()}
+    proc = subprocess.Popen([sys.executable, "-m", "devtools.run"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        async with httpx.AsyncClient(timeout=5) as http:
+            async def all_ready() -> bool:
+                try:
+                    codes = [(await http.get(f"http://127.0.0.1:{p}/readyz")).status_code for p in ports.values()]
+                except httpx.TransportError:
+                    return False
+                return codes == [200] * 4
+
+            await wait_until(all_ready, timeout=60, what="four services ready")
+            creds = json.loads((tmp_path / "var" / "dev-credentials.json").read_text())
+            assert set(creds) == {"admin_token", "adapter_key"}
+            intake = f"http://127.0.0.1:{ports['intake']}"
+            auth = {"Authorization": f"Bearer {creds['adapter_key']}"}
+
+            async with tap(f"nats://127.0.0.1:{nats_port}", s.STREAM_EVENTS, s.EVENTS_ALL) as events:
+                resp = await http.post(f"{intake}/v1/intake/sms", content=payload(Channel.sms, "SM-e2e-1"),
+                                       headers={**auth, "Content-Type": CONTENT_TYPES[Channel.sms]})
+                assert resp.status_code == 202
+                await events.wait_for(s.REQUEST_ASSIGNED, request_id=resp.json()["request_id"], timeout=30)
+
+                old_pid = (await http.get(f"{intake}/healthz")).json()["pid"]
+                os.kill(old_pid, signal.SIGKILL)
+
+                async def restarted() -> bool:
+                    try:
+                        health = (await http.get(f"{intake}/healthz")).json()
+                        return health["pid"] != old_pid and (await http.get(f"{intake}/readyz")).status_code == 200
+                    except httpx.TransportError:
+                        return False
+
+                await wait_until(restarted, timeout=60, what="intake restarted by the supervisor")
+                resp = await http.post(f"{intake}/v1/intake/app", content=payload(Channel.app, "e2e-2"),
+                                       headers={**auth, "Content-Type": CONTENT_TYPES[Channel.app]})
+                await events.wait_for(s.REQUEST_ASSIGNED, request_id=resp.json()["request_id"], timeout=30)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            output = proc.communicate(timeout=60)[0].decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output = proc.communicate()[0].decode(errors="replace")
+    assert proc.returncode == 0, output[-3000:]
+    assert "intake exited with -9; restarting" in output
+    assert output.rstrip().endswith("[kefu] stopped")
+    assert "Traceback" not in output, output[-3000:]

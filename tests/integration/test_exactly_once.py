@@ -1,0 +1,65 @@
+"""The same (channel, source id) makes one request however often and however it is delivered."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from shared import subjects as s
+from shared.enums import Channel
+from shared.models import RequestReceived
+from tests.integration.conftest import pipeline
+from tests.support.payloads import CONTENT_TYPES, payload
+from tests.support.services import ADAPTER_KEY
+
+pytestmark = pytest.mark.integration
+
+
+async def test_duplicate_published_twice_and_after_an_intake_restart_makes_one_request(start, events, js) -> None:
+    dup = payload(Channel.app, "evt-dup-1")
+    async with start["routing"]():
+        async with start["intake"]():
+            await js.publish("kefu.intake.app", dup)
+            await js.publish("kefu.intake.app", dup)  # no Nats-Msg-Id: both stored in KEFU_INTAKE
+            first = await events.wait_for(s.REQUEST_RECEIVED)
+        # intake restarted: the durable consumer continues, the KV marker remembers
+        async with start["intake"]():
+            await js.publish("kefu.intake.app", dup)
+            marker = await js.publish("kefu.intake.app", payload(Channel.app, "evt-after-restart"))
+            later = await events.wait_for(s.REQUEST_RECEIVED, count=2)
+            await events.wait_for(s.REQUEST_ASSIGNED, request_id=later[-1]["request_id"])
+    request_id = first[0]["request_id"]
+    assert marker.seq == 4
+    assert len(events.of(s.REQUEST_RECEIVED, request_id=request_id)) == 1
+    assert len(events.of(s.REQUEST_ASSIGNED, request_id=request_id)) == 1
+
+
+async def test_http_duplicate_answers_the_existing_request_id(start, events) -> None:
+    body = payload(Channel.walkin, "BJ-0001")
+    async with pipeline(start) as (intake, _), intake.client(ADAPTER_KEY) as http:
+        headers = {"Content-Type": CONTENT_TYPES[Channel.walkin]}
+        first = await http.post("/v1/intake/walkin", content=body, headers=headers)
+        await events.wait_for(s.REQUEST_RECEIVED, request_id=first.json()["request_id"])
+        again = await http.post("/v1/intake/walkin", content=body, headers=headers)
+        # a concurrent burst of the same payload
+        burst = await asyncio.gather(*(http.post("/v1/intake/walkin", content=body, headers=headers) for _ in range(5)))
+        probe = await http.post("/v1/intake/walkin", content=payload(Channel.walkin, "BJ-0002"), headers=headers)
+        await events.wait_for(s.REQUEST_ASSIGNED, request_id=probe.json()["request_id"])
+    assert first.status_code == again.status_code == 202
+    assert again.json() == {"request_id": first.json()["request_id"], "status": "duplicate"}
+    assert {r.json()["request_id"] for r in burst} == {first.json()["request_id"]}
+    assert len(events.of(s.REQUEST_RECEIVED, request_id=first.json()["request_id"])) == 1
+
+
+async def test_routing_decides_once_when_received_is_delivered_again(start, events, js) -> None:
+    async with pipeline(start):
+        await js.publish("kefu.intake.sms", payload(Channel.sms, "SM-redeliver"))
+        received = (await events.wait_for(s.REQUEST_RECEIVED))[0]
+        # the same request published again as a new event (e.g. replayed by an operator)
+        again = RequestReceived.model_validate({**received, "event_id": "another"})
+        await js.publish(s.REQUEST_RECEIVED, again.model_dump_json().encode())
+        await js.publish("kefu.intake.sms", payload(Channel.sms, "SM-probe"))
+        probe = await events.wait_for(s.REQUEST_RECEIVED, source_id="SM-probe")
+        await events.wait_for(s.REQUEST_ASSIGNED, request_id=probe[0]["request_id"])
+    assert len(events.of(s.REQUEST_ASSIGNED, request_id=received["request_id"])) == 1
