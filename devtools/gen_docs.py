@@ -1,0 +1,93 @@
+"""Generate the contract documents from code: AsyncAPI (NATS) and OpenAPI (HTTP), into docs/api/.
+
+`make docs` writes them; a test regenerates them in memory and fails when the committed copies
+differ, so the documents cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from faststream.nats import JStream, NatsBroker
+from faststream.specification import AsyncAPI
+
+from services.feedback.app import create_app as feedback_app
+from services.intake.app import create_app as intake_app
+from services.metrics.app import create_app as metrics_app
+from services.routing.app import create_app as routing_app
+from shared import models as m
+from shared import subjects as s
+from shared.enums import Channel
+
+OUT = Path(__file__).parents[1] / "docs" / "api"
+APPS = {"intake": intake_app, "routing": routing_app, "feedback": feedback_app, "metrics": metrics_app}
+
+# What kefu publishes (the subscribers are the services' own routers)
+PUBLISHED: list[tuple[str, type, str]] = [
+    (s.REQUEST_RECEIVED, m.RequestReceived, "A customer's request in canonical form."),
+    (s.REQUEST_REJECTED, m.RequestRejected, "A payload that could not be understood; its raw bytes are kept."),
+    (s.REQUEST_ASSIGNED, m.RequestAssigned, "Category, priority, emergency, departments, queue and due times."),
+    (s.REQUEST_ACCEPTED, m.RequestAccepted, "An agent accepted the request."),
+    (s.REQUEST_TRANSFERRED, m.RequestTransferred, "Moved to another department, queue or agent."),
+    (s.REQUEST_ESCALATED, m.RequestEscalated, "Escalated (emergency, timeout, supervisor)."),
+    (s.REQUEST_RESOLVED, m.RequestResolved, "Resolved, with the resolution."),
+    (s.REQUEST_REOPENED, m.RequestReopened, "Taken up again (dissatisfied, recurred)."),
+    (s.REQUEST_CLOSED, m.RequestClosed, "Closed."),
+    (s.SLA_WARNING, m.SlaWarning, "A deadline is near."),
+    (s.SLA_BREACHED, m.SlaBreached, "A deadline passed."),
+    (s.SURVEY_SENT, m.SurveySent, "A satisfaction survey was sent; carries its url."),
+    (s.SURVEY_ANSWERED, m.SurveyAnswered, "The customer rated the service 1-5."),
+    (s.SURVEY_EXPIRED, m.SurveyExpired, "A survey expired unanswered."),
+    (s.FOLLOWUP_SCHEDULED, m.FollowupScheduled, "A revisit is due."),
+    (s.FOLLOWUP_COMPLETED, m.FollowupCompleted, "A revisit was done."),
+]
+
+
+def asyncapi() -> dict[str, Any]:
+    # each service's broker documents what it consumes; building an app connects to nothing
+    consumers = [create_app().state.runtime.broker for create_app in APPS.values()]
+    broker = NatsBroker()
+    events = JStream(s.STREAM_EVENTS, declare=False)
+    for subject, model, description in PUBLISHED:
+        broker.publisher(subject, stream=events, schema=model, title=subject, description=description)
+    for channel in Channel:
+        broker.publisher(
+            s.outbound_subject(channel),
+            stream=JStream(s.STREAM_OUTBOUND, declare=False),
+            schema=m.OutboundMessage,
+            title=s.outbound_subject(channel),
+            description=f"Messages for customers on {channel.value}, for its adapter to deliver.",
+        )
+    spec = AsyncAPI(
+        *consumers,
+        broker,
+        title="kefu",
+        version="0.1.0",
+        description="kefu's NATS contract: what adapters publish (kefu.intake.<channel>, raw channel formats, "
+        "JetStream stream KEFU_INTAKE) and what kefu publishes (KEFU_EVENTS, KEFU_OUTBOUND).",
+    )
+    return json.loads(spec.to_specification().to_json())
+
+
+def openapi(name: str) -> dict[str, Any]:
+    return APPS[name]().openapi()
+
+
+def documents() -> dict[str, str]:
+    docs = {"asyncapi.json": asyncapi()} | {f"openapi-{name}.json": openapi(name) for name in APPS}
+    return {file: json.dumps(doc, indent=2, ensure_ascii=False, sort_keys=True) + "\n" for file, doc in docs.items()}
+
+
+def main() -> int:
+    OUT.mkdir(parents=True, exist_ok=True)
+    for file, text in documents().items():
+        (OUT / file).write_text(text, encoding="utf-8")
+        print(f"wrote {OUT / file}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

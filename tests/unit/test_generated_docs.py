@@ -1,0 +1,26 @@
+"""The committed AsyncAPI/OpenAPI documents are exactly what the code generates (`make docs`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from devtools.gen_docs import OUT, documents
+
+
+def test_committed_contract_documents_match_the_code() -> None:
+    stale = [name for name, text in documents().items() if not (OUT / name).exists()
+             or (OUT / name).read_text(encoding="utf-8") != text]
+    assert stale == [], f"run `make docs` and commit: {stale} differ from the code"
+
+
+def test_contract_documents_name_every_public_path_and_subject() -> None:
+    docs = documents()
+    asyncapi = docs["asyncapi.json"]
+    for subject in ("kefu.intake.>", "kefu.events.request.received", "kefu.events.request.assigned",
+                    "kefu.events.request.rejected", "kefu.outbound.wechat"):
+        assert f'"{subject}"' in asyncapi
+    assert '"/v1/intake/{channel}"' in docs["openapi-intake.json"]
+    assert '"/v1/customers/{customer_id}"' in docs["openapi-intake.json"]
+    assert '"/v1/requests/{request_id}"' in docs["openapi-routing.json"]
+    assert all('"/healthz"' in docs[f"openapi-{n}.json"] for n in ("intake", "routing", "feedback", "metrics"))
+    assert Path(OUT).name == "api"
