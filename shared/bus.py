@@ -33,7 +33,6 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.kv import KeyValue
 from pydantic import BaseModel, ValidationError
 
 from . import subjects as s
@@ -110,10 +109,6 @@ async def provision(js: JetStreamContext, settings: KefuSettings) -> None:
             await js.create_key_value(kv)
         except nats.js.errors.BadRequestError:
             await js.key_value(kv.bucket)  # exists with other settings: use it as it is
-
-
-async def bucket(js: JetStreamContext, name: str) -> KeyValue:
-    return await js.key_value(name)
 
 
 class Publisher:

@@ -46,15 +46,10 @@ class Runtime:
     settings: KefuSettings
     registry: CollectorRegistry
     broker: NatsBroker
-    consumer: str
     js: JetStreamContext | None = None
     publisher: Publisher | None = None
     ready: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def policy(self) -> RetryPolicy:
-        return RetryPolicy(self.settings.max_deliver, self.settings.retry_backoff_seconds)
 
 
 def make_runtime(settings: KefuSettings, *, consumer: str) -> Runtime:
@@ -74,7 +69,7 @@ def make_runtime(settings: KefuSettings, *, consumer: str) -> Runtime:
         graceful_timeout=settings.ack_wait_seconds / 2,
         logger=logging.getLogger(f"kefu.{settings.service_name}.broker"),
     )
-    runtime = Runtime(settings=settings, registry=registry, broker=broker, consumer=consumer)
+    runtime = Runtime(settings=settings, registry=registry, broker=broker)
     holder["runtime"] = runtime
     return runtime
 
@@ -135,7 +130,7 @@ def base_app(runtime: Runtime, *, title: str, description: str, on_start: OnStar
 
     @app.get("/readyz", tags=["operations"], summary="Readiness: connected to NATS and consuming")
     async def readyz() -> JSONResponse:
-        connected = runtime.broker._connection is not None and runtime.broker.connection.is_connected
+        connected = _connected(runtime.broker)
         ok = runtime.ready and connected
         return JSONResponse(
             {"status": "ready" if ok else "not_ready", "nats_connected": bool(connected)},
@@ -147,6 +142,13 @@ def base_app(runtime: Runtime, *, title: str, description: str, on_start: OnStar
         return Response(generate_latest(runtime.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _connected(broker: NatsBroker) -> bool:
+    try:
+        return bool(broker.connection.is_connected)
+    except Exception:  # not connected yet (FastStream raises until connect)
+        return False
 
 
 def _bearer(request: Request) -> str:

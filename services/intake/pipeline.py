@@ -36,7 +36,6 @@ class Outcome:
     request_id: str | None = None
     rejection: RequestRejected | None = None
     detail: str | None = None
-    error: Rejection | None = None
 
 
 class IntakeMetrics:
@@ -133,7 +132,7 @@ class Intake:
             "payload rejected",
             extra={"rejection_id": rejection_id, "channel": safe_channel, "reason": rejection.reason},
         )
-        return Outcome("rejected", rejection=event, detail=rejection.detail, error=rejection)
+        return Outcome("rejected", rejection=event, detail=rejection.detail)
 
     def source_msg_id(self, channel: Channel, source_id: str) -> str:
         return f"intake:{source_key(channel, source_id)}"

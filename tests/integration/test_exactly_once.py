@@ -11,7 +11,7 @@ from shared.enums import Channel
 from shared.models import RequestReceived
 from tests.integration.conftest import pipeline
 from tests.support.payloads import CONTENT_TYPES, payload
-from tests.support.services import ADAPTER_KEY
+from tests.support.services import ADAPTER_KEY, publish_retrying, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -63,3 +63,29 @@ async def test_routing_decides_once_when_received_is_delivered_again(start, even
         probe = await events.wait_for(s.REQUEST_RECEIVED, source_id="SM-probe")
         await events.wait_for(s.REQUEST_ASSIGNED, request_id=probe[0]["request_id"])
     assert len(events.of(s.REQUEST_ASSIGNED, request_id=received["request_id"])) == 1
+
+
+async def test_duplicate_across_a_broker_restart_makes_one_request(start, nats_server) -> None:
+    import nats
+
+    from tests.support.services import tap
+
+    dup = payload(Channel.phone, "CA-broker-restart")
+    async with pipeline(start):
+        nc = await nats.connect(nats_server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+        js = nc.jetstream()
+        async with tap(nats_server.url, s.STREAM_EVENTS, s.EVENTS_ALL) as before:
+            await js.publish("kefu.intake.phone", dup)
+            first = (await before.wait_for(s.REQUEST_ASSIGNED))[0]
+        nats_server.stop()  # file storage: streams, consumers and buckets survive
+        nats_server.start()
+        await wait_until(lambda: nc.is_connected, what="client reconnected")
+        # the adapter's retry of the first publish, then a new request
+        await publish_retrying(js, "kefu.intake.phone", dup, msg_id="retry-of-first")
+        await publish_retrying(js, "kefu.intake.phone", payload(Channel.phone, "CA-after-broker-restart"), msg_id="new")
+        async with tap(nats_server.url, s.STREAM_EVENTS, s.EVENTS_ALL) as after:
+            probe = await after.wait_for(s.REQUEST_RECEIVED, source_id="CA-after-broker-restart", timeout=30)
+            await after.wait_for(s.REQUEST_ASSIGNED, request_id=probe[0]["request_id"], timeout=30)
+        await nc.close()
+    assert len(after.of(s.REQUEST_RECEIVED, request_id=first["request_id"])) == 1
+    assert len(after.of(s.REQUEST_ASSIGNED, request_id=first["request_id"])) == 1

@@ -127,3 +127,20 @@ async def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, what: 
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{what} not reached within {timeout}s")
         await asyncio.sleep(0.05)
+
+
+async def publish_retrying(js: Any, subject: str, data: bytes, msg_id: str, timeout: float = 30.0) -> Any:
+    """What a well-behaved adapter does: retry the JetStream publish with the same Nats-Msg-Id
+    until it is acknowledged (e.g. while the server is restarting and JetStream recovers)."""
+    import nats.errors
+    import nats.js.errors
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            return await js.publish(subject, data, timeout=1.0, headers={"Nats-Msg-Id": msg_id})
+        except (nats.errors.TimeoutError, nats.errors.ConnectionClosedError, nats.js.errors.ServiceUnavailableError,
+                nats.js.errors.NoStreamResponseError):
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.1)
