@@ -18,6 +18,8 @@ from services.feedback.app import create_app as feedback_app
 from services.intake.app import create_app as intake_app
 from services.metrics.app import create_app as metrics_app
 from services.routing.app import create_app as routing_app
+from services.routing.domain import lifecycle as lc
+from services.routing.domain.messages import SupervisorAlert
 from shared import models as m
 from shared import subjects as s
 from shared.enums import Channel
@@ -43,6 +45,10 @@ PUBLISHED: list[tuple[str, type, str]] = [
     (s.SURVEY_EXPIRED, m.SurveyExpired, "A survey expired unanswered."),
     (s.FOLLOWUP_SCHEDULED, m.FollowupScheduled, "A revisit is due."),
     (s.FOLLOWUP_COMPLETED, m.FollowupCompleted, "A revisit was done."),
+    (lc.REQUEST_DISPATCHED, lc.RequestDispatched, "Offered to an agent (kefu extension)."),
+    (lc.REQUEST_NOTED, lc.RequestNoted, "A note; to_customer notes also go out as progress (kefu extension)."),
+    (lc.REQUEST_PENDING, lc.RequestPending, "Waiting on the customer; SLA clocks paused (kefu extension)."),
+    (lc.REQUEST_RESUMED, lc.RequestResumed, "The customer replied; SLA clocks run again (kefu extension)."),
 ]
 
 
@@ -61,6 +67,13 @@ def asyncapi() -> dict[str, Any]:
             title=s.outbound_subject(channel),
             description=f"Messages for customers on {channel.value}, for its adapter to deliver.",
         )
+    broker.publisher(
+        "kefu.outbound.supervisor.{department}",
+        stream=JStream(s.STREAM_OUTBOUND, declare=False),
+        schema=SupervisorAlert,
+        title="kefu.outbound.supervisor.<department>",
+        description="Alerts for a department's supervisors: emergencies, escalations, offers nobody accepted.",
+    )
     spec = AsyncAPI(
         *consumers,
         broker,

@@ -83,6 +83,10 @@ def stream_configs(settings: KefuSettings) -> list[StreamConfig]:
         StreamConfig(name=s.STREAM_OUTBOUND, subjects=[s.OUTBOUND_ALL], max_age=14 * DAY, **common),
         StreamConfig(name=s.STREAM_REJECTED, subjects=[s.REJECTED_ALL], max_age=90 * DAY, **common),
         StreamConfig(name=s.STREAM_DLQ, subjects=[s.DLQ_ALL], max_age=90 * DAY, **common),
+        # durable timers: schedules fire at their time even if no routing process is running then
+        StreamConfig(
+            name=s.STREAM_TIMERS, subjects=[s.TIMERS_ALL], max_age=400 * DAY, allow_msg_schedules=True, **common
+        ),
     ]
 
 
@@ -93,6 +97,10 @@ def bucket_configs(settings: KefuSettings) -> list[KeyValueConfig]:
         KeyValueConfig(bucket=s.BUCKET_CONTACTS, history=1, **common),
         KeyValueConfig(bucket=s.BUCKET_INTAKE_SOURCES, history=1, ttl=400 * DAY, **common),
         KeyValueConfig(bucket=s.BUCKET_REQUESTS, history=10, **common),
+        KeyValueConfig(bucket=s.BUCKET_AGENTS, history=5, **common),
+        KeyValueConfig(bucket=s.BUCKET_WAITING, history=1, **common),
+        KeyValueConfig(bucket=s.BUCKET_PENDING, history=1, **common),
+        KeyValueConfig(bucket=s.BUCKET_OUTBOX, history=1, **common),
     ]
 
 

@@ -77,7 +77,14 @@ def make_runtime(settings: KefuSettings, *, consumer: str) -> Runtime:
 OnStart = Callable[[Runtime], Awaitable[None]]
 
 
-def base_app(runtime: Runtime, *, title: str, description: str, on_start: OnStart | None = None) -> FastAPI:
+def base_app(
+    runtime: Runtime,
+    *,
+    title: str,
+    description: str,
+    on_start: OnStart | None = None,
+    on_stop: OnStart | None = None,
+) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         broker = runtime.broker
@@ -95,6 +102,8 @@ def base_app(runtime: Runtime, *, title: str, description: str, on_start: OnStar
             yield
         finally:
             runtime.ready = False
+            if on_stop is not None:
+                await on_stop(runtime)
             try:
                 await broker.stop()  # stops fetching, waits for in-flight handlers, drains, closes
             except Exception as exc:  # e.g. NATS already gone: unacked messages are redelivered later

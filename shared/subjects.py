@@ -41,22 +41,35 @@ REJECTED_ALL: Final = "kefu.rejected.>"
 DLQ_PREFIX: Final = "kefu.dlq"
 DLQ_ALL: Final = "kefu.dlq.>"
 
+# Durable timers (server-side message schedules): a schedule on kefu.timers.schedule.<request>.<timer>
+# fires kefu.timers.fire.<request>.<timer> at its time
+TIMERS_ALL: Final = "kefu.timers.>"
+TIMERS_SCHEDULE_PREFIX: Final = "kefu.timers.schedule"
+TIMERS_FIRE_PREFIX: Final = "kefu.timers.fire"
+TIMERS_FIRE_ALL: Final = "kefu.timers.fire.>"
+
 # JetStream streams
 STREAM_INTAKE: Final = "KEFU_INTAKE"
 STREAM_EVENTS: Final = "KEFU_EVENTS"
 STREAM_OUTBOUND: Final = "KEFU_OUTBOUND"
 STREAM_REJECTED: Final = "KEFU_REJECTED"
 STREAM_DLQ: Final = "KEFU_DLQ"
+STREAM_TIMERS: Final = "KEFU_TIMERS"
 
 # JetStream key-value buckets
 BUCKET_CUSTOMERS: Final = "kefu_customers"  # customer_id -> CustomerRecord
 BUCKET_CONTACTS: Final = "kefu_contacts"  # hashed contact -> customer_id
 BUCKET_INTAKE_SOURCES: Final = "kefu_intake_sources"  # hashed (channel, source id) -> request_id
 BUCKET_REQUESTS: Final = "kefu_requests"  # request_id -> routing's RequestRecord
+BUCKET_AGENTS: Final = "kefu_agents"  # agent_id -> Agent (profile, status, active requests)
+BUCKET_WAITING: Final = "kefu_waiting"  # request_id -> Waiting (requests queued for an agent)
+BUCKET_PENDING: Final = "kefu_pending"  # <customer hash>.<request_id> -> "" (waiting on the customer)
+BUCKET_OUTBOX: Final = "kefu_outbox"  # request_id -> "" (a change whose events are not yet published)
 
 # Durable consumer names
 CONSUMER_INTAKE: Final = "intake"
 CONSUMER_ROUTING: Final = "routing"
+CONSUMER_ROUTING_TIMERS: Final = "routing-timers"
 
 
 def intake_subject(channel: Channel | str) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from fastapi import FastAPI
 
 from shared import subjects as s
@@ -14,11 +17,11 @@ from .domain.rules import RoutingConfig
 from .handlers import build_router
 from .service import Routing, RoutingMetrics
 from .settings import RoutingSettings
-from .store import RequestStore
+from .store import RoutingStore
 
 DESCRIPTION = (
-    "Judges category, priority and emergencies, assigns lead and co-handling departments and "
-    "queues, and sets due times."
+    "Judges category, priority and emergencies; assigns lead and co-handling departments, queues and "
+    "agents; runs the SLA clocks on the working-day calendar; the request lifecycle API."
 )
 
 
@@ -30,17 +33,25 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
     metrics = RoutingMetrics(runtime.registry, config.departments.departments)
     holder: dict[str, Routing] = {}
     runtime.broker.include_router(build_router(runtime, holder, batch_size=settings.batch_size))
+    stop = asyncio.Event()
 
     async def on_start(rt: Runtime) -> None:
         assert rt.js is not None and rt.publisher is not None
-        holder["routing"] = Routing(
-            config=config,
-            templates=templates,
-            store=await RequestStore.open(rt.js),
-            publisher=rt.publisher,
-            metrics=metrics,
-        )
+        store = await RoutingStore.open(rt.js)
+        holder["routing"] = Routing(config=config, templates=templates, store=store, publisher=rt.publisher,
+                                    metrics=metrics)
+        rt.extra["background"] = asyncio.create_task(holder["routing"].run_background(stop))
 
-    app = base_app(runtime, title="kefu routing", description=DESCRIPTION, on_start=on_start)
+    async def on_stop(rt: Runtime) -> None:
+        stop.set()
+        task = rt.extra.get("background")
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if "routing" in holder:
+            await holder["routing"].store.close()
+
+    app = base_app(runtime, title="kefu routing", description=DESCRIPTION, on_start=on_start, on_stop=on_stop)
     app.include_router(build_api(holder))
     return app

@@ -1,6 +1,8 @@
-"""NATS edge of routing: the durable consumer of `request.received`."""
+"""NATS edge of routing: received requests and fired timers, each a durable consumer."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from faststream import AckPolicy
 from faststream.nats import ConsumerConfig, JStream, NatsRouter, PullSub
@@ -15,22 +17,33 @@ from .service import Routing
 def build_router(runtime: Runtime, routing: dict[str, Routing], *, batch_size: int) -> NatsRouter:
     router = NatsRouter()
     settings = runtime.settings
+    consumer = ConsumerConfig(ack_wait=settings.ack_wait_seconds, max_deliver=settings.max_deliver,
+                              max_ack_pending=1000)
 
     @router.subscriber(
         s.REQUEST_RECEIVED,
         stream=JStream(s.STREAM_EVENTS, declare=False),
         durable=s.CONSUMER_ROUTING,
         pull_sub=PullSub(batch_size=batch_size, timeout=1.0),
-        config=ConsumerConfig(
-            ack_wait=settings.ack_wait_seconds,
-            max_deliver=settings.max_deliver,
-            max_ack_pending=1000,
-        ),
+        config=consumer,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title="routing",
-        description="Judges, routes and sets due times for every received request.",
+        description="Judges, routes and sets SLA deadlines for every received request; offers it to an agent.",
     )
     async def on_received(request: RequestReceived) -> None:
         await routing["routing"].on_received(request)
+
+    @router.subscriber(
+        s.TIMERS_FIRE_ALL,
+        stream=JStream(s.STREAM_TIMERS, declare=False),
+        durable=s.CONSUMER_ROUTING_TIMERS,
+        pull_sub=PullSub(batch_size=batch_size, timeout=1.0),
+        config=consumer,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title="routing-timers",
+        description="SLA warnings and breaches, and offers not accepted in time (server-side schedules).",
+    )
+    async def on_timer(body: dict[str, Any]) -> None:
+        await routing["routing"].on_timer(body)
 
     return router

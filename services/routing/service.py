@@ -1,26 +1,51 @@
-"""Routing's one path for a received request: judge -> route -> persist -> publish."""
+"""Routing's orchestration: every change to a request goes through `apply` (pure transition,
+revision-checked write with its events in the record's outbox), then `flush` (publish the outbox
+with Nats-Msg-Ids, bring the projections and timers in line with the record, clear the outbox).
+A crash between any two steps leaves an outbox marker; the reconcile loop finishes the flush.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import nats.js.errors
 from prometheus_client import CollectorRegistry, Counter
 
 from shared import subjects as s
 from shared.bus import Publisher
 from shared.enums import Category, Priority
-from shared.models import RequestAssigned, RequestReceived
+from shared.models import RequestReceived
 
 from .domain.assign import assignment
 from .domain.classify import judge
-from .domain.messages import Templates, receipt
+from .domain.dispatch import Waiting, needs_for, plan, supervisor_for
+from .domain.lifecycle import (
+    Context,
+    InvalidTransition,
+    offer,
+    offer_expired,
+    open_record,
+    resume_on_reply,
+    sla_timer,
+    timers_for,
+)
+from .domain.messages import Templates
 from .domain.record import RequestRecord
 from .domain.rules import RoutingConfig
-from .store import RequestStore
+from .domain.sla import start_sla
+from .store import Conflict, RoutingStore
 
 log = logging.getLogger("kefu.routing")
+
+
+class NotFound(Exception):
+    pass
 
 
 class RoutingMetrics:
@@ -31,63 +56,272 @@ class RoutingMetrics:
             ["category", "priority", "department"],
             registry=registry,
         )
-        self.emergencies = Counter(
-            "kefu_routing_emergencies_total", "Emergencies detected in this process.", registry=registry
-        )
+        self.offers = Counter("kefu_routing_offers_total", "Requests offered to agents in this process.",
+                              registry=registry)
+        self.timers = Counter("kefu_routing_timers_total", "Timers that fired, by kind.", ["kind"], registry=registry)
         for c in Category:
             for p in Priority:
                 for d in departments:
                     self.routed.labels(c.value, p.value, d)
+        for kind in ("warning", "breach", "offer"):
+            self.timers.labels(kind)
+
+
+Transition = Callable[[RequestRecord, Context], RequestRecord]
 
 
 @dataclass
 class Routing:
     config: RoutingConfig
     templates: Templates
-    store: RequestStore
+    store: RoutingStore
     publisher: Publisher
     metrics: RoutingMetrics
+    _dispatching: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _suspects: set[tuple[str, str]] = field(default_factory=set)
 
-    async def on_received(self, request: RequestReceived) -> RequestAssigned:
-        now = datetime.now(UTC)
-        existing = await self.store.get(request.request_id)
-        if existing is not None:
-            record = existing[0]  # a redelivery: publish what was decided before, never decide twice
+    def context(self) -> Context:
+        return Context(
+            now=datetime.now(UTC),
+            sla=self.config.sla,
+            templates=self.templates,
+            offer_timeout=self.config.duration(self.config.tuning.offer_timeout),
+            max_offers=self.config.tuning.max_offers,
+        )
+
+    # -- a received request --------------------------------------------------------------------
+    async def on_received(self, request: RequestReceived) -> RequestRecord:
+        customer_id = request.customer.customer_id
+        if customer_id:
+            for other in await self.store.pending_for(customer_id):
+                if other != request.request_id:  # the customer replied: their pending requests resume
+                    with contextlib.suppress(NotFound, InvalidTransition):
+                        await self.apply(other, lambda r, c: resume_on_reply(
+                            r, c, reason=f"customer wrote again ({request.request_id})"))
+
+        found = await self.store.get(request.request_id)
+        if found is None:
+            ctx = self.context()
+            rules = self.config
+            judgement = judge(text=f"{request.subject or ''}\n{request.body}", hints=request.hints,
+                              tier=request.customer.tier, rules=rules.rules)
+            policy = rules.sla.select(priority=judgement.priority, tier=request.customer.tier,
+                                      category=judgement.category)
+            sla = start_sla(config=rules.sla, policy=policy, received_at=request.received_at)
+            decision = assignment(request=request, judgement=judgement, table=rules.departments, sla=sla, now=ctx.now)
+            record = open_record(request=request, decision=decision, sla=sla, ctx=ctx,
+                                 skills=needs_for(topic=decision.topic, skills_by_topic=rules.tuning.skills_by_topic))
+            await self.store.mark_outbox(self._marker(record))
+            if await self.store.create(record):
+                self.metrics.routed.labels(decision.category.value, decision.priority.value, decision.department).inc()
+                # offer at once when someone is free, so the routing decision can name the agent
+                await self._offer_first(record)
+        await self.flush(request.request_id)
+        await self.dispatch()
+        found = await self.store.get(request.request_id)
+        assert found is not None
+        return found[0]
+
+    async def _offer_first(self, record: RequestRecord) -> None:
+        async with self._dispatching:
+            offers = plan([self.waiting_of(record)], dict(self.store.agents.items))
+            for waiting, agent in offers:
+                await self._try_offer(waiting, agent.agent_id, flush=False)
+
+    # -- every change ---------------------------------------------------------------------------
+    async def apply(self, request_id: str, change: Transition, *, flush: bool = True) -> RequestRecord:
+        for _ in range(20):
+            found = await self.store.get(request_id)
+            if found is None:
+                raise NotFound(request_id)
+            record, revision = found
+            changed = change(record, self.context())
+            if changed is record:
+                return record
+            await self.store.mark_outbox(self._marker(changed))
+            try:
+                await self.store.update(changed, revision)
+            except Conflict:
+                continue
+            if flush:
+                try:
+                    await self.flush(request_id)
+                except Exception:  # stored: the reconcile loop publishes it
+                    log.warning("flush failed; will retry", extra={"request_id": request_id}, exc_info=True)
+            return changed
+        raise Conflict(request_id)
+
+    @staticmethod
+    def _marker(record: RequestRecord) -> str:
+        return f"{record.request_id}.{record.version}"
+
+    async def flush(self, request_id: str) -> None:
+        """Publish the outbox, sync projections and timers, then clear what was done."""
+        found = await self.store.get(request_id)
+        if found is None:
+            return
+        record, _ = found
+        for item in record.outbox:
+            await self.publisher.raw(item.subject, json.dumps(item.payload, ensure_ascii=False).encode(),
+                                     msg_id=item.msg_id, stream=item.stream,
+                                     headers={"Content-Type": "application/json"})
+        await self.sync(record)
+        desired = {name: (at, payload) for name, (at, payload) in timers_for(record, self.context()).items()}
+        timers = {name: at.isoformat() for name, (at, _) in desired.items()}
+        for name, (at, payload) in desired.items():
+            if record.timers.get(name) != at.isoformat():
+                await self._schedule(record.request_id, name, at, payload)
+        for name in set(record.timers) - set(desired):
+            await self.publisher.js.purge_stream(s.STREAM_TIMERS, subject=self._schedule_subject(request_id, name))
+        published = {i.msg_id for i in record.outbox}
+        released = set(record.release)
+        for _ in range(20):
+            found = await self.store.get(request_id)
+            assert found is not None
+            current, revision = found
+            rest = [i for i in current.outbox if i.msg_id not in published]
+            cleaned = current.model_copy(update={
+                "outbox": rest, "release": [a for a in current.release if a not in released],
+                "timers": timers if current.version == record.version else current.timers,
+            })
+            if cleaned == current:
+                break
+            try:
+                await self.store.update(cleaned, revision)
+                break
+            except Conflict:
+                continue
+        for marker in await self.store.outbox_ids():
+            rid, _, version = marker.rpartition(".")
+            if rid == request_id and version.isdigit() and int(version) <= record.version:
+                await self.store.unmark_outbox(marker)
+
+    async def sync(self, record: RequestRecord) -> None:
+        """Bring waiting queue, agents' holds and pending index in line with the record."""
+        if record.state == "queued":
+            await self.store.enqueue(self.waiting_of(record))
         else:
-            judgement = judge(
-                text=f"{request.subject or ''}\n{request.body}",
-                hints=request.hints,
-                tier=request.customer.tier,
-                rules=self.config.rules,
-            )
-            decided = assignment(
-                request=request,
-                judgement=judgement,
-                table=self.config.departments,
-                sla=self.config.sla,
-                now=now,
-            )
-            record = await self.store.create(RequestRecord.new(request=request, assignment=decided, now=now))
-            if record.assignment.event_id == decided.event_id:
-                a = record.assignment
-                self.metrics.routed.labels(a.category.value, a.priority.value, a.department).inc()
-                if a.emergency:
-                    self.metrics.emergencies.inc()
-        assigned = record.assignment
-        await self.publisher.model(s.REQUEST_ASSIGNED, assigned, msg_id=f"assigned:{request.request_id}")
-        await self.publisher.model(
-            s.outbound_subject(request.channel),
-            receipt(request=request, assigned=assigned, templates=self.templates),
-            msg_id=f"receipt:{request.request_id}",
-            stream=s.STREAM_OUTBOUND,
+            await self.store.dequeue(record.request_id)
+        if record.held_by:
+            await self.store.hold(record.held_by, record.request_id, ignore_capacity=True)
+        for agent_id in record.release:
+            if agent_id != record.held_by:
+                await self.store.release(agent_id, record.request_id)
+        if record.request.customer.customer_id:
+            await self.store.set_pending(record.request.customer.customer_id, record.request_id,
+                                         record.state == "pending")
+
+    def waiting_of(self, record: RequestRecord) -> Waiting:
+        r = record.request
+        return Waiting(
+            request_id=record.request_id, queue=record.queue, department=record.department,
+            priority=record.priority, emergency=record.assignment.emergency, received_at=r.received_at,
+            language=r.language, skills=record.skills, tier=r.customer.tier,
+            account_manager=r.customer.account_manager, declined_by=record.declined_by,
         )
-        log.info(
-            "request assigned",
-            extra={
-                "request_id": request.request_id,
-                "department": assigned.department,
-                "priority": assigned.priority.value,
-                "emergency": assigned.emergency,
-            },
+
+    # -- timers ---------------------------------------------------------------------------------
+    @staticmethod
+    def _schedule_subject(request_id: str, name: str) -> str:
+        return f"{s.TIMERS_SCHEDULE_PREFIX}.{request_id}.{name}"
+
+    async def _schedule(self, request_id: str, name: str, at: datetime, payload: dict) -> None:
+        when = at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        await self.publisher.raw(
+            self._schedule_subject(request_id, name),
+            json.dumps({"request_id": request_id, "timer": name, **payload}).encode(),
+            msg_id=f"timer:{request_id}:{name}:{when}",
+            stream=s.STREAM_TIMERS,
+            headers={"Nats-Schedule": f"@at {when}", "Nats-Schedule-Target": f"{s.TIMERS_FIRE_PREFIX}.{request_id}.{name}"},
         )
-        return assigned
+
+    async def on_timer(self, body: dict) -> None:
+        request_id, name = body["request_id"], body["timer"]
+        try:
+            if name == "offer":
+                self.metrics.timers.labels("offer").inc()
+                record = (await self.store.get(request_id) or (None, 0))[0]
+                if record is None:
+                    return
+                supervisor = supervisor_for(record.department, dict(self.store.agents.items))
+                if supervisor is not None and record.offers >= self.config.tuning.max_offers:
+                    await self.store.hold(supervisor.agent_id, request_id, ignore_capacity=True)
+                await self.apply(request_id, lambda r, c: offer_expired(
+                    r, c, agent_id=body["agent_id"], offer_no=body["offer"],
+                    supervisor_id=supervisor.agent_id if supervisor else None))
+                await self.dispatch()
+            else:
+                self.metrics.timers.labels(body["kind"]).inc()
+                due = datetime.fromisoformat(body["due"])
+                await self.apply(request_id, lambda r, c: sla_timer(
+                    r, c, deadline=body["deadline"], kind=body["kind"], due=due))
+        except NotFound:
+            log.warning("timer for an unknown request", extra={"request_id": request_id, "timer": name})
+
+    # -- dispatch -------------------------------------------------------------------------------
+    async def dispatch(self) -> int:
+        """Offer waiting requests to agents with room, in service order. Safe with replicas: the
+        agent's hold and the request's offer are both revision-checked writes."""
+        made = 0
+        async with self._dispatching:
+            offers = plan(list(self.store.waiting.items.values()), dict(self.store.agents.items))
+            for waiting, agent in offers:
+                made += await self._try_offer(waiting, agent.agent_id)
+        return made
+
+    async def _try_offer(self, waiting: Waiting, agent_id: str, *, flush: bool = True) -> int:
+        if not await self.store.hold(agent_id, waiting.request_id):
+            return 0  # no room any more (another replica, or the mirror was behind)
+        try:
+            record = await self.apply(waiting.request_id, lambda r, c: offer(r, c, agent_id=agent_id), flush=flush)
+        except (InvalidTransition, NotFound):
+            record = None
+        if record is None or record.held_by != agent_id:
+            await self.store.release(agent_id, waiting.request_id)
+            if record is None or record.state != "queued":
+                await self.store.dequeue(waiting.request_id)
+            return 0
+        self.metrics.offers.inc()
+        return 1
+
+    # -- background ----------------------------------------------------------------------------
+    async def reconcile(self) -> None:
+        """Finish interrupted flushes; drop agents' holds on requests they no longer hold."""
+        for marker in await self.store.outbox_ids():
+            request_id = marker.rpartition(".")[0]
+            try:
+                await self.flush(request_id)
+            except Exception:
+                log.warning("reconcile flush failed", extra={"request_id": request_id}, exc_info=True)
+        suspects = set()
+        for agent in list(self.store.agents.items.values()):
+            for request_id in agent.active:
+                found = await self.store.get(request_id)
+                if found is not None and found[0].held_by == agent.agent_id:
+                    continue
+                pair = (agent.agent_id, request_id)
+                if pair in self._suspects or found is None or found[0].state not in ("queued",):
+                    await self.store.release(agent.agent_id, request_id)
+                else:
+                    suspects.add(pair)  # an offer may be in flight: release on the next pass
+        self._suspects = suspects
+
+    async def run_background(self, stop: asyncio.Event) -> None:
+        interval = self.config.duration(self.config.tuning.dispatch_interval).total_seconds()
+        wake = asyncio.Event()
+        self.store.agents.changed = wake.set
+        self.store.waiting.changed = wake.set
+        ticks = 0
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), interval)
+            wake.clear()
+            if stop.is_set():
+                break
+            try:
+                await self.dispatch()
+                ticks += 1
+                if ticks % 6 == 1:
+                    await self.reconcile()
+            except (nats.errors.Error, nats.js.errors.Error, TimeoutError, Conflict):
+                log.warning("background pass failed", exc_info=True)

@@ -1,37 +1,232 @@
-"""Routing's state in JetStream KV: one record per request, updated with revision checks."""
+"""Routing's state in JetStream KV.
+
+The request record (`kefu_requests`) is the source of truth and is only ever written with a
+revision check. The other buckets are projections of it, kept in step by `Routing.sync`:
+- `kefu_waiting`: requests queued for an agent (with what they need from one);
+- `kefu_agents`: agents, and the requests each holds (the capacity guard, also revision-checked);
+- `kefu_pending`: requests waiting on a customer, so that the customer's reply resumes them;
+- `kefu_outbox`: requests with a change whose events are not yet published.
+Agents and waiting requests are mirrored in memory by KV watchers for fast dispatch decisions;
+every decision is then confirmed by a revision-checked write.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
 import nats.js.errors
 from nats.js import JetStreamContext
-from nats.js.kv import KeyValue
+from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+from pydantic import BaseModel
 
 from shared import subjects as s
 
+from .domain.dispatch import Agent, Waiting
 from .domain.record import RequestRecord
 
+log = logging.getLogger("kefu.routing.store")
+T = TypeVar("T", bound=BaseModel)
 
-class RequestStore:
-    def __init__(self, kv: KeyValue) -> None:
+
+class Conflict(Exception):
+    """A concurrent writer changed the key first."""
+
+
+class KvMirror(Generic[T]):
+    """An in-memory copy of a bucket, kept current by a watcher (other replicas' writes included)."""
+
+    def __init__(self, kv: KeyValue, model: type[T]) -> None:
         self.kv = kv
+        self.model = model
+        self.items: dict[str, T] = {}
+        self.loaded = asyncio.Event()
+        self.changed: Callable[[], None] = lambda: None
+        self._task: asyncio.Task[None] | None = None
+        self._watcher = None
+
+    async def start(self) -> None:
+        self._watcher = await self.kv.watchall()
+        self._task = asyncio.create_task(self._run())
+        await asyncio.wait_for(self.loaded.wait(), 30)
+
+    async def _run(self) -> None:
+        assert self._watcher is not None
+        async for entry in self._watcher:
+            if entry is None:
+                self.loaded.set()
+                continue
+            if entry.operation in (KV_DEL, KV_PURGE) or not entry.value:
+                self.items.pop(entry.key, None)
+            else:
+                try:
+                    self.items[entry.key] = self.model.model_validate_json(entry.value)
+                except ValueError:
+                    log.warning("undecodable entry", extra={"bucket": self.kv._name, "key": entry.key})
+                    continue
+            if self.loaded.is_set():
+                self.changed()
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            with contextlib.suppress(Exception):
+                await self._watcher.stop()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+
+def customer_key(customer_id: str) -> str:
+    return hashlib.sha256(customer_id.encode()).hexdigest()[:32]
+
+
+class RoutingStore:
+    def __init__(self, *, requests: KeyValue, agents: KeyValue, waiting: KeyValue, pending: KeyValue,
+                 outbox: KeyValue) -> None:
+        self.requests = requests
+        self.agents_kv = agents
+        self.waiting_kv = waiting
+        self.pending_kv = pending
+        self.outbox_kv = outbox
+        self.agents = KvMirror(agents, Agent)
+        self.waiting = KvMirror(waiting, Waiting)
 
     @classmethod
-    async def open(cls, js: JetStreamContext) -> RequestStore:
-        return cls(await js.key_value(s.BUCKET_REQUESTS))
+    async def open(cls, js: JetStreamContext) -> RoutingStore:
+        store = cls(
+            requests=await js.key_value(s.BUCKET_REQUESTS),
+            agents=await js.key_value(s.BUCKET_AGENTS),
+            waiting=await js.key_value(s.BUCKET_WAITING),
+            pending=await js.key_value(s.BUCKET_PENDING),
+            outbox=await js.key_value(s.BUCKET_OUTBOX),
+        )
+        await store.agents.start()
+        await store.waiting.start()
+        return store
 
+    async def close(self) -> None:
+        await self.agents.stop()
+        await self.waiting.stop()
+
+    # -- requests ----------------------------------------------------------------------------
     async def get(self, request_id: str) -> tuple[RequestRecord, int] | None:
         try:
-            entry = await self.kv.get(request_id)
+            entry = await self.requests.get(request_id)
         except nats.js.errors.KeyNotFoundError:
             return None
         return RequestRecord.model_validate_json(entry.value), entry.revision
 
-    async def create(self, record: RequestRecord) -> RequestRecord:
-        """Store a new record; if another delivery or replica stored one first, that one wins."""
+    async def create(self, record: RequestRecord) -> bool:
+        """Store a new record. False if one exists already (another delivery or replica won)."""
         try:
-            await self.kv.create(record.request.request_id, record.model_dump_json().encode())
-            return record
+            await self.requests.create(record.request_id, record.model_dump_json().encode())
+            return True
         except nats.js.errors.KeyWrongLastSequenceError:
-            existing = await self.get(record.request.request_id)
-            assert existing is not None
-            return existing[0]
+            return False
+
+    async def update(self, record: RequestRecord, revision: int) -> None:
+        try:
+            await self.requests.update(record.request_id, record.model_dump_json().encode(), last=revision)
+        except nats.js.errors.KeyWrongLastSequenceError as exc:
+            raise Conflict(record.request_id) from exc
+
+    # -- outbox markers ----------------------------------------------------------------------
+    async def mark_outbox(self, request_id: str) -> None:
+        await self.outbox_kv.put(request_id, b"")
+
+    async def unmark_outbox(self, request_id: str) -> None:
+        with contextlib.suppress(nats.js.errors.KeyNotFoundError):
+            await self.outbox_kv.delete(request_id)
+
+    async def outbox_ids(self) -> list[str]:
+        try:
+            return await self.outbox_kv.keys()
+        except nats.js.errors.NoKeysError:
+            return []
+
+    # -- waiting ----------------------------------------------------------------------------
+    async def enqueue(self, waiting: Waiting) -> None:
+        await self.waiting_kv.put(waiting.request_id, waiting.model_dump_json().encode())
+
+    async def dequeue(self, request_id: str) -> None:
+        if request_id in self.waiting.items:
+            with contextlib.suppress(nats.js.errors.KeyNotFoundError):
+                await self.waiting_kv.delete(request_id)
+
+    # -- pending on the customer -------------------------------------------------------------
+    async def set_pending(self, customer_id: str, request_id: str, pending: bool) -> None:
+        key = f"{customer_key(customer_id)}.{request_id}"
+        if pending:
+            await self.pending_kv.put(key, b"")
+        else:
+            with contextlib.suppress(nats.js.errors.KeyNotFoundError):
+                await self.pending_kv.delete(key)
+
+    async def pending_for(self, customer_id: str) -> list[str]:
+        prefix = customer_key(customer_id) + "."
+        try:
+            keys = await self.pending_kv.keys()
+        except nats.js.errors.NoKeysError:
+            return []
+        return [k.removeprefix(prefix) for k in keys if k.startswith(prefix)]
+
+    # -- agents -------------------------------------------------------------------------------
+    async def get_agent(self, agent_id: str) -> tuple[Agent, int] | None:
+        try:
+            entry = await self.agents_kv.get(agent_id)
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        return Agent.model_validate_json(entry.value), entry.revision
+
+    async def put_agent(self, agent: Agent, revision: int | None) -> None:
+        data = agent.model_dump_json().encode()
+        try:
+            if revision is None:
+                await self.agents_kv.create(agent.agent_id, data)
+            else:
+                await self.agents_kv.update(agent.agent_id, data, last=revision)
+        except nats.js.errors.KeyWrongLastSequenceError as exc:
+            raise Conflict(agent.agent_id) from exc
+
+    async def change_agent(self, agent_id: str, change: Callable[[Agent], Agent | None]) -> Agent | None:
+        """Apply `change` with a revision check, retrying on conflicts. `change` returns None to
+        make no change (e.g. no room left); the result is the stored agent, or None."""
+        for _ in range(20):
+            found = await self.get_agent(agent_id)
+            if found is None:
+                return None
+            agent, revision = found
+            changed = change(agent)
+            if changed is None:
+                return None
+            if changed == agent:
+                return agent
+            try:
+                await self.put_agent(changed, revision)
+                return changed
+            except Conflict:
+                continue
+        raise Conflict(agent_id)
+
+    async def hold(self, agent_id: str, request_id: str, *, ignore_capacity: bool = False) -> bool:
+        """Add the request to the agent's active list if they have room. The capacity guard."""
+
+        def add(agent: Agent) -> Agent | None:
+            if request_id in agent.active:
+                return agent
+            if not ignore_capacity and not agent.has_room:
+                return None
+            return agent.model_copy(update={"active": [*agent.active, request_id]})
+
+        return await self.change_agent(agent_id, add) is not None
+
+    async def release(self, agent_id: str, request_id: str) -> None:
+        def drop(agent: Agent) -> Agent:
+            return agent.model_copy(update={"active": [r for r in agent.active if r != request_id]})
+
+        await self.change_agent(agent_id, drop)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from shared.enums import Tier
 from shared.models import Due, RequestAssigned, RequestReceived
 
 from .classify import Judgement
-from .rules import Departments, SlaTargets
+from .rules import Departments
+from .sla import SlaState
 
 
 def departments_for(judgement: Judgement, table: Departments) -> tuple[str, str, list[str]]:
@@ -39,17 +40,8 @@ def queue_for(*, department: str, judgement: Judgement, tier: Tier, table: Depar
     return f"{department}.{judgement.priority.value}"
 
 
-def due_times(*, received_at: datetime, judgement: Judgement, tier: Tier, sla: SlaTargets) -> Due:
-    target = sla.targets[judgement.priority]
-    factor = sla.tier_factor.get(tier, 1.0)
-    return Due(
-        first_response=received_at + timedelta(minutes=target.first_response_minutes * factor),
-        resolution=received_at + timedelta(hours=target.resolution_hours * factor),
-    )
-
-
 def assignment(
-    *, request: RequestReceived, judgement: Judgement, table: Departments, sla: SlaTargets, now: datetime
+    *, request: RequestReceived, judgement: Judgement, table: Departments, sla: SlaState, now: datetime
 ) -> RequestAssigned:
     tier = request.customer.tier
     topic, lead, co = departments_for(judgement, table)
@@ -66,7 +58,7 @@ def assignment(
         co_departments=co,
         queue=queue_for(department=lead, judgement=judgement, tier=tier, table=table),
         agent_id=None,
-        due=due_times(received_at=request.received_at, judgement=judgement, tier=tier, sla=sla),
+        due=Due(first_response=sla.deadlines["first_response"].due, resolution=sla.deadlines["resolution"].due),
         topic=topic,
         matched_rules=judgement.matched_rules,
     )

@@ -1,20 +1,43 @@
-"""Messages to the customer that routing decides: the receipt (受理回执) with expected times."""
+"""Messages routing sends: to customers (receipt, progress, breach notice) and to supervisors."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.enums import Language
-from shared.models import OutboundMessage, RequestAssigned, RequestReceived
+from shared.enums import Language, Priority
+from shared.models import Model, OutboundMessage, RequestAssigned, RequestReceived, Timestamp
+
+if TYPE_CHECKING:
+    from .record import RequestRecord
+
+FMT = "%Y-%m-%d %H:%M"
 
 
 class Templates(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """config/messages.yaml"""
 
+    model_config = ConfigDict(extra="forbid")
     receipt: dict[Language, str]
+    breach_notice: dict[Language, str]
     timezone: str = "Asia/Shanghai"
+
+
+class SupervisorAlert(Model):
+    """Published on `kefu.outbound.supervisor.<department>` for the supervisors' pager or IM bridge."""
+
+    alert_id: str
+    request_id: str
+    department: str
+    queue: str
+    priority: Priority
+    emergency: bool
+    reason: str
+    level: int
+    occurred_at: Timestamp
 
 
 def recipient(request: RequestReceived) -> dict[str, str]:
@@ -33,21 +56,52 @@ def short_ref(request_id: str) -> str:
     return request_id.removeprefix("req_")[:8].upper()
 
 
+def _local(t: datetime, templates: Templates) -> str:
+    return t.astimezone(ZoneInfo(templates.timezone)).strftime(FMT)
+
+
 def receipt(*, request: RequestReceived, assigned: RequestAssigned, templates: Templates) -> OutboundMessage:
-    tz = ZoneInfo(templates.timezone)
-    fmt = "%Y-%m-%d %H:%M"
     text = templates.receipt[request.language].format(
         ref=short_ref(request.request_id),
-        first_response=assigned.due.first_response.astimezone(tz).strftime(fmt),
-        resolution=assigned.due.resolution.astimezone(tz).strftime(fmt),
+        first_response=_local(assigned.due.first_response, templates),
+        resolution=_local(assigned.due.resolution, templates),
     )
+    return _message(request, "receipt", "receipt", text, assigned.occurred_at)
+
+
+def progress(*, request: RequestReceived, text: str, version: int, at: datetime) -> OutboundMessage:
+    return _message(request, "progress", f"progress.{version}", text, at)
+
+
+def notice(*, request: RequestReceived, templates: Templates, expected: datetime, at: datetime) -> OutboundMessage:
+    text = templates.breach_notice[request.language].format(
+        ref=short_ref(request.request_id), expected=_local(expected, templates)
+    )
+    return _message(request, "notice", "breach_notice", text, at)
+
+
+def supervisor_alert(*, record: RequestRecord, reason: str, level: int, at: datetime) -> SupervisorAlert:
+    return SupervisorAlert(
+        alert_id=f"alert.{record.request_id}.{level}",
+        request_id=record.request_id,
+        department=record.department,
+        queue=record.queue,
+        priority=record.priority,
+        emergency=record.assignment.emergency,
+        reason=reason,
+        level=level,
+        occurred_at=at,
+    )
+
+
+def _message(request: RequestReceived, kind: str, suffix: str, text: str, at: datetime) -> OutboundMessage:
     return OutboundMessage(
-        message_id=f"receipt.{request.request_id}",
+        message_id=f"{suffix}.{request.request_id}",
         request_id=request.request_id,
         channel=request.channel,
-        kind="receipt",
+        kind=kind,
         to=recipient(request),
         language=request.language,
         text=text,
-        occurred_at=assigned.occurred_at,
+        occurred_at=at,
     )

@@ -1,13 +1,20 @@
-"""A request as routing keeps it: the canonical request, its assignment, state and history."""
+"""A request as routing keeps it: canonical request, routing decision, state, SLA clocks, history,
+and the outbox of events its last change still has to publish."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from shared.enums import Priority
 from shared.models import RequestAssigned, RequestReceived, Timestamp
+
+from .sla import SlaState
+
+State = Literal["queued", "offered", "accepted", "pending", "resolved", "closed"]
+OPEN_STATES: tuple[State, ...] = ("queued", "offered", "accepted", "pending")
+HELD_STATES: tuple[State, ...] = ("offered", "accepted", "pending")  # count against the agent's capacity
 
 
 class HistoryEntry(BaseModel):
@@ -17,32 +24,43 @@ class HistoryEntry(BaseModel):
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
+class OutboxItem(BaseModel):
+    subject: str
+    stream: str
+    msg_id: str
+    payload: dict[str, Any]
+
+
 class RequestRecord(BaseModel):
     request: RequestReceived
     assignment: RequestAssigned
-    state: str = "assigned"
+    state: State = "queued"
+    department: str
+    queue: str
+    priority: Priority
+    skills: list[str] = Field(default_factory=list)
+    agent_id: str | None = None
+    offers: int = 0
+    offered_at: Timestamp | None = None
+    declined_by: list[str] = Field(default_factory=list)
+    escalation_level: int = 0
+    sla: SlaState
+    resolution: str | None = None
+    first_contact: bool | None = None
+    version: int = 0
     history: list[HistoryEntry] = Field(default_factory=list)
+    outbox: list[OutboxItem] = Field(default_factory=list)
+    release: list[str] = Field(default_factory=list, description="Agents whose active list must drop this request.")
+    timers: dict[str, str] = Field(default_factory=dict, description="Timers scheduled: name -> fire time.")
 
-    @classmethod
-    def new(cls, *, request: RequestReceived, assignment: RequestAssigned, now: datetime) -> RequestRecord:
-        return cls(
-            request=request,
-            assignment=assignment,
-            history=[
-                HistoryEntry(at=request.received_at, actor=request.channel.value, action="received"),
-                HistoryEntry(
-                    at=now,
-                    actor="system",
-                    action="assigned",
-                    detail={
-                        "department": assignment.department,
-                        "co_departments": assignment.co_departments,
-                        "queue": assignment.queue,
-                        "category": assignment.category.value,
-                        "priority": assignment.priority.value,
-                        "emergency": assignment.emergency,
-                        "rules": assignment.matched_rules,
-                    },
-                ),
-            ],
-        )
+    @property
+    def request_id(self) -> str:
+        return self.request.request_id
+
+    @property
+    def held_by(self) -> str | None:
+        return self.agent_id if self.state in HELD_STATES else None
+
+    def public(self) -> dict[str, Any]:
+        """What `GET /v1/requests/{id}` shows (no outbox internals)."""
+        return self.model_dump(mode="json", exclude={"outbox", "release", "version", "timers"})

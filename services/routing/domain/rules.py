@@ -6,13 +6,16 @@ Loaded from `config/*.yaml` at start-up; ops change behaviour there, not in Pyth
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.config import load_yaml_model
-from shared.enums import Category, Priority, Tier
+from shared.enums import Category
+
+from .sla import SlaConfig, parse_duration
 
 _ASCII_WORD = re.compile(r"^[\x00-\x7f]+$")
 
@@ -107,33 +110,21 @@ class Departments(BaseModel):
         return self
 
 
-class Target(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    first_response_minutes: float = Field(gt=0)
-    resolution_hours: float = Field(gt=0)
-
-
-class SlaTargets(BaseModel):
-    """config/sla.yaml (first version: wall-clock targets per priority, faster for VIP)."""
+class Tuning(BaseModel):
+    """config/routing.yaml"""
 
     model_config = ConfigDict(extra="forbid")
-
-    targets: dict[Priority, Target]
-    tier_factor: dict[Tier, float] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _every_priority(self) -> SlaTargets:
-        missing = set(Priority) - set(self.targets)
-        if missing:
-            raise ValueError(f"targets missing for {sorted(p.value for p in missing)}")
-        return self
+    offer_timeout: str = "120s"
+    max_offers: int = Field(2, ge=1)
+    dispatch_interval: str = "5s"
+    skills_by_topic: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class RoutingConfig(BaseModel):
     rules: RuleSet
     departments: Departments
-    sla: SlaTargets
+    sla: SlaConfig
+    tuning: Tuning
 
     @model_validator(mode="after")
     def _topics_have_departments(self) -> RoutingConfig:
@@ -147,5 +138,9 @@ class RoutingConfig(BaseModel):
         return cls(
             rules=load_yaml_model(config_dir / "rules.yaml", RuleSet),
             departments=load_yaml_model(config_dir / "departments.yaml", Departments),
-            sla=load_yaml_model(config_dir / "sla.yaml", SlaTargets),
+            sla=load_yaml_model(config_dir / "sla.yaml", SlaConfig),
+            tuning=load_yaml_model(config_dir / "routing.yaml", Tuning),
         )
+
+    def duration(self, text: str) -> timedelta:
+        return parse_duration(text, self.sla.workday)

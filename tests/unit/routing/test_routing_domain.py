@@ -9,6 +9,7 @@ from services.routing.domain.assign import assignment, departments_for
 from services.routing.domain.classify import judge
 from services.routing.domain.messages import Templates, receipt
 from services.routing.domain.rules import PhraseRule, RoutingConfig
+from services.routing.domain.sla import start_sla
 from shared.config import ConfigError, load_yaml_model
 from shared.enums import Category, Channel, Language, Priority, Tier
 from shared.models import CustomerRef, Hints, RequestReceived
@@ -84,28 +85,38 @@ def request(text: str, tier: Tier = Tier.standard) -> RequestReceived:
     )
 
 
-def test_assignment_of_an_emergency(config) -> None:
-    req = request("热水器冒烟了，有烧焦的味道")
-    result = assignment(request=req, judgement=j(config, req.body), table=config.departments,
-                        sla=config.sla, now=req.received_at)
+def assign(config: RoutingConfig, req: RequestReceived):
+    judgement = j(config, req.body, tier=req.customer.tier)
+    policy = config.sla.select(priority=judgement.priority, tier=req.customer.tier, category=judgement.category)
+    sla = start_sla(config=config.sla, policy=policy, received_at=req.received_at)
+    return assignment(request=req, judgement=judgement, table=config.departments, sla=sla, now=req.received_at)
+
+
+def test_assignment_of_an_emergency_runs_on_the_24x7_clock(config) -> None:
+    req = request("热水器冒烟了，有烧焦的味道")  # Tuesday 24 Nov 2026, 10:00 in Shanghai
+    result = assign(config, req)
     assert result.emergency and result.priority is Priority.urgent
     assert result.queue == f"{result.department}.urgent"
     assert "coordination" in result.co_departments
-    assert result.due.first_response - req.received_at == timedelta(minutes=5)
+    assert result.due.first_response - req.received_at == timedelta(minutes=10)
+    assert result.due.resolution - req.received_at == timedelta(hours=8)
 
 
 def test_vip_goes_to_the_vip_queue_with_faster_targets(config) -> None:
-    req = request("请问会员积分怎么查询", tier=Tier.vip)
-    result = assignment(request=req, judgement=j(config, req.body, tier=Tier.vip), table=config.departments,
-                        sla=config.sla, now=req.received_at)
+    result = assign(config, request("请问会员积分怎么查询", tier=Tier.vip))
     assert result.queue == "vip"
-    assert result.due.first_response - req.received_at == timedelta(minutes=15)
+    assert result.due.first_response - datetime(2026, 11, 24, 2, 0, tzinfo=UTC) == timedelta(minutes=15)
+
+
+def test_normal_request_due_in_business_time(config) -> None:
+    # received Tuesday 10:00; 2 working days of 9 h for an inquiry end Thursday 10:00
+    result = assign(config, request("请问会员积分怎么查询"))
+    assert result.due.resolution == datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
 
 
 def test_receipt_tells_the_customer_when_in_local_time(config) -> None:
     req = request("请问会员积分怎么查询")
-    assigned = assignment(request=req, judgement=j(config, req.body), table=config.departments,
-                          sla=config.sla, now=req.received_at)
+    assigned = assign(config, req)
     templates = load_yaml_model(CONFIG / "messages.yaml", Templates)
     msg = receipt(request=req, assigned=assigned, templates=templates)
     assert msg.to == {"wechat_openid": "oX"} and msg.channel is Channel.wechat
@@ -113,7 +124,7 @@ def test_receipt_tells_the_customer_when_in_local_time(config) -> None:
 
 
 def test_config_errors_name_file_line_and_field(tmp_path: Path) -> None:
-    for name in ("departments.yaml", "sla.yaml", "messages.yaml"):
+    for name in ("departments.yaml", "sla.yaml", "messages.yaml", "routing.yaml"):
         (tmp_path / name).write_text((CONFIG / name).read_text())
     (tmp_path / "rules.yaml").write_text(
         "emergency: []\ntopics: []\ncategories:\n  - name: x\n    category: praise\n    phrases: [a]\n"

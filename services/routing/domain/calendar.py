@@ -1,0 +1,110 @@
+"""Working days and business time: the clocks SLA deadlines run on.
+
+`ChineseWorkCalendar` follows the State Council's public holidays and make-up working days (调休)
+from the `chinesecalendar` package; years it does not know yet fall back to Monday-Friday.
+`BusinessClock` counts only the business hours of working days; `ContinuousClock` counts all
+time (urgent requests run 24x7). Both are pure: no "now", no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+import chinese_calendar
+
+MAX_DAYS = 3700  # ten years of calendar: a clock with no working days at all is a configuration error
+
+
+class WorkCalendar(Protocol):
+    def is_workday(self, day: date) -> bool: ...
+
+
+class WeekdayCalendar:
+    """Monday to Friday."""
+
+    def is_workday(self, day: date) -> bool:
+        return day.weekday() < 5
+
+
+class ChineseWorkCalendar:
+    """Mainland China: public holidays off, make-up Saturdays and Sundays worked."""
+
+    def __init__(self) -> None:
+        self._fallback = WeekdayCalendar()
+
+    def is_workday(self, day: date) -> bool:
+        try:
+            return bool(chinese_calendar.is_workday(day))
+        except NotImplementedError:  # a year the package has no data for
+            return self._fallback.is_workday(day)
+
+
+CALENDARS: dict[str, type[WorkCalendar]] = {"chinese": ChineseWorkCalendar, "weekdays": WeekdayCalendar}
+
+
+class Clock(Protocol):
+    def add(self, start: datetime, amount: timedelta) -> datetime: ...
+
+    def between(self, start: datetime, end: datetime) -> timedelta: ...
+
+
+class ContinuousClock:
+    def add(self, start: datetime, amount: timedelta) -> datetime:
+        return start + max(amount, timedelta(0))
+
+    def between(self, start: datetime, end: datetime) -> timedelta:
+        return max(end - start, timedelta(0))
+
+
+@dataclass(frozen=True)
+class BusinessClock:
+    calendar: WorkCalendar
+    opens: time
+    closes: time
+    tz: ZoneInfo
+
+    def _window(self, day: date) -> tuple[datetime, datetime] | None:
+        if not self.calendar.is_workday(day):
+            return None
+        return (
+            datetime.combine(day, self.opens, tzinfo=self.tz).astimezone(UTC),
+            datetime.combine(day, self.closes, tzinfo=self.tz).astimezone(UTC),
+        )
+
+    def add(self, start: datetime, amount: timedelta) -> datetime:
+        """The moment `amount` of business time after `start` has passed."""
+        if amount <= timedelta(0):
+            return start
+        t = start.astimezone(UTC)
+        remaining = amount
+        day = start.astimezone(self.tz).date()
+        for _ in range(MAX_DAYS):
+            window = self._window(day)
+            if window is not None:
+                opens, closes = window
+                t = max(t, opens)
+                if t < closes:
+                    if remaining <= closes - t:
+                        return (t + remaining).astimezone(start.tzinfo)
+                    remaining -= closes - t
+            day += timedelta(days=1)
+        raise ValueError(f"no working time within {MAX_DAYS} days of {start.isoformat()}")
+
+    def between(self, start: datetime, end: datetime) -> timedelta:
+        """Business time in [start, end)."""
+        if end <= start:
+            return timedelta(0)
+        total = timedelta(0)
+        day = start.astimezone(self.tz).date()
+        last = end.astimezone(self.tz).date()
+        while day <= last:
+            window = self._window(day)
+            if window is not None:
+                lo, hi = max(window[0], start), min(window[1], end)
+                if hi > lo:
+                    total += hi - lo
+            day += timedelta(days=1)
+        return total

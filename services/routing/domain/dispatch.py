@@ -1,0 +1,110 @@
+"""Who serves what next: service order of waiting requests and the choice of agent. Pure."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.enums import Language, Priority, Tier
+from shared.models import Timestamp
+
+AgentStatus = Literal["available", "away", "offline"]
+
+
+class AgentProfile(BaseModel):
+    """What `PUT /v1/agents/{agent_id}` sets."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(max_length=200)
+    department: str
+    queues: list[str] = Field(default_factory=list, max_length=50)
+    skills: list[str] = Field(default_factory=list, max_length=50)
+    languages: list[Language] = Field(default_factory=lambda: [Language.zh])
+    capacity: int = Field(3, ge=0, le=100)
+    status: AgentStatus = "offline"
+    role: Literal["agent", "supervisor"] = "agent"
+
+
+class Agent(AgentProfile):
+    agent_id: str
+    active: list[str] = Field(default_factory=list, description="Requests offered to or held by the agent.")
+
+    @property
+    def load(self) -> int:
+        return len(self.active)
+
+    @property
+    def has_room(self) -> bool:
+        return self.status == "available" and self.load < self.capacity
+
+
+class Waiting(BaseModel):
+    """A request waiting in a queue, with what it needs from an agent."""
+
+    request_id: str
+    queue: str
+    department: str
+    priority: Priority
+    emergency: bool
+    received_at: Timestamp
+    language: Language
+    skills: list[str] = Field(default_factory=list)
+    tier: Tier = Tier.standard
+    account_manager: str | None = None
+    declined_by: list[str] = Field(default_factory=list, description="Agents who let an offer time out.")
+
+
+def service_order(waiting: list[Waiting]) -> list[Waiting]:
+    """Emergencies ahead of everything, then higher priority, then the oldest."""
+    return sorted(waiting, key=lambda w: (not w.emergency, -w.priority.rank, w.received_at, w.request_id))
+
+
+def eligible(w: Waiting, agent: Agent) -> bool:
+    return (
+        agent.has_room
+        and agent.role == "agent"
+        and agent.agent_id not in w.declined_by
+        and (w.queue in agent.queues or (agent.department == w.department and not agent.queues))
+        and (not agent.languages or w.language in agent.languages)
+        and set(w.skills) <= set(agent.skills)
+    )
+
+
+def choose_agent(w: Waiting, agents: dict[str, Agent]) -> Agent | None:
+    """A VIP's account manager when they have room; else the least-loaded eligible agent
+    (ties: lower utilisation, then agent id, so replicas agree)."""
+    if w.tier is Tier.vip and w.account_manager:
+        manager = agents.get(w.account_manager)
+        if manager is not None and manager.has_room and manager.agent_id not in w.declined_by:
+            return manager
+    candidates = [a for a in agents.values() if eligible(w, a)]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda a: (a.load, a.load / max(a.capacity, 1), a.agent_id))
+
+
+def plan(waiting: list[Waiting], agents: dict[str, Agent]) -> list[tuple[Waiting, Agent]]:
+    """Offers to make now, in service order, never beyond any agent's capacity."""
+    load = {a.agent_id: a.model_copy(update={"active": list(a.active)}) for a in agents.values()}
+    offers = []
+    for w in service_order(waiting):
+        agent = choose_agent(w, load)
+        if agent is not None:
+            offers.append((w, agents[agent.agent_id]))
+            agent.active.append(w.request_id)
+    return offers
+
+
+def supervisor_for(department: str, agents: dict[str, Agent]) -> Agent | None:
+    """An available supervisor of the department (capacity does not limit escalations)."""
+    candidates = [a for a in agents.values()
+                  if a.role == "supervisor" and a.department == department and a.status == "available"]
+    return min(candidates, key=lambda a: (a.load, a.agent_id)) if candidates else None
+
+
+def needs_for(*, topic: str, skills_by_topic: dict[str, list[str]]) -> list[str]:
+    return list(skills_by_topic.get(topic, []))
+
+

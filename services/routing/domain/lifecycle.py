@@ -1,0 +1,359 @@
+"""The request lifecycle as pure transitions: record + command + now -> new record.
+
+Each transition appends to the history, bumps `version` and puts the events it causes in the
+record's outbox (published after the record is stored). Invalid transitions raise
+`InvalidTransition` (HTTP 409).
+
+    queued --offer--> offered --accept--> accepted --pending--> pending --reply--> accepted
+       ^                 |  (timeout)        |                                       |
+       +-----------------+                   +--resolve--> resolved --close--> closed
+    transfer: any open state -> queued (or offered to a named agent)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+
+from shared import subjects as s
+from shared.models import (
+    Event,
+    RequestAccepted,
+    RequestAssigned,
+    RequestClosed,
+    RequestEscalated,
+    RequestReceived,
+    RequestResolved,
+    RequestTransferred,
+    SlaBreached,
+    SlaWarning,
+)
+
+from .messages import Templates, notice, progress, receipt, supervisor_alert
+from .record import OPEN_STATES, HistoryEntry, OutboxItem, RequestRecord
+from .sla import (
+    DeadlineName,
+    SlaConfig,
+    SlaPolicy,
+    SlaState,
+    mark,
+    meet,
+    parse_duration,
+    pause,
+    restart_next_response,
+    resume,
+)
+
+
+class InvalidTransition(Exception):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class RequestNoted(Event):
+    request_id: str
+    actor: str
+    to_customer: bool
+    text: str
+
+
+class RequestPending(Event):
+    request_id: str
+    actor: str
+    reason: str | None = None
+
+
+class RequestResumed(Event):
+    request_id: str
+    actor: str
+    reason: str
+
+
+class RequestDispatched(Event):
+    request_id: str
+    agent_id: str
+    queue: str
+    offer: int
+
+
+# extension events (documented in docs/routing.md and the AsyncAPI document)
+REQUEST_NOTED = "kefu.events.request.noted"
+REQUEST_PENDING = "kefu.events.request.pending"
+REQUEST_RESUMED = "kefu.events.request.resumed"
+REQUEST_DISPATCHED = "kefu.events.request.dispatched"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What transitions need besides the record: configuration and the time."""
+
+    now: datetime
+    sla: SlaConfig
+    templates: Templates
+    offer_timeout: timedelta
+    max_offers: int
+
+    def policy(self, record: RequestRecord) -> SlaPolicy:
+        return next(p for p in self.sla.policies if p.name == record.sla.policy)
+
+
+def _change(
+    record: RequestRecord,
+    ctx: Context,
+    *,
+    actor: str,
+    action: str,
+    detail: dict[str, Any] | None = None,
+    events: list[tuple[str, BaseModel]] = (),
+    release: list[str] = (),
+    **updates: Any,
+) -> RequestRecord:
+    version = record.version + 1
+    outbox = list(record.outbox)
+    for subject, model in events:
+        stream = s.STREAM_OUTBOUND if subject.startswith(s.OUTBOUND_PREFIX) else s.STREAM_EVENTS
+        kind = subject.rsplit(".", 1)[-1] if stream == s.STREAM_EVENTS else subject
+        outbox.append(OutboxItem(
+            subject=subject, stream=stream, msg_id=f"{kind}:{record.request_id}:{version}",
+            payload=model.model_dump(mode="json"),
+        ))
+    history = [*record.history, HistoryEntry(at=ctx.now, actor=actor, action=action, detail=detail or {})]
+    return record.model_copy(update={
+        "version": version, "outbox": outbox, "history": history,
+        "release": sorted(set(record.release) | {a for a in release if a}), **updates,
+    })
+
+
+def _require(record: RequestRecord, *states: str, action: str) -> None:
+    if record.state not in states:
+        raise InvalidTransition(f"cannot {action} a request that is {record.state}")
+
+
+def open_record(*, request: RequestReceived, decision: RequestAssigned, skills: list[str], sla: SlaState,
+                ctx: Context) -> RequestRecord:
+    """A newly routed request: queued, its decision and receipt in the outbox; an emergency is
+    escalated at once and its department's supervisors alerted."""
+    record = RequestRecord(
+        request=request, assignment=decision, department=decision.department, queue=decision.queue,
+        priority=decision.priority, skills=skills, sla=sla,
+        history=[HistoryEntry(at=request.received_at, actor=request.channel.value, action="received")],
+    )
+    record = _change(
+        record, ctx, actor="system", action="assigned",
+        detail={"department": decision.department, "co_departments": decision.co_departments,
+                "queue": decision.queue, "category": decision.category.value,
+                "priority": decision.priority.value, "emergency": decision.emergency,
+                "rules": decision.matched_rules, "sla_policy": sla.policy},
+        events=[(s.REQUEST_ASSIGNED, decision),
+                (s.outbound_subject(request.channel), receipt(request=request, assigned=decision, templates=ctx.templates))],
+    )
+    if decision.emergency:
+        record = escalate(record, ctx, actor="system", reason="emergency")
+    return record
+
+
+def offer(record: RequestRecord, ctx: Context, *, agent_id: str) -> RequestRecord:
+    _require(record, "queued", action="offer")
+    number = record.offers + 1
+    changed = _change(
+        record, ctx, actor="system", action="offered", detail={"agent_id": agent_id, "offer": number},
+        events=[(REQUEST_DISPATCHED, RequestDispatched(
+            request_id=record.request_id, agent_id=agent_id, queue=record.queue, offer=number, occurred_at=ctx.now))],
+        state="offered", agent_id=agent_id, offers=number, offered_at=ctx.now,
+    )
+    # the routing decision not yet published names the agent who was available at once
+    for item in changed.outbox:
+        if item.subject == s.REQUEST_ASSIGNED and item.payload.get("agent_id") is None:
+            item.payload["agent_id"] = agent_id
+    return changed
+
+
+def offer_expired(record: RequestRecord, ctx: Context, *, agent_id: str, offer_no: int,
+                  supervisor_id: str | None) -> RequestRecord:
+    """An offer timed out: next eligible agent, and after `max_offers` the supervisor."""
+    if record.state != "offered" or record.agent_id != agent_id or record.offers != offer_no:
+        return record  # accepted, transferred or re-offered meanwhile: a stale timer
+    declined = sorted(set(record.declined_by) | {agent_id})
+    changed = _change(record, ctx, actor="system", action="offer_expired", detail={"agent_id": agent_id},
+                      release=[agent_id], state="queued", agent_id=None, offered_at=None, declined_by=declined)
+    if record.offers >= ctx.max_offers:
+        changed = escalate(changed, ctx, actor="system", reason="not_accepted")
+        if supervisor_id is not None:
+            changed = offer(changed, ctx, agent_id=supervisor_id)
+    return changed
+
+
+def accept(record: RequestRecord, ctx: Context, *, agent_id: str) -> RequestRecord:
+    if record.state == "accepted" and record.agent_id == agent_id:
+        return record  # a retried accept
+    _require(record, "queued", "offered", "pending", action="accept")
+    if record.state == "pending":
+        record = resume_on_reply(record, ctx, reason="agent resumed")
+        if record.agent_id == agent_id:
+            return record
+    policy = ctx.policy(record)
+    sla = meet(record.sla, "first_response", ctx.now)
+    sla = restart_next_response(state=sla, config=ctx.sla, policy=policy, at=ctx.now)
+    return _change(
+        record, ctx, actor=agent_id, action="accepted",
+        events=[(s.REQUEST_ACCEPTED, RequestAccepted(request_id=record.request_id, agent_id=agent_id,
+                                                     actor=agent_id, occurred_at=ctx.now))],
+        release=[record.agent_id] if record.agent_id not in (None, agent_id) else [],
+        state="accepted", agent_id=agent_id, offered_at=None, sla=sla,
+    )
+
+
+def note(record: RequestRecord, ctx: Context, *, actor: str, text: str, to_customer: bool) -> RequestRecord:
+    _require(record, *OPEN_STATES, action="add a note to")
+    events: list[tuple[str, BaseModel]] = [(REQUEST_NOTED, RequestNoted(
+        request_id=record.request_id, actor=actor, to_customer=to_customer, text=text, occurred_at=ctx.now))]
+    sla = record.sla
+    if to_customer:
+        events.append((s.outbound_subject(record.request.channel),
+                       progress(request=record.request, text=text, version=record.version + 1, at=ctx.now)))
+        if record.state == "accepted":
+            sla = restart_next_response(state=sla, config=ctx.sla, policy=ctx.policy(record), at=ctx.now)
+    return _change(record, ctx, actor=actor, action="note",
+                   detail={"to_customer": to_customer, "text": text}, events=events, sla=sla)
+
+
+def set_pending(record: RequestRecord, ctx: Context, *, actor: str, reason: str | None) -> RequestRecord:
+    _require(record, "accepted", action="put on hold")
+    return _change(
+        record, ctx, actor=actor, action="pending", detail={"reason": reason},
+        events=[(REQUEST_PENDING, RequestPending(request_id=record.request_id, actor=actor, reason=reason,
+                                                 occurred_at=ctx.now))],
+        state="pending", sla=pause(record.sla, config=ctx.sla, policy=ctx.policy(record), at=ctx.now),
+    )
+
+
+def resume_on_reply(record: RequestRecord, ctx: Context, *, reason: str, actor: str = "customer") -> RequestRecord:
+    if record.state != "pending":
+        return record
+    return _change(
+        record, ctx, actor=actor, action="resumed", detail={"reason": reason},
+        events=[(REQUEST_RESUMED, RequestResumed(request_id=record.request_id, actor=actor, reason=reason,
+                                                 occurred_at=ctx.now))],
+        state="accepted", sla=resume(record.sla, config=ctx.sla, policy=ctx.policy(record), at=ctx.now),
+    )
+
+
+def transfer(record: RequestRecord, ctx: Context, *, actor: str, reason: str, department: str | None,
+             queue: str | None, agent_id: str | None) -> RequestRecord:
+    _require(record, *OPEN_STATES, action="transfer")
+    new_department = department or record.department
+    new_queue = queue or (f"{new_department}.{record.priority.value}" if department else record.queue)
+    changed = _change(
+        record, ctx, actor=actor, action="transferred",
+        detail={"department": new_department, "queue": new_queue, "agent_id": agent_id, "reason": reason},
+        events=[(s.REQUEST_TRANSFERRED, RequestTransferred(
+            request_id=record.request_id, actor=actor, reason=reason, department=new_department,
+            queue=new_queue, agent_id=agent_id, occurred_at=ctx.now))],
+        release=[record.agent_id] if record.agent_id else [],
+        state="queued", agent_id=None, offered_at=None, offers=0, declined_by=[],
+        department=new_department, queue=new_queue,
+    )
+    return offer(changed, ctx, agent_id=agent_id) if agent_id else changed
+
+
+def escalate(record: RequestRecord, ctx: Context, *, actor: str, reason: str) -> RequestRecord:
+    _require(record, *OPEN_STATES, action="escalate")
+    level = record.escalation_level + 1
+    return _change(
+        record, ctx, actor=actor, action="escalated", detail={"reason": reason, "level": level},
+        events=[
+            (s.REQUEST_ESCALATED, RequestEscalated(request_id=record.request_id, actor=actor, reason=reason,
+                                                   level=level, occurred_at=ctx.now)),
+            (supervisor_subject(record.department),
+             supervisor_alert(record=record, reason=reason, level=level, at=ctx.now)),
+        ],
+        escalation_level=level,
+    )
+
+
+def resolve(record: RequestRecord, ctx: Context, *, actor: str, resolution: str, first_contact: bool) -> RequestRecord:
+    _require(record, *OPEN_STATES, action="resolve")
+    sla = record.sla
+    if sla.paused_since is not None:
+        sla = resume(sla, config=ctx.sla, policy=ctx.policy(record), at=ctx.now)
+    for name in ("first_response", "next_response", "resolution"):
+        sla = meet(sla, name, ctx.now)
+    return _change(
+        record, ctx, actor=actor, action="resolved", detail={"resolution": resolution, "first_contact": first_contact},
+        events=[(s.REQUEST_RESOLVED, RequestResolved(
+            request_id=record.request_id, actor=actor, resolution=resolution, first_contact=first_contact,
+            channel=record.request.channel, occurred_at=ctx.now))],
+        release=[record.agent_id] if record.agent_id else [],
+        state="resolved", sla=sla, resolution=resolution, first_contact=first_contact,
+    )
+
+
+def close(record: RequestRecord, ctx: Context, *, actor: str, reason: str | None) -> RequestRecord:
+    _require(record, *OPEN_STATES, "resolved", action="close")
+    sla = record.sla
+    for name in ("first_response", "next_response", "resolution"):
+        sla = meet(sla, name, ctx.now)
+    return _change(
+        record, ctx, actor=actor, action="closed", detail={"reason": reason},
+        events=[(s.REQUEST_CLOSED, RequestClosed(request_id=record.request_id, actor=actor, reason=reason,
+                                                 occurred_at=ctx.now))],
+        release=[record.agent_id] if record.agent_id and record.state in OPEN_STATES else [],
+        state="closed", sla=sla,
+    )
+
+
+def sla_timer(record: RequestRecord, ctx: Context, *, deadline: DeadlineName, kind: str, due: datetime) -> RequestRecord:
+    """A warning or breach timer fired. Stale timers (met, paused, moved, already marked) do nothing."""
+    d = record.sla.deadlines.get(deadline)
+    if (record.state not in OPEN_STATES or d is None or not d.open or record.sla.paused_since is not None
+            or d.due != due or (d.warned if kind == "warning" else d.breached)):
+        return record
+    event_cls = SlaWarning if kind == "warning" else SlaBreached
+    events: list[tuple[str, BaseModel]] = [(
+        s.SLA_WARNING if kind == "warning" else s.SLA_BREACHED,
+        event_cls(request_id=record.request_id, sla=deadline, due=d.due, priority=record.priority,
+                  occurred_at=ctx.now),
+    )]
+    if kind == "breach" and deadline == "resolution":
+        clock = ctx.sla.clock(ctx.policy(record))
+        expected = clock.add(ctx.now, parse_duration(ctx.sla.breach_notice_extension, ctx.sla.workday))
+        events.append((s.outbound_subject(record.request.channel),
+                       notice(request=record.request, templates=ctx.templates, expected=expected, at=ctx.now)))
+    return _change(
+        record, ctx, actor="system", action=f"sla_{kind}", detail={"sla": deadline, "due": d.due.isoformat()},
+        events=events, sla=mark(record.sla, deadline, warned=kind == "warning", breached=kind == "breach"),
+    )
+
+
+def supervisor_subject(department: str) -> str:
+    return f"{s.OUTBOUND_PREFIX}.supervisor.{department}"
+
+
+def timers_for(record: RequestRecord, ctx: Context) -> dict[str, tuple[datetime, dict[str, Any]]]:
+    """The timers a record needs now: name -> (fire at, payload). Everything else is cancelled."""
+    timers: dict[str, tuple[datetime, dict[str, Any]]] = {}
+    if record.state not in OPEN_STATES:
+        return timers
+    if record.sla.paused_since is None:
+        for name, d in record.sla.deadlines.items():
+            if not d.open:
+                continue
+            if not d.warned:
+                timers[f"{name}.warning"] = (d.warn_at, {"deadline": name, "kind": "warning", "due": d.due.isoformat()})
+            if not d.breached:
+                timers[f"{name}.breach"] = (d.due, {"deadline": name, "kind": "breach", "due": d.due.isoformat()})
+    # offers to agents time out; the offer to a supervisor after the last one does not
+    if record.state == "offered" and record.offered_at is not None and record.offers <= ctx.max_offers:
+        timers["offer"] = (record.offered_at + ctx.offer_timeout,
+                           {"agent_id": record.agent_id, "offer": record.offers})
+    return timers
+
+
+TIMER_NAMES = tuple(f"{d}.{k}" for d in ("first_response", "next_response", "resolution")
+                    for k in ("warning", "breach")) + ("offer",)
+
+
