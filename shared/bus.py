@@ -83,9 +83,11 @@ def stream_configs(settings: KefuSettings) -> list[StreamConfig]:
         StreamConfig(name=s.STREAM_OUTBOUND, subjects=[s.OUTBOUND_ALL], max_age=14 * DAY, **common),
         StreamConfig(name=s.STREAM_REJECTED, subjects=[s.REJECTED_ALL], max_age=90 * DAY, **common),
         StreamConfig(name=s.STREAM_DLQ, subjects=[s.DLQ_ALL], max_age=90 * DAY, **common),
-        # durable timers: schedules fire at their time even if no routing process is running then
+        # durable timers: schedules fire at their time even if no routing process is running then.
+        # A schedule is kept at most 60 days, longer than any deadline the SLA policies can set
+        # (a paused request has no timers; resuming schedules new ones).
         StreamConfig(
-            name=s.STREAM_TIMERS, subjects=[s.TIMERS_ALL], max_age=400 * DAY, allow_msg_schedules=True, **common
+            name=s.STREAM_TIMERS, subjects=[s.TIMERS_ALL], max_age=60 * DAY, allow_msg_schedules=True, **common
         ),
     ]
 

@@ -49,9 +49,9 @@ class PolicyMatch(BaseModel):
 
     def matches(self, priority: Priority, tier: Tier, category: Category) -> bool:
         return (
-            (self.priority is None or self.priority is priority)
-            and (self.tier is None or self.tier is tier)
-            and (self.category is None or self.category is category)
+            (self.priority is None or self.priority == priority)
+            and (self.tier is None or self.tier == tier)
+            and (self.category is None or self.category == category)
         )
 
 
