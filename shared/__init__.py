@@ -3,6 +3,8 @@
 Import the modules (`from shared import models, subjects`); each declares what it offers.
 """
 
-from . import bus, config, enums, logs, models, runtime, settings, subjects
+from . import bus, calendar, config, enums, logs, models, runtime, settings, subjects, timers
 
-__all__ = ["bus", "config", "enums", "logs", "models", "runtime", "settings", "subjects"]
+__all__ = [
+    "bus", "calendar", "config", "enums", "logs", "models", "runtime", "settings", "subjects", "timers",
+]

@@ -41,12 +41,11 @@ REJECTED_ALL: Final = "kefu.rejected.>"
 DLQ_PREFIX: Final = "kefu.dlq"
 DLQ_ALL: Final = "kefu.dlq.>"
 
-# Durable timers (server-side message schedules): a schedule on kefu.timers.schedule.<request>.<timer>
-# fires kefu.timers.fire.<request>.<timer> at its time
+# Durable timers (server-side message schedules, see shared/timers.py): a schedule on
+# kefu.timers.schedule.<service>.<key>.<timer> fires kefu.timers.fire.<service>.<key>.<timer>
 TIMERS_ALL: Final = "kefu.timers.>"
 TIMERS_SCHEDULE_PREFIX: Final = "kefu.timers.schedule"
 TIMERS_FIRE_PREFIX: Final = "kefu.timers.fire"
-TIMERS_FIRE_ALL: Final = "kefu.timers.fire.>"
 
 # JetStream streams
 STREAM_INTAKE: Final = "KEFU_INTAKE"

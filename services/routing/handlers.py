@@ -10,8 +10,9 @@ from faststream.nats import ConsumerConfig, JStream, NatsRouter, PullSub
 from shared import subjects as s
 from shared.models import RequestReceived
 from shared.runtime import Runtime
+from shared.timers import fire_filter
 
-from .service import Routing
+from .service import TIMER_SERVICE, Routing
 
 
 def build_router(runtime: Runtime, routing: dict[str, Routing], *, batch_size: int) -> NatsRouter:
@@ -34,7 +35,7 @@ def build_router(runtime: Runtime, routing: dict[str, Routing], *, batch_size: i
         await routing["routing"].on_received(request)
 
     @router.subscriber(
-        s.TIMERS_FIRE_ALL,
+        fire_filter(TIMER_SERVICE),
         stream=JStream(s.STREAM_TIMERS, declare=False),
         durable=s.CONSUMER_ROUTING_TIMERS,
         pull_sub=PullSub(batch_size=batch_size, timeout=1.0),

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import nats.js.errors
 from prometheus_client import CollectorRegistry, Counter
 
-from shared import subjects as s
+from shared import timers
 from shared.bus import Publisher
 from shared.enums import Category, Priority
 from shared.models import RequestReceived
@@ -42,6 +42,7 @@ from .domain.sla import start_sla
 from .store import Conflict, RoutingStore
 
 log = logging.getLogger("kefu.routing")
+TIMER_SERVICE = "routing"
 
 
 class NotFound(Exception):
@@ -166,13 +167,14 @@ class Routing:
                                      msg_id=item.msg_id, stream=item.stream,
                                      headers={"Content-Type": "application/json"})
         await self.sync(record)
-        desired = {name: (at, payload) for name, (at, payload) in timers_for(record, self.context()).items()}
-        timers = {name: at.isoformat() for name, (at, _) in desired.items()}
+        desired = timers_for(record, self.context())
+        scheduled = {name: at.isoformat() for name, (at, _) in desired.items()}
         for name, (at, payload) in desired.items():
             if record.timers.get(name) != at.isoformat():
-                await self._schedule(record.request_id, name, at, payload)
+                await timers.schedule(self.publisher, service=TIMER_SERVICE, key=request_id, name=name, at=at,
+                                      body={"request_id": request_id, "timer": name, **payload})
         for name in set(record.timers) - set(desired):
-            await self.publisher.js.purge_stream(s.STREAM_TIMERS, subject=self._schedule_subject(request_id, name))
+            await timers.cancel(self.publisher, service=TIMER_SERVICE, key=request_id, name=name)
         published = {i.msg_id for i in record.outbox}
         released = set(record.release)
         for _ in range(20):
@@ -182,7 +184,7 @@ class Routing:
             rest = [i for i in current.outbox if i.msg_id not in published]
             cleaned = current.model_copy(update={
                 "outbox": rest, "release": [a for a in current.release if a not in released],
-                "timers": timers if current.version == record.version else current.timers,
+                "timers": scheduled if current.version == record.version else current.timers,
             })
             if cleaned == current:
                 break
@@ -221,20 +223,6 @@ class Routing:
         )
 
     # -- timers ---------------------------------------------------------------------------------
-    @staticmethod
-    def _schedule_subject(request_id: str, name: str) -> str:
-        return f"{s.TIMERS_SCHEDULE_PREFIX}.{request_id}.{name}"
-
-    async def _schedule(self, request_id: str, name: str, at: datetime, payload: dict) -> None:
-        when = at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-        await self.publisher.raw(
-            self._schedule_subject(request_id, name),
-            json.dumps({"request_id": request_id, "timer": name, **payload}).encode(),
-            msg_id=f"timer:{request_id}:{name}:{when}",
-            stream=s.STREAM_TIMERS,
-            headers={"Nats-Schedule": f"@at {when}", "Nats-Schedule-Target": f"{s.TIMERS_FIRE_PREFIX}.{request_id}.{name}"},
-        )
-
     async def on_timer(self, body: dict) -> None:
         request_id, name = body["request_id"], body["timer"]
         try:

@@ -15,6 +15,7 @@ from services.routing.app import create_app as routing_app
 from services.routing.settings import RoutingSettings
 from shared import subjects as s
 from shared.enums import Channel
+from shared.timers import fired_subject
 from tests.support.payloads import payload
 from tests.support.services import common_settings, running, tap, wait_until
 
@@ -153,7 +154,7 @@ async def test_a_deadline_passing_while_routing_is_down_is_reported_when_it_rest
             assigned = (await events.wait_for(s.REQUEST_ASSIGNED))[0]
         rid = assigned["request_id"]
         # routing is down; the server fires the stored schedule at the deadline all the same
-        await wait_until(lambda: _fired(js, f"kefu.timers.fire.{rid}.first_response.breach"), what="breach fired")
+        await wait_until(lambda: _fired(js, fired_subject("routing", rid, "first_response.breach")), what="breach fired")
         assert events.of(s.SLA_BREACHED) == []
         async with routing():
             breached = (await events.wait_for(s.SLA_BREACHED, request_id=rid))[0]

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from shared.enums import Category, Priority, Tier
 from shared.models import Timestamp
 
-from .calendar import CALENDARS, BusinessClock, Clock, ContinuousClock
+from shared.calendar import CALENDARS, BusinessClock, Clock, ContinuousClock
 
 DeadlineName = Literal["first_response", "next_response", "resolution"]
 DEADLINES: tuple[DeadlineName, ...] = ("first_response", "next_response", "resolution")

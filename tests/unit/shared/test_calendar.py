@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.routing.domain.calendar import BusinessClock, ChineseWorkCalendar, ContinuousClock, WeekdayCalendar
+from shared.calendar import BusinessClock, ChineseWorkCalendar, ContinuousClock, WeekdayCalendar
 
 SH = ZoneInfo("Asia/Shanghai")
 CAL = ChineseWorkCalendar()

@@ -1,0 +1,47 @@
+"""Durable timers on NATS server-side message schedules (stream KEFU_TIMERS, nats-server >= 2.12).
+
+A service schedules `kefu.timers.schedule.<service>.<key>.<name>`; at the time, the server publishes
+the body to `kefu.timers.fire.<service>.<key>.<name>`, which the service consumes with a durable
+consumer. Timers live in the server: one that comes due while no process of the service runs is
+handled when one starts, and by one replica only. Re-scheduling the same (key, name) replaces the
+timer; `cancel` removes it. Handlers must check that a fired timer still applies.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from . import subjects as s
+from .bus import Publisher
+
+
+def fire_filter(service: str) -> str:
+    return f"{s.TIMERS_FIRE_PREFIX}.{service}.>"
+
+
+def _subjects(service: str, key: str, name: str) -> tuple[str, str]:
+    suffix = f"{service}.{key}.{name}"
+    return f"{s.TIMERS_SCHEDULE_PREFIX}.{suffix}", f"{s.TIMERS_FIRE_PREFIX}.{suffix}"
+
+
+async def schedule(publisher: Publisher, *, service: str, key: str, name: str, at: datetime,
+                   body: dict[str, Any]) -> None:
+    when = at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    schedule_subject, fire_subject = _subjects(service, key, name)
+    await publisher.raw(
+        schedule_subject,
+        json.dumps(body, ensure_ascii=False).encode(),
+        msg_id=f"timer:{service}:{key}:{name}:{when}",
+        stream=s.STREAM_TIMERS,
+        headers={"Nats-Schedule": f"@at {when}", "Nats-Schedule-Target": fire_subject},
+    )
+
+
+async def cancel(publisher: Publisher, *, service: str, key: str, name: str) -> None:
+    await publisher.js.purge_stream(s.STREAM_TIMERS, subject=_subjects(service, key, name)[0])
+
+
+def fired_subject(service: str, key: str, name: str) -> str:
+    return _subjects(service, key, name)[1]
