@@ -3,8 +3,9 @@
 Import the modules (`from shared import models, subjects`); each declares what it offers.
 """
 
-from . import bus, calendar, config, enums, logs, models, runtime, settings, subjects, timers
+from . import bus, calendar, config, enums, logs, models, outbox, privacy, runtime, settings, subjects, timers
 
 __all__ = [
-    "bus", "calendar", "config", "enums", "logs", "models", "runtime", "settings", "subjects", "timers",
+    "bus", "calendar", "config", "enums", "logs", "models", "outbox", "privacy", "runtime", "settings",
+    "subjects", "timers",
 ]

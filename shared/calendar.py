@@ -13,9 +13,26 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+import re
+
 import chinese_calendar
 
-MAX_DAYS = 3700  # ten years of calendar: a clock with no working days at all is a configuration error
+MAX_DAYS = 3700
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|wd)\s*$")
+
+
+def parse_duration(text: str | int | float, workday: timedelta) -> timedelta:
+    """`90s`, `30m`, `4h`, `28d` (calendar days), `2wd` (working days, each as long as the business
+    day `workday`). A bare number is minutes."""
+    if isinstance(text, int | float):
+        return timedelta(minutes=text)
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 90s, 30m, 4h, 28d or 2wd")
+    value, unit = float(match.group(1)), match.group(2)
+    units = {"s": timedelta(seconds=1), "m": timedelta(minutes=1), "h": timedelta(hours=1),
+             "d": timedelta(days=1), "wd": workday}
+    return units[unit] * value  # ten years of calendar: a clock with no working days at all is a configuration error
 
 
 class WorkCalendar(Protocol):

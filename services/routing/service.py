@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from datetime import UTC, datetime
 import nats.js.errors
 from prometheus_client import CollectorRegistry, Counter
 
-from shared import timers
+from shared import outbox, timers
 from shared.bus import Publisher
 from shared.enums import Category, Priority
 from shared.models import RequestReceived
@@ -162,10 +161,7 @@ class Routing:
         if found is None:
             return
         record, _ = found
-        for item in record.outbox:
-            await self.publisher.raw(item.subject, json.dumps(item.payload, ensure_ascii=False).encode(),
-                                     msg_id=item.msg_id, stream=item.stream,
-                                     headers={"Content-Type": "application/json"})
+        await outbox.publish(self.publisher, record.outbox)
         await self.sync(record)
         desired = timers_for(record, self.context())
         scheduled = {name: at.isoformat() for name, (at, _) in desired.items()}

@@ -7,6 +7,10 @@ import re
 
 import phonenumbers
 
+from shared.privacy import contact_key
+
+__all__ = ["anonymous_customer_id", "contact_key", "mask_id_number", "normalise_email", "normalise_phone"]
+
 _DIGITS = re.compile(r"\d+")
 
 
@@ -38,12 +42,6 @@ def normalise_email(raw: str | None) -> str | None:
         return None
     text = raw.strip().lower()
     return text if _EMAIL.match(text) else None
-
-
-def contact_key(kind: str, value: str) -> str:
-    """KV key for a contact. Hashed: keys are listed in clear, contacts are personal data."""
-    digest = hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()[:40]
-    return f"{kind}.{digest}"
 
 
 def anonymous_customer_id(kind: str, value: str) -> str:

@@ -33,7 +33,9 @@ from shared.models import (
 )
 
 from .messages import Templates, notice, progress, receipt, supervisor_alert
-from .record import OPEN_STATES, HistoryEntry, OutboxItem, RequestRecord
+from shared.outbox import item as outbox_item
+
+from .record import OPEN_STATES, HistoryEntry, RequestRecord
 from .sla import (
     DeadlineName,
     SlaConfig,
@@ -115,12 +117,8 @@ def _change(
     version = record.version + 1
     outbox = list(record.outbox)
     for subject, model in events:
-        stream = s.STREAM_OUTBOUND if subject.startswith(s.OUTBOUND_PREFIX) else s.STREAM_EVENTS
-        kind = subject.rsplit(".", 1)[-1] if stream == s.STREAM_EVENTS else subject
-        outbox.append(OutboxItem(
-            subject=subject, stream=stream, msg_id=f"{kind}:{record.request_id}:{version}",
-            payload=model.model_dump(mode="json"),
-        ))
+        kind = subject.rsplit(".", 1)[-1] if subject.startswith("kefu.events.") else subject
+        outbox.append(outbox_item(subject, model, f"{kind}:{record.request_id}:{version}"))
     history = [*record.history, HistoryEntry(at=ctx.now, actor=actor, action=action, detail=detail or {})]
     return record.model_copy(update={
         "version": version, "outbox": outbox, "history": history,

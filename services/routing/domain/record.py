@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from shared.enums import Priority
 from shared.models import RequestAssigned, RequestReceived, Timestamp
+from shared.outbox import OutboxItem
 
 from .sla import SlaState
 
@@ -22,13 +23,6 @@ class HistoryEntry(BaseModel):
     actor: str
     action: str
     detail: dict[str, Any] = Field(default_factory=dict)
-
-
-class OutboxItem(BaseModel):
-    subject: str
-    stream: str
-    msg_id: str
-    payload: dict[str, Any]
 
 
 class RequestRecord(BaseModel):

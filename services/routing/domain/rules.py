@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from shared.config import load_yaml_model
 from shared.enums import Category
 
-from .sla import SlaConfig, parse_duration
+from shared.calendar import parse_duration
+
+from .sla import SlaConfig
 
 _ASCII_WORD = re.compile(r"^[\x00-\x7f]+$")
 

@@ -12,7 +12,6 @@ had left.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -22,23 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from shared.enums import Category, Priority, Tier
 from shared.models import Timestamp
 
-from shared.calendar import CALENDARS, BusinessClock, Clock, ContinuousClock
+from shared.calendar import CALENDARS, BusinessClock, Clock, ContinuousClock, parse_duration
 
 DeadlineName = Literal["first_response", "next_response", "resolution"]
 DEADLINES: tuple[DeadlineName, ...] = ("first_response", "next_response", "resolution")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|wd)\s*$")
-
-
-def parse_duration(text: str | int | float, workday: timedelta) -> timedelta:
-    """`90s`, `30m`, `4h`, `2wd` (working days, each as long as the business day)."""
-    if isinstance(text, int | float):
-        return timedelta(minutes=text)
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a duration like 90s, 30m, 4h or 2wd")
-    value, unit = float(match.group(1)), match.group(2)
-    return {"s": timedelta(seconds=value), "m": timedelta(minutes=value), "h": timedelta(hours=value),
-            "wd": workday * value}[unit]
 
 
 class PolicyMatch(BaseModel):

@@ -11,7 +11,8 @@ from services.routing.domain.classify import judge
 from services.routing.domain.dispatch import Agent, Waiting, choose_agent, plan, service_order, supervisor_for
 from services.routing.domain.messages import Templates
 from services.routing.domain.rules import RoutingConfig
-from services.routing.domain.sla import parse_duration, pause, resume, start_sla
+from services.routing.domain.sla import pause, resume, start_sla
+from shared.calendar import parse_duration
 from shared import subjects as s
 from shared.config import load_yaml_model
 from shared.enums import Channel, Language, Priority, Tier

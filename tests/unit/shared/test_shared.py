@@ -14,7 +14,8 @@ from shared.settings import KefuSettings
 
 def test_exported_members_are_exactly_the_public_modules() -> None:
     assert sorted(shared.__all__) == sorted(
-        ["bus", "calendar", "config", "enums", "logs", "models", "runtime", "settings", "subjects", "timers"]
+        ["bus", "calendar", "config", "enums", "logs", "models", "outbox", "privacy", "runtime", "settings",
+         "subjects", "timers"]
     )
     for name in shared.__all__:
         assert hasattr(shared, name)
