@@ -19,7 +19,6 @@ from services.intake.app import create_app as intake_app
 from services.metrics.app import create_app as metrics_app
 from services.routing.app import create_app as routing_app
 from services.routing.domain import lifecycle as lc
-from services.routing.domain.messages import SupervisorAlert
 from shared import models as m
 from shared import subjects as s
 from shared.enums import Channel
@@ -49,6 +48,7 @@ PUBLISHED: list[tuple[str, type, str]] = [
     (lc.REQUEST_NOTED, lc.RequestNoted, "A note; to_customer notes also go out as progress (kefu extension)."),
     (lc.REQUEST_PENDING, lc.RequestPending, "Waiting on the customer; SLA clocks paused (kefu extension)."),
     (lc.REQUEST_RESUMED, lc.RequestResumed, "The customer replied; SLA clocks run again (kefu extension)."),
+    (s.SURVEY_REPLIED, m.SurveyReplied, "A customer's answer as given, before it is recorded (kefu extension)."),
 ]
 
 
@@ -70,7 +70,7 @@ def asyncapi() -> dict[str, Any]:
     broker.publisher(
         "kefu.outbound.supervisor.{department}",
         stream=JStream(s.STREAM_OUTBOUND, declare=False),
-        schema=SupervisorAlert,
+        schema=m.SupervisorAlert,
         title="kefu.outbound.supervisor.<department>",
         description="Alerts for a department's supervisors: emergencies, escalations, offers nobody accepted.",
     )

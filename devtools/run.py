@@ -39,6 +39,14 @@ def credentials(var: Path) -> dict[str, str]:
     return creds
 
 
+def secret(path: Path) -> str:
+    """A local secret kept across runs (signs survey links, so links sent earlier stay valid)."""
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 @dataclass
 class Child:
     name: str
@@ -129,6 +137,7 @@ def main() -> int:
     env = dict(os.environ)
     env.setdefault("KEFU_ADMIN_TOKEN", creds["admin_token"])
     env.setdefault("KEFU_ADAPTER_KEYS", f"dev:{creds['adapter_key']}")
+    env.setdefault("KEFU_FEEDBACK_SURVEY_SECRET", secret(var / "survey-secret"))
     sup = Supervisor()
     if not env.get("KEFU_NATS_URL"):
         port = int(env.get("KEFU_DEV_NATS_PORT", "4222"))

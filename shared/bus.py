@@ -103,6 +103,10 @@ def bucket_configs(settings: KefuSettings) -> list[KeyValueConfig]:
         KeyValueConfig(bucket=s.BUCKET_WAITING, history=1, **common),
         KeyValueConfig(bucket=s.BUCKET_PENDING, history=1, **common),
         KeyValueConfig(bucket=s.BUCKET_OUTBOX, history=1, **common),
+        KeyValueConfig(bucket=s.BUCKET_FEEDBACK_REQUESTS, history=3, **common),
+        KeyValueConfig(bucket=s.BUCKET_SURVEYS, history=3, **common),
+        KeyValueConfig(bucket=s.BUCKET_OPEN_SURVEYS, history=1, **common),
+        KeyValueConfig(bucket=s.BUCKET_FOLLOWUPS, history=3, **common),
     ]
 
 

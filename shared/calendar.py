@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Protocol
+from pathlib import Path
+from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
 import re
 
 import chinese_calendar
+from pydantic import BaseModel, ConfigDict, field_validator
 
 MAX_DAYS = 3700
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|wd)\s*$")
@@ -125,3 +127,42 @@ class BusinessClock:
                     total += hi - lo
             day += timedelta(days=1)
         return total
+
+
+class BusinessHoursConfig(BaseModel):
+    """The `business_hours` section of config/sla.yaml: one calendar for SLA clocks and revisits."""
+
+    model_config = ConfigDict(extra="forbid")
+    opens: time = time(9)
+    closes: time = time(18)
+    timezone: str = "Asia/Shanghai"
+    calendar: Literal["chinese", "weekdays"] = "chinese"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        ZoneInfo(v)
+        return v
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def workday(self) -> timedelta:
+        return datetime.combine(date.min, self.closes) - datetime.combine(date.min, self.opens)
+
+    def clock(self) -> BusinessClock:
+        return BusinessClock(CALENDARS[self.calendar](), self.opens, self.closes, self.tz)
+
+
+class _SlaFile(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    business_hours: BusinessHoursConfig = BusinessHoursConfig()
+
+
+def business_hours(config_dir: Path) -> BusinessHoursConfig:
+    """Business hours and calendar as configured in config/sla.yaml."""
+    from .config import load_yaml_model
+
+    return load_yaml_model(config_dir / "sla.yaml", _SlaFile).business_hours

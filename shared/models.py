@@ -202,6 +202,18 @@ class SurveyExpired(SurveyEvent):
     pass
 
 
+class SurveyReplied(Event):
+    """A customer's answer as given, on the survey page or by replying on their channel."""
+
+    survey_id: str
+    channel: Channel
+    rating: int
+    comment: str | None = None
+    reasons: list[str] = Field(default_factory=list)
+    via: Literal["page", "reply"]
+    source_id: str | None = Field(None, description="The reply's channel id (MessageSid, MsgId).")
+
+
 class FollowupScheduled(Event):
     followup_id: str
     request_id: str
@@ -226,4 +238,19 @@ class OutboundMessage(Model):
     to: dict[str, str] = Field(description="Where to deliver: phone, email, wechat_openid, user_id ...")
     language: Language
     text: str
+    occurred_at: Timestamp = Field(default_factory=utcnow)
+
+
+class SupervisorAlert(Model):
+    """Published on `kefu.outbound.supervisor.<department>` for the supervisors' pager or IM bridge:
+    emergencies, escalations, offers nobody accepted, requests reopened by the customer."""
+
+    alert_id: str
+    request_id: str
+    department: str
+    queue: str | None = None
+    priority: Priority | None = None
+    emergency: bool = False
+    reason: str
+    level: int = 1
     occurred_at: Timestamp = Field(default_factory=utcnow)

@@ -26,6 +26,9 @@ SLA_BREACHED: Final = "kefu.events.sla.breached"
 SURVEY_SENT: Final = "kefu.events.survey.sent"
 SURVEY_ANSWERED: Final = "kefu.events.survey.answered"
 SURVEY_EXPIRED: Final = "kefu.events.survey.expired"
+# kefu extension: a customer's answer as given (survey page or a reply by SMS/WeChat), before
+# feedback records it as survey.answered
+SURVEY_REPLIED: Final = "kefu.events.survey.replied"
 FOLLOWUP_SCHEDULED: Final = "kefu.events.followup.scheduled"
 FOLLOWUP_COMPLETED: Final = "kefu.events.followup.completed"
 
@@ -64,11 +67,19 @@ BUCKET_AGENTS: Final = "kefu_agents"  # agent_id -> Agent (profile, status, acti
 BUCKET_WAITING: Final = "kefu_waiting"  # request_id -> Waiting (requests queued for an agent)
 BUCKET_PENDING: Final = "kefu_pending"  # <customer hash>.<request_id> -> "" (waiting on the customer)
 BUCKET_OUTBOX: Final = "kefu_outbox"  # request_id -> "" (a change whose events are not yet published)
+BUCKET_FEEDBACK_REQUESTS: Final = "kefu_feedback_requests"  # request_id -> feedback's view of the request
+BUCKET_SURVEYS: Final = "kefu_surveys"  # survey_id -> Survey (no link secret stored)
+BUCKET_OPEN_SURVEYS: Final = "kefu_open_surveys"  # hashed contact -> survey_id a reply may answer
+BUCKET_FOLLOWUPS: Final = "kefu_followups"  # followup_id -> Followup
 
 # Durable consumer names
 CONSUMER_INTAKE: Final = "intake"
 CONSUMER_ROUTING: Final = "routing"
 CONSUMER_ROUTING_TIMERS: Final = "routing-timers"
+CONSUMER_ROUTING_REOPENED: Final = "routing-reopened"
+CONSUMER_FEEDBACK: Final = "feedback"
+CONSUMER_FEEDBACK_ANSWERS: Final = "feedback-answers"
+CONSUMER_FEEDBACK_TIMERS: Final = "feedback-timers"
 
 
 def intake_subject(channel: Channel | str) -> str:

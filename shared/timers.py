@@ -45,3 +45,16 @@ async def cancel(publisher: Publisher, *, service: str, key: str, name: str) -> 
 
 def fired_subject(service: str, key: str, name: str) -> str:
     return _subjects(service, key, name)[1]
+
+
+async def schedule_cron(publisher: Publisher, *, service: str, key: str, name: str, cron: str, timezone: str,
+                        body: dict[str, Any]) -> None:
+    """A repeating timer (6-field cron: sec min hour day month weekday) in a time zone."""
+    schedule_subject, fire_subject = _subjects(service, key, name)
+    await publisher.raw(
+        schedule_subject,
+        json.dumps(body, ensure_ascii=False).encode(),
+        msg_id=f"cron:{service}:{key}:{name}:{cron}:{timezone}",
+        stream=s.STREAM_TIMERS,
+        headers={"Nats-Schedule": cron, "Nats-Schedule-Target": fire_subject, "Nats-Schedule-Time-Zone": timezone},
+    )

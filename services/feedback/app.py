@@ -1,17 +1,46 @@
-"""Composition root of feedback (first version: the service shape; surveys come with the feedback issue)."""
+"""Composition root of feedback."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from shared.runtime import base_app, make_runtime
+from shared import subjects as s
+from shared.calendar import business_hours
+from shared.config import load_yaml_model
+from shared.runtime import Runtime, base_app, make_runtime
 
+from .api import build_api
+from .domain.rules import FeedbackConfig
+from .handlers import build_router
+from .service import Feedback, FeedbackMetrics
 from .settings import FeedbackSettings
+from .store import FeedbackStore
 
-DESCRIPTION = "Sends results and satisfaction surveys back through the customer's channel; reopens on dissatisfaction."
+DESCRIPTION = (
+    "Sends results and satisfaction surveys back through the customer's channel and a survey page, "
+    "reopens requests on dissatisfaction, and schedules revisits."
+)
 
 
 def create_app(settings: FeedbackSettings | None = None) -> FastAPI:
     settings = settings or FeedbackSettings()
-    runtime = make_runtime(settings, consumer="feedback")
-    return base_app(runtime, title="kefu feedback", description=DESCRIPTION)
+    config = load_yaml_model(settings.config_dir / "feedback.yaml", FeedbackConfig)
+    hours = business_hours(settings.config_dir)
+    runtime = make_runtime(settings, consumer=s.CONSUMER_FEEDBACK)
+    metrics = FeedbackMetrics(runtime.registry)
+    holder: dict[str, Feedback] = {}
+    runtime.broker.include_router(build_router(runtime, holder, batch_size=settings.batch_size))
+
+    async def on_start(rt: Runtime) -> None:
+        assert rt.js is not None and rt.publisher is not None
+        if settings.survey_secret is None:
+            raise SystemExit("KEFU_FEEDBACK_SURVEY_SECRET is not set: survey links are signed with it")
+        holder["feedback"] = Feedback(
+            config=config, hours=hours, store=await FeedbackStore.open(rt.js), publisher=rt.publisher,
+            base_url=settings.base_url(), secret=settings.survey_secret.get_secret_value(), metrics=metrics,
+        )
+        await holder["feedback"].start_monthly_schedule()
+
+    app = base_app(runtime, title="kefu feedback", description=DESCRIPTION, on_start=on_start)
+    app.include_router(build_api(holder))
+    return app

@@ -26,8 +26,11 @@ ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 
 class Accepted(BaseModel):
-    request_id: str = Field(description="The request this payload makes (the same for a duplicate).")
-    status: str = Field(description="`accepted`, or `duplicate` when the payload was seen before.")
+    request_id: str | None = Field(description="The request this payload makes (the same for a duplicate); "
+                                   "null for a survey reply.")
+    status: str = Field(description="`accepted`; `duplicate` when the payload was seen before; `survey_reply` "
+                        "when it is a rating answering the customer's open survey.")
+    survey_id: str | None = None
 
 
 class Ignored(BaseModel):
@@ -100,7 +103,10 @@ def build_api(intake: dict[str, Intake]) -> APIRouter:
             return JSONResponse({"status": "ignored", "detail": ignored.detail}, status_code=200)
 
         request_id = request_id_for(chan, parsed.source_id)
-        duplicate = await service.store.seen(chan, parsed.source_id) is not None
+        seen = await service.store.seen(chan, parsed.source_id)
+        duplicate = seen is not None
+        survey_id = seen.removeprefix("survey:") if seen and seen.startswith("survey:") else None
+        survey_id = survey_id or await service.survey_reply_target(chan, parsed)
         if not duplicate:
             # stored in KEFU_INTAKE before we answer: the intake consumer makes the request from it
             await service.publisher.raw(
@@ -110,6 +116,8 @@ def build_api(intake: dict[str, Intake]) -> APIRouter:
                 stream=s.STREAM_INTAKE,
                 headers={"Kefu-Via": "http", "Kefu-Adapter": adapter},
             )
+        if survey_id is not None:  # a rating replying to the customer's open survey: no new request
+            return JSONResponse({"request_id": None, "status": "survey_reply", "survey_id": survey_id}, status_code=202)
         return JSONResponse(
             {"request_id": request_id, "status": "duplicate" if duplicate else "accepted"}, status_code=202
         )

@@ -16,10 +16,12 @@ from prometheus_client import CollectorRegistry, Counter
 from shared import subjects as s
 from shared.bus import Publisher
 from shared.enums import Channel
-from shared.models import RawRef, RequestRejected
+from shared.models import RawRef, RequestRejected, SurveyReplied
 
 from .domain.canonical import canonical_request, customer_ref, rejection_id_for, request_id_for, source_key
 from .domain.errors import NotARequest, PayloadTooLarge, Rejection
+from .domain.model import ParsedRequest
+from .domain.replies import rating_of, reply_contact
 from .domain.parsers import ParseContext, channel_of, parse
 from .settings import IntakeSettings
 from .store import IntakeStore
@@ -27,12 +29,12 @@ from .store import IntakeStore
 log = logging.getLogger("kefu.intake")
 
 Via = Literal["http", "nats"]
-OUTCOMES = ("accepted", "duplicate", "rejected", "ignored")
+OUTCOMES = ("accepted", "duplicate", "rejected", "ignored", "survey_reply")
 
 
 @dataclass(frozen=True)
 class Outcome:
-    status: Literal["accepted", "duplicate", "rejected", "ignored"]
+    status: Literal["accepted", "duplicate", "rejected", "ignored", "survey_reply"]
     request_id: str | None = None
     rejection: RequestRejected | None = None
     detail: str | None = None
@@ -83,6 +85,9 @@ class Intake:
         if await self.store.seen(channel, parsed.source_id):
             self._count(channel, "duplicate")
             return Outcome("duplicate", request_id=request_id)
+        survey_id = await self.survey_reply_target(channel, parsed)
+        if survey_id is not None:
+            return await self._survey_reply(channel, parsed, survey_id, now)
         record = await self.store.find_customer(parsed.contact)
         event = canonical_request(
             channel=channel,
@@ -98,6 +103,26 @@ class Intake:
         self._count(channel, "accepted")
         log.info("request received", extra={"request_id": request_id, "channel": channel.value, "via": via})
         return Outcome("accepted", request_id=request_id)
+
+    async def survey_reply_target(self, channel: Channel, parsed: ParsedRequest) -> str | None:
+        """The open survey this message answers, when it is a bare rating from that customer."""
+        contact = reply_contact(channel, parsed)
+        if contact is None or rating_of(parsed.body) is None:
+            return None
+        return await self.store.open_survey(*contact)
+
+    async def _survey_reply(self, channel: Channel, parsed: ParsedRequest, survey_id: str, now: datetime) -> Outcome:
+        """An answer to the customer's open survey instead of a new request."""
+        rating = rating_of(parsed.body)
+        assert rating is not None
+        reply = SurveyReplied(survey_id=survey_id, channel=channel, rating=rating, via="reply",
+                              source_id=parsed.source_id, occurred_at=now)
+        key = source_key(channel, parsed.source_id)
+        await self.publisher.model(s.SURVEY_REPLIED, reply, msg_id=f"replied:{key}")
+        await self.store.mark(channel, parsed.source_id, f"survey:{survey_id}")
+        self._count(channel, "survey_reply")
+        log.info("survey answered by reply", extra={"survey_id": survey_id, "channel": channel.value})
+        return Outcome("survey_reply", detail=survey_id)
 
     async def reject(self, *, channel_name: str, raw: bytes, rejection: Rejection, via: Via) -> Outcome:
         """Keep the raw bytes in KEFU_REJECTED and publish `request.rejected` (idempotent)."""

@@ -19,10 +19,11 @@ class Conflict(Exception):
 
 
 class IntakeStore:
-    def __init__(self, customers: KeyValue, contacts: KeyValue, sources: KeyValue) -> None:
+    def __init__(self, customers: KeyValue, contacts: KeyValue, sources: KeyValue, open_surveys: KeyValue) -> None:
         self.customers = customers
         self.contacts = contacts
         self.sources = sources
+        self.open_surveys = open_surveys
 
     @classmethod
     async def open(cls, js: JetStreamContext) -> IntakeStore:
@@ -30,6 +31,7 @@ class IntakeStore:
             await js.key_value(s.BUCKET_CUSTOMERS),
             await js.key_value(s.BUCKET_CONTACTS),
             await js.key_value(s.BUCKET_INTAKE_SOURCES),
+            await js.key_value(s.BUCKET_OPEN_SURVEYS),
         )
 
     # -- exactly once -------------------------------------------------------------------------
@@ -46,6 +48,14 @@ class IntakeStore:
             await self.sources.create(source_key(channel, source_id), request_id.encode())
         except nats.js.errors.KeyWrongLastSequenceError:
             pass  # marked by a concurrent delivery of the same payload: same request id
+
+    async def open_survey(self, kind: str, value: str) -> str | None:
+        """The survey a reply from this contact would answer (kept by feedback)."""
+        try:
+            entry = await self.open_surveys.get(contact_key(kind, value))
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        return entry.value.decode() if entry.value else None
 
     # -- customer directory -------------------------------------------------------------------
     async def get_customer(self, customer_id: str) -> tuple[CustomerRecord, int] | None:

@@ -8,7 +8,7 @@ from faststream import AckPolicy
 from faststream.nats import ConsumerConfig, JStream, NatsRouter, PullSub
 
 from shared import subjects as s
-from shared.models import RequestReceived
+from shared.models import RequestReceived, RequestReopened
 from shared.runtime import Runtime
 from shared.timers import fire_filter
 
@@ -46,5 +46,18 @@ def build_router(runtime: Runtime, routing: dict[str, Routing], *, batch_size: i
     )
     async def on_timer(body: dict[str, Any]) -> None:
         await routing["routing"].on_timer(body)
+
+    @router.subscriber(
+        s.REQUEST_REOPENED,
+        stream=JStream(s.STREAM_EVENTS, declare=False),
+        durable=s.CONSUMER_ROUTING_REOPENED,
+        pull_sub=PullSub(batch_size=batch_size, timeout=1.0),
+        config=consumer,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title="routing-reopened",
+        description="Requests reopened by feedback go back to their department's queue.",
+    )
+    async def on_reopened(event: RequestReopened) -> None:
+        await routing["routing"].on_reopened(event)
 
     return router

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter
 from shared import outbox, timers
 from shared.bus import Publisher
 from shared.enums import Category, Priority
-from shared.models import RequestReceived
+from shared.models import RequestReceived, RequestReopened
 
 from .domain.assign import assignment
 from .domain.classify import judge
@@ -30,6 +30,7 @@ from .domain.lifecycle import (
     offer,
     offer_expired,
     open_record,
+    reopen,
     resume_on_reply,
     sla_timer,
     timers_for,
@@ -127,6 +128,15 @@ class Routing:
             offers = plan([self.waiting_of(record)], dict(self.store.agents.items))
             for waiting, agent in offers:
                 await self._try_offer(waiting, agent.agent_id, flush=False)
+
+    async def on_reopened(self, event: RequestReopened) -> None:
+        try:
+            await self.apply(event.request_id, lambda r, c: reopen(
+                r, c, reason=event.reason or "reopened", priority=event.priority, actor=event.actor or "customer"))
+        except (NotFound, InvalidTransition) as exc:
+            log.info("reopen ignored", extra={"request_id": event.request_id, "why": type(exc).__name__})
+            return
+        await self.dispatch()
 
     # -- every change ---------------------------------------------------------------------------
     async def apply(self, request_id: str, change: Transition, *, flush: bool = True) -> RequestRecord:

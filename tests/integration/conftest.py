@@ -8,6 +8,8 @@ from typing import Any
 import nats
 import pytest
 
+from services.feedback.app import create_app as feedback_app
+from services.feedback.settings import FeedbackSettings
 from services.intake.app import create_app as intake_app
 from services.intake.settings import IntakeSettings
 from services.metrics.app import create_app as metrics_app
@@ -36,6 +38,7 @@ def start(nats_server, config_dir: Path) -> dict[str, Starter]:
         "intake": make(intake_app, IntakeSettings),
         "routing": make(routing_app, RoutingSettings),
         "metrics": make(metrics_app, MetricsSettings),
+        "feedback": make(feedback_app, FeedbackSettings),
     }
 
 

@@ -22,6 +22,7 @@ from devtools.natsserver import free_port
 
 ADMIN_TOKEN = "test-admin-token"
 ADAPTER_KEY = "test-adapter-key"
+SURVEY_SECRET = "test-survey-secret"
 
 
 def common_settings(nats_url: str, **extra: Any) -> dict[str, Any]:
@@ -31,6 +32,7 @@ def common_settings(nats_url: str, **extra: Any) -> dict[str, Any]:
         "adapter_keys": f"tests:{ADAPTER_KEY}",
         "ack_wait_seconds": 5,
         "retry_backoff_seconds": (0.1, 0.2, 0.5),
+        "survey_secret": SURVEY_SECRET,
         **extra,
     }
 

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from shared import subjects as s
+from shared.enums import Priority
 from shared.models import (
     Event,
     RequestAccepted,
@@ -47,6 +48,7 @@ from .sla import (
     pause,
     restart_next_response,
     resume,
+    start_sla,
 )
 
 
@@ -301,6 +303,24 @@ def close(record: RequestRecord, ctx: Context, *, actor: str, reason: str | None
                                                  occurred_at=ctx.now))],
         release=[record.agent_id] if record.agent_id and record.state in OPEN_STATES else [],
         state="closed", sla=sla,
+    )
+
+
+def reopen(record: RequestRecord, ctx: Context, *, reason: str, priority: Priority | None,
+           actor: str = "customer") -> RequestRecord:
+    """Taken up again (the customer was dissatisfied, or the problem recurred): back to its
+    department's queue with a raised priority, and fresh first-response and resolution deadlines."""
+    _require(record, "resolved", "closed", action="reopen")
+    new_priority = priority or record.priority
+    # a department's priority queue follows the new priority; a special queue (VIP, a named one) stays
+    department_queue = record.queue.startswith(f"{record.department}.")
+    queue = f"{record.department}.{new_priority.value}" if department_queue else record.queue
+    policy = ctx.sla.select(priority=new_priority, tier=record.request.customer.tier, category=record.assignment.category)
+    return _change(
+        record, ctx, actor=actor, action="reopened", detail={"reason": reason, "priority": new_priority.value},
+        state="queued", priority=new_priority, queue=queue, agent_id=None, offers=0, offered_at=None,
+        declined_by=[], resolution=None, first_contact=None,
+        sla=start_sla(config=ctx.sla, policy=policy, received_at=ctx.now),
     )
 
 

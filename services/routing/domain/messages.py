@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.enums import Language, Priority
-from shared.models import Model, OutboundMessage, RequestAssigned, RequestReceived, Timestamp
+from shared.enums import Language
+from shared.models import OutboundMessage, RequestAssigned, RequestReceived, SupervisorAlert
 
 if TYPE_CHECKING:
     from .record import RequestRecord
@@ -24,20 +24,6 @@ class Templates(BaseModel):
     receipt: dict[Language, str]
     breach_notice: dict[Language, str]
     timezone: str = "Asia/Shanghai"
-
-
-class SupervisorAlert(Model):
-    """Published on `kefu.outbound.supervisor.<department>` for the supervisors' pager or IM bridge."""
-
-    alert_id: str
-    request_id: str
-    department: str
-    queue: str
-    priority: Priority
-    emergency: bool
-    reason: str
-    level: int
-    occurred_at: Timestamp
 
 
 def recipient(request: RequestReceived) -> dict[str, str]:

@@ -12,16 +12,14 @@ had left.
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
-from zoneinfo import ZoneInfo
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.enums import Category, Priority, Tier
 from shared.models import Timestamp
 
-from shared.calendar import CALENDARS, BusinessClock, Clock, ContinuousClock, parse_duration
+from shared.calendar import BusinessHoursConfig, Clock, ContinuousClock, parse_duration
 
 DeadlineName = Literal["first_response", "next_response", "resolution"]
 DEADLINES: tuple[DeadlineName, ...] = ("first_response", "next_response", "resolution")
@@ -51,20 +49,6 @@ class SlaPolicy(BaseModel):
     resolution: str
 
 
-class BusinessHoursConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    opens: time = time(9)
-    closes: time = time(18)
-    timezone: str = "Asia/Shanghai"
-    calendar: Literal["chinese", "weekdays"] = "chinese"
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, v: str) -> str:
-        ZoneInfo(v)
-        return v
-
-
 class SlaConfig(BaseModel):
     """config/sla.yaml"""
 
@@ -76,8 +60,7 @@ class SlaConfig(BaseModel):
 
     @property
     def workday(self) -> timedelta:
-        bh = self.business_hours
-        return datetime.combine(datetime.min, bh.closes) - datetime.combine(datetime.min, bh.opens)
+        return self.business_hours.workday
 
     def model_post_init(self, _: object) -> None:
         for policy in self.policies:  # fail at start-up, not at the first request
@@ -93,8 +76,7 @@ class SlaConfig(BaseModel):
     def clock(self, policy: SlaPolicy) -> Clock:
         if policy.clock == "24x7":
             return ContinuousClock()
-        bh = self.business_hours
-        return BusinessClock(CALENDARS[bh.calendar](), bh.opens, bh.closes, ZoneInfo(bh.timezone))
+        return self.business_hours.clock()
 
     def target(self, policy: SlaPolicy, name: DeadlineName) -> timedelta | None:
         value = getattr(policy, name)

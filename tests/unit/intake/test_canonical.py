@@ -96,3 +96,21 @@ def test_decode_falls_back_through_common_charsets() -> None:
     assert decode_bytes("测试".encode("gbk"), None) == "测试"
     assert decode_bytes("測試".encode("big5"), "big5") == "測試"
     assert decode_bytes("测试".encode("gbk"), "no-such-charset") == "测试"
+
+
+@pytest.mark.parametrize(
+    ("text", "rating"),
+    [("5", 5), ("５", 5), (" 4分 ", 4), ("3星", 3), ("2/5", 2), ("满意", 4), ("非常满意！", 5), ("不满意", 2),
+     ("一般。", 3), ("Very satisfied", 5), ("ok", 3), ("1 star", 1)],
+)
+def test_bare_ratings_are_survey_answers(text: str, rating: int) -> None:
+    from services.intake.domain.replies import rating_of
+
+    assert rating_of(text) == rating
+
+
+@pytest.mark.parametrize("text", ["6", "0", "12", "我要投诉", "5 个问题还没解决", "满意吗？你们的服务太差了", ""])
+def test_anything_else_is_not(text: str) -> None:
+    from services.intake.domain.replies import rating_of
+
+    assert rating_of(text) is None

@@ -1,0 +1,116 @@
+"""Surveys: ids, signed links, the answer rules, what a low rating causes. Pure."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from shared.enums import Channel, Language, Priority, Tier
+from shared.models import Timestamp
+
+Status = Literal["open", "answered", "expired"]
+
+
+class Customer(BaseModel):
+    customer_id: str | None = None
+    name: str | None = None
+    contacts: dict[str, str] = Field(default_factory=dict, description="Where to deliver: phone, email ...")
+
+
+class RequestView(BaseModel):
+    """What feedback keeps of a request, from request.received / assigned / resolved."""
+
+    request_id: str
+    channel: Channel
+    language: Language
+    customer: Customer
+    subject: str | None = None
+    summary: str = ""
+    department: str | None = None
+    priority: Priority = Priority.normal
+    tier: Tier = Tier.standard
+    resolved_at: Timestamp | None = None
+    resolution: str | None = None
+    resolutions: int = 0
+    surveyed: bool = False
+
+
+class Survey(BaseModel):
+    survey_id: str
+    request_id: str
+    customer_id: str | None
+    channel: Channel
+    language: Language
+    sent_at: Timestamp
+    expires_at: Timestamp
+    reminder_at: Timestamp | None = None
+    status: Status = "open"
+    rating: int | None = None
+    comment: str | None = None
+    reasons: list[str] = Field(default_factory=list)
+    answered_at: Timestamp | None = None
+    answered_via: Literal["page", "reply"] | None = None
+    reply_keys: list[str] = Field(default_factory=list, description="Contact keys a reply may come from.")
+    sample: bool = False
+
+
+def survey_id_for(origin: str) -> str:
+    """Deterministic per origin (the resolved event's id, or a monthly sample's request and month),
+    so that a redelivered event makes the same survey."""
+    return "srv_" + hashlib.sha256(origin.encode()).hexdigest()[:24]
+
+
+def link_token(secret: str, survey_id: str) -> str:
+    """The link's credential: HMAC-SHA256 of the survey id. Nothing secret is stored."""
+    return hmac.new(secret.encode(), survey_id.encode(), hashlib.sha256).hexdigest()
+
+
+def token_ok(secret: str, survey_id: str, token: str | None) -> bool:
+    return token is not None and hmac.compare_digest(link_token(secret, survey_id), token)
+
+
+def survey_url(base_url: str, secret: str, survey_id: str) -> str:
+    return f"{base_url.rstrip('/')}/v1/surveys/{survey_id}?t={link_token(secret, survey_id)}"
+
+
+class AnswerRefused(Exception):
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.error, self.detail = status, error, detail
+
+
+def answer(survey: Survey, *, rating: int, comment: str | None, reasons: list[str], allowed_reasons: list[str],
+           now: datetime, via: Literal["page", "reply"]) -> Survey:
+    if survey.status == "answered":
+        raise AnswerRefused(409, "already_answered", "this survey has been answered")
+    if survey.status == "expired" or now >= survey.expires_at:
+        raise AnswerRefused(410, "expired", "this survey has expired")
+    if not 1 <= rating <= 5:
+        raise AnswerRefused(422, "invalid_rating", "rating must be a whole number from 1 to 5")
+    unknown = [r for r in reasons if r not in allowed_reasons]
+    if unknown:
+        raise AnswerRefused(422, "invalid_reason", f"unknown reason(s): {unknown[:3]}")
+    return survey.model_copy(update={
+        "status": "answered", "rating": rating, "comment": (comment or "").strip()[:2000] or None,
+        "reasons": reasons, "answered_at": now, "answered_via": via,
+    })
+
+
+def raised(priority: Priority) -> Priority:
+    """A reopened request is more pressing than it was: normal -> important -> urgent."""
+    return {Priority.normal: Priority.important, Priority.important: Priority.urgent}.get(priority, Priority.urgent)
+
+
+def dissatisfied(rating: int, threshold: int) -> bool:
+    return rating <= threshold
+
+
+def reminder_time(sent_at: datetime, reminder_after: timedelta | None, expires_at: datetime) -> datetime | None:
+    if reminder_after is None:
+        return None
+    at = sent_at + reminder_after
+    return at if at < expires_at else None

@@ -1,0 +1,51 @@
+"""NATS edge of feedback: the request events, survey answers, and its timers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.nats import ConsumerConfig, JStream, NatsMessage, NatsRouter, PullSub
+
+from shared import subjects as s
+from shared.models import SurveyReplied
+from shared.runtime import Runtime
+from shared.timers import fire_filter
+
+from .service import TIMER_SERVICE, Feedback
+
+
+def build_router(runtime: Runtime, holder: dict[str, Feedback], *, batch_size: int) -> NatsRouter:
+    router = NatsRouter()
+    settings = runtime.settings
+
+    def durable(subject: str, stream: str, name: str, description: str) -> Any:
+        return router.subscriber(
+            subject,
+            stream=JStream(stream, declare=False),
+            durable=name,
+            pull_sub=PullSub(batch_size=batch_size, timeout=1.0),
+            config=ConsumerConfig(ack_wait=settings.ack_wait_seconds, max_deliver=settings.max_deliver,
+                                  max_ack_pending=1000),
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            title=name,
+            description=description,
+        )
+
+    @durable("kefu.events.request.>", s.STREAM_EVENTS, s.CONSUMER_FEEDBACK,
+             "Keeps what feedback needs of each request; on resolution sends the result and the survey.")
+    async def on_request_event(msg: NatsMessage) -> None:
+        await holder["feedback"].on_request_event(msg.raw_message.subject, json.loads(msg.body))
+
+    @durable(s.SURVEY_REPLIED, s.STREAM_EVENTS, s.CONSUMER_FEEDBACK_ANSWERS,
+             "Records survey answers from the survey page and from replies on the customer's channel.")
+    async def on_reply(reply: SurveyReplied) -> None:
+        await holder["feedback"].on_reply(reply)
+
+    @durable(fire_filter(TIMER_SERVICE), s.STREAM_TIMERS, s.CONSUMER_FEEDBACK_TIMERS,
+             "Delayed invitations, reminders, expiry, revisits and the monthly sample.")
+    async def on_timer(body: dict[str, Any]) -> None:
+        await holder["feedback"].on_timer(body)
+
+    return router
