@@ -21,7 +21,7 @@ from shared import subjects as s
 from shared.calendar import business_hours, parse_duration
 from shared.enums import Channel
 from tests.support.payloads import payload
-from tests.support.services import common_settings, running, tap
+from tests.support.services import common_settings, running, tap, wait_until
 
 pytestmark = pytest.mark.integration
 CONFIG = Path(__file__).parents[2] / "config"
@@ -119,7 +119,12 @@ async def test_a_low_rating_reopens_the_request_with_a_raised_priority(system, n
                                   data={"t": token_of(sent["url"]), "rating": "1", "reasons": "问题没有解决"})
         reopened = (await events.wait_for(s.REQUEST_REOPENED, request_id=rid))[0]
         alert = (await outbound.wait_for("kefu.outbound.supervisor.business"))[0]
-        record = (await http.get(f"/v1/requests/{rid}")).json()
+
+        async def requeued() -> dict | None:
+            record = (await http.get(f"/v1/requests/{rid}")).json()
+            return record if record["state"] == "queued" else None
+
+        record = await wait_until(requeued, what="routing re-queued the reopened request")
     assert form.status_code == 200 and "重新处理" in form.text
     assert reopened["priority"] == "important" and reopened["reason"] == "dissatisfied (rating 1)"
     assert alert["request_id"] == rid and alert["reason"].startswith("reopened")
