@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import nats.errors
 import nats.js.errors
 from faststream import BaseMiddleware
 from faststream.exceptions import HandlerException, NackMessage, RejectMessage
@@ -39,6 +40,28 @@ from . import subjects as s
 from .settings import KefuSettings
 
 log = logging.getLogger("kefu.bus")
+
+
+def _timeouts_as_nats_timeouts(fetch: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """nats-py 2.16 can raise a bare asyncio.TimeoutError from PullSubscription.fetch (the path that
+    avoids orphaned lingering pull requests) where it otherwise raises nats.errors.TimeoutError;
+    FastStream 0.7's pull loop suppresses only the latter, so an idle consumer's loop crashed now and
+    then and was restarted by FastStream's supervisor with an error log. Both mean "no message yet"."""
+
+    async def fetch_converting_timeouts(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await fetch(*args, **kwargs)
+        except nats.errors.TimeoutError:
+            raise
+        except TimeoutError as exc:
+            raise nats.errors.TimeoutError from exc
+
+    fetch_converting_timeouts.__wrapped__ = fetch  # type: ignore[attr-defined]
+    return fetch_converting_timeouts
+
+
+if not hasattr(JetStreamContext.PullSubscription.fetch, "__wrapped__"):
+    JetStreamContext.PullSubscription.fetch = _timeouts_as_nats_timeouts(JetStreamContext.PullSubscription.fetch)
 
 DAY = 86_400.0
 MAX_RAW_PAYLOAD = 1024 * 1024  # the bundled server's max_payload; intake enforces a lower limit
@@ -128,10 +151,11 @@ async def provision(js: JetStreamContext, settings: KefuSettings) -> None:
 class Publisher:
     """Publishes to JetStream, awaits the ack, and always sets `Nats-Msg-Id`."""
 
-    def __init__(self, js: JetStreamContext, *, timeout: float = 5.0, attempts: int = 3) -> None:
+    def __init__(self, js: JetStreamContext, *, timeout: float = 5.0, attempts: int = 3, metrics: Any = None) -> None:
         self._js = js
         self._timeout = timeout
         self._attempts = attempts
+        self._metrics = metrics
 
     @property
     def js(self) -> JetStreamContext:
@@ -149,9 +173,12 @@ class Publisher:
         hdrs = {"Nats-Msg-Id": msg_id, **(headers or {})}
         for attempt in range(1, self._attempts + 1):
             try:
-                return await self._js.publish(
+                ack = await self._js.publish(
                     subject, payload, timeout=self._timeout, stream=stream, headers=dict(hdrs)
                 )
+                if self._metrics is not None:
+                    self._metrics.published.labels(ack.stream, "duplicate" if ack.duplicate else "stored").inc()
+                return ack
             except (TimeoutError, nats.errors.TimeoutError, nats.js.errors.NoStreamResponseError):
                 # same Nats-Msg-Id: a retry after a lost ack is dropped by the duplicate window
                 if attempt == self._attempts:
@@ -209,11 +236,16 @@ def make_dead_letter(publisher: Publisher, consumer: str) -> DeadLetter:
     return dead_letter
 
 
-def settle_middleware(policy: RetryPolicy, dead_letter: DeadLetter) -> Callable[..., BaseMiddleware]:
+def settle_middleware(
+    policy: RetryPolicy, dead_letter: DeadLetter, on_redelivery: Callable[[str], None] = lambda consumer: None
+) -> Callable[..., BaseMiddleware]:
     """FastStream middleware: ack on success, delayed NAK on error, dead-letter what can never work."""
 
     class Settle(BaseMiddleware):
         async def consume_scope(self, call_next: Any, msg: Any) -> Any:
+            raw_msg: Msg = msg.raw_message
+            if raw_msg.reply and raw_msg.metadata.num_delivered > 1:
+                on_redelivery(raw_msg.metadata.consumer or "")
             try:
                 return await call_next(msg)
             except HandlerException:

@@ -9,6 +9,7 @@ report ready. Shutdown (SIGTERM / Ctrl-C): not ready, stop fetching, let in-flig
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import os
 import logging
@@ -24,7 +25,7 @@ from fastapi.responses import JSONResponse, Response
 from faststream.nats import NatsBroker
 from faststream.nats.prometheus import NatsPrometheusMiddleware
 from nats.js import JetStreamContext
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .bus import Publisher, RetryPolicy, connect_kwargs, make_dead_letter, provision, settle_middleware
@@ -48,15 +49,36 @@ class Runtime:
     broker: NatsBroker
     js: JetStreamContext | None = None
     publisher: Publisher | None = None
+    pipeline: PipelineMetrics | None = None
     ready: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+class PipelineMetrics:
+    """Every service's own pipeline: what it published, redeliveries, dead letters, consumer backlog.
+    (FastStream's middleware adds handler latency, messages received and handler errors.)"""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.published = Counter("kefu_messages_published_total", "JetStream publishes, by stream and outcome "
+                                 "(stored, or duplicate: dropped by the stream's duplicate window).",
+                                 ["stream", "outcome"], registry=registry)
+        self.redelivered = Counter("kefu_messages_redelivered_total", "Messages handled again after a failure.",
+                                   ["consumer"], registry=registry)
+        self.dead_lettered = Counter("kefu_messages_dead_lettered_total", "Messages given up on (to KEFU_DLQ).",
+                                     ["consumer"], registry=registry)
+        self.pending = Gauge("kefu_consumer_pending_messages", "Messages in the stream not yet delivered to the "
+                             "durable consumer.", ["stream", "consumer"], registry=registry)
+        self.ack_pending = Gauge("kefu_consumer_ack_pending_messages", "Messages delivered and not yet acknowledged.",
+                                 ["stream", "consumer"], registry=registry)
 
 
 def make_runtime(settings: KefuSettings, *, consumer: str) -> Runtime:
     registry = CollectorRegistry()
     holder: dict[str, Any] = {}
+    pipeline = PipelineMetrics(registry)
 
     async def dead_letter(msg: Any, reason: str) -> None:
+        pipeline.dead_lettered.labels(msg.metadata.consumer or consumer).inc()
         await make_dead_letter(holder["runtime"].publisher, consumer)(msg, reason)
 
     policy = RetryPolicy(settings.max_deliver, settings.retry_backoff_seconds)
@@ -64,12 +86,12 @@ def make_runtime(settings: KefuSettings, *, consumer: str) -> Runtime:
         **connect_kwargs(settings),
         middlewares=[
             NatsPrometheusMiddleware(registry=registry, app_name=f"kefu_{settings.service_name}"),
-            settle_middleware(policy, dead_letter),
+            settle_middleware(policy, dead_letter, on_redelivery=lambda c: pipeline.redelivered.labels(c).inc()),
         ],
         graceful_timeout=settings.ack_wait_seconds / 2,
         logger=logging.getLogger(f"kefu.{settings.service_name}.broker"),
     )
-    runtime = Runtime(settings=settings, registry=registry, broker=broker)
+    runtime = Runtime(settings=settings, registry=registry, broker=broker, pipeline=pipeline)
     holder["runtime"] = runtime
     return runtime
 
@@ -84,7 +106,10 @@ def base_app(
     description: str,
     on_start: OnStart | None = None,
     on_stop: OnStart | None = None,
+    caught_up: Callable[[], bool] = lambda: True,
 ) -> FastAPI:
+    """`caught_up`: a service that must first catch up (metrics replaying its log) reports not
+    ready, and serves no metrics, until it has: Prometheus never sees its counters restart."""
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         broker = runtime.broker
@@ -92,16 +117,18 @@ def base_app(
         js = broker.connection.jetstream()
         await provision(js, runtime.settings)
         runtime.js = js
-        runtime.publisher = Publisher(js)
+        runtime.publisher = Publisher(js, metrics=runtime.pipeline)
         if on_start is not None:
             await on_start(runtime)
         await broker.start()
+        runtime.extra["consumer_watch"] = asyncio.create_task(_watch_consumers(runtime))
         runtime.ready = True
         log.info("service ready", extra={"service": runtime.settings.service_name})
         try:
             yield
         finally:
             runtime.ready = False
+            runtime.extra["consumer_watch"].cancel()
             if on_stop is not None:
                 await on_stop(runtime)
             try:
@@ -140,7 +167,7 @@ def base_app(
     @app.get("/readyz", tags=["operations"], summary="Readiness: connected to NATS and consuming")
     async def readyz() -> JSONResponse:
         connected = _connected(runtime.broker)
-        ok = runtime.ready and connected
+        ok = runtime.ready and connected and caught_up()
         return JSONResponse(
             {"status": "ready" if ok else "not_ready", "nats_connected": bool(connected)},
             status_code=200 if ok else 503,
@@ -148,9 +175,29 @@ def base_app(
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics of this service")
     async def metrics() -> Response:
+        if not caught_up():
+            return JSONResponse({"error": "not_ready", "detail": "still replaying the event log"}, status_code=503)
         return Response(generate_latest(runtime.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+async def _watch_consumers(runtime: Runtime, interval: float = 10.0) -> None:
+    """Backlog of this service's durable consumers, for the consumer-backlog alert and KEDA."""
+    assert runtime.js is not None and runtime.pipeline is not None
+    while True:
+        for sub in runtime.broker.subscribers:
+            stream = getattr(getattr(sub, "stream", None), "name", None)
+            durable = getattr(getattr(sub, "config", None), "durable_name", None)
+            if not stream or not durable:
+                continue
+            try:
+                info = await runtime.js.consumer_info(stream, durable)
+            except Exception:  # not created yet, or NATS briefly away: next round
+                continue
+            runtime.pipeline.pending.labels(stream, durable).set(info.num_pending or 0)
+            runtime.pipeline.ack_pending.labels(stream, durable).set(info.num_ack_pending or 0)
+        await asyncio.sleep(interval)
 
 
 def _connected(broker: NatsBroker) -> bool:

@@ -1,84 +1,78 @@
-"""Composition root of metrics (first version): the contract's request counters, rebuilt from the
-event log at every start by replaying KEFU_EVENTS with an ordered consumer, so a restart gives the
-same numbers. The full indicators, dashboards and alerts come with the metrics issue."""
+"""Composition root of metrics: replays KEFU_EVENTS into the projection at every start (an ordered
+consumer: every replica sees every event, so replicas agree and a restart gives the same numbers),
+and serves the indicators and the reports."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from datetime import UTC, datetime
 
+import nats.js.errors
 from fastapi import FastAPI
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
-from prometheus_client.core import CounterMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from shared import subjects as s
+from shared.calendar import business_hours
 from shared.config import department_names
-from shared.enums import Category, Channel, Priority
 from shared.runtime import Runtime, base_app, make_runtime
 
-from .domain.tally import REJECTION_REASONS, Tally
+from .api import build_api
+from .collector import IndicatorCollector
+from .domain.indicators import Projection
 from .settings import MetricsSettings
 
 log = logging.getLogger("kefu.metrics")
-DESCRIPTION = "Turns the event log into the service indicators as Prometheus metrics."
+DESCRIPTION = "Turns the event log into the service indicators as Prometheus metrics, and reports."
 
 
-class TallyCollector(Collector):
-    """Exposes a Tally; every bounded label combination is present from the start (at zero)."""
+class Replay:
+    """Applies the stream to the projection; caught up once it reached the last event at start."""
 
-    def __init__(self, tally: Tally) -> None:
-        self.tally = tally
+    def __init__(self, projection: Projection) -> None:
+        self.projection = projection
+        self.target = 0
+        self.seq = 0
 
-    def collect(self) -> Iterable[Metric]:
-        t = self.tally
-        channels = [c.value for c in Channel]
-        received = CounterMetricFamily(
-            "kefu_requests_received", "Requests received, by channel.", labels=["channel"]
-        )
-        for ch in channels:
-            received.add_metric([ch], t.received[ch])
-        yield received
-        rejected = CounterMetricFamily(
-            "kefu_requests_rejected", "Payloads rejected, by channel and reason.", labels=["channel", "reason"]
-        )
-        for ch in [*channels, "unknown"]:
-            for reason in [*REJECTION_REASONS, "other"]:
-                rejected.add_metric([ch, reason], t.rejected[(ch, reason)])
-        yield rejected
-        assigned = CounterMetricFamily(
-            "kefu_requests_assigned",
-            "Requests assigned, by category, priority and lead department.",
-            labels=["category", "priority", "department"],
-        )
-        for c in Category:
-            for p in Priority:
-                for d in t.departments:
-                    assigned.add_metric([c.value, p.value, d], t.assigned[(c.value, p.value, d)])
-        yield assigned
+    @property
+    def caught_up(self) -> bool:
+        return self.seq >= self.target
+
+    async def on_event(self, msg: Msg) -> None:
+        try:
+            self.projection.apply(msg.subject, json.loads(msg.data))
+        except (ValueError, UnicodeDecodeError):
+            log.warning("undecodable event skipped", extra={"subject": msg.subject})
+        self.seq = msg.metadata.sequence.stream
 
 
 def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     settings = settings or MetricsSettings()
-    tally = Tally(departments=department_names(settings.config_dir))
+    departments = department_names(settings.config_dir)
+    hours = business_hours(settings.config_dir)
+    projection = Projection(departments=departments)
+    replay = Replay(projection)
     runtime = make_runtime(settings, consumer="metrics")
-    runtime.registry.register(TallyCollector(tally))
+    runtime.registry.register(IndicatorCollector(projection, now=lambda: datetime.now(UTC)))
 
     async def on_start(rt: Runtime) -> None:
         assert rt.js is not None
-
-        async def on_event(msg: Msg) -> None:
-            try:
-                tally.apply(msg.subject, json.loads(msg.data))
-            except (ValueError, UnicodeDecodeError):
-                log.warning("undecodable event skipped", extra={"subject": msg.subject})
-
-        # ordered consumer from the first event: no durable state, replays the log at every start
+        try:
+            replay.target = (await rt.js.stream_info(s.STREAM_EVENTS)).state.last_seq
+        except nats.js.errors.NotFoundError:
+            replay.target = 0
         rt.extra["subscription"] = await rt.js.subscribe(
-            s.EVENTS_ALL, cb=on_event, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL,
+            s.EVENTS_ALL, cb=replay.on_event, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL,
             stream=s.STREAM_EVENTS,
         )
 
-    return base_app(runtime, title="kefu metrics", description=DESCRIPTION, on_start=on_start)
+    async def on_stop(rt: Runtime) -> None:
+        sub = rt.extra.get("subscription")
+        if sub is not None:
+            await sub.unsubscribe()
+
+    app = base_app(runtime, title="kefu metrics", description=DESCRIPTION, on_start=on_start, on_stop=on_stop,
+                   caught_up=lambda: replay.caught_up)
+    app.include_router(build_api(runtime, departments=departments, tz=hours.tz, lookback_days=settings.report_lookback_days))
+    return app

@@ -10,3 +10,5 @@ class MetricsSettings(KefuSettings):
 
     service_name: str = "metrics"
     http_port: int = 8084
+    # reports read the log from this many days before the period, to know the requests resolved in it
+    report_lookback_days: int = 90

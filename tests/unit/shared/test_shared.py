@@ -76,3 +76,19 @@ def test_naive_times_are_refused_by_the_contract() -> None:
             "emergency": False, "department": "x", "queue": "q", "topic": "t",
             "due": {"first_response": datetime(2026, 1, 1).isoformat(), "resolution": datetime.now(UTC).isoformat()},
         })
+
+
+async def test_pull_fetch_timeouts_always_reach_faststream_as_nats_timeouts() -> None:
+    import asyncio
+
+    import nats.errors
+    from nats.js import JetStreamContext
+
+    from shared.bus import _timeouts_as_nats_timeouts
+
+    async def bare_timeout() -> None:
+        raise asyncio.TimeoutError
+
+    with pytest.raises(nats.errors.TimeoutError):
+        await _timeouts_as_nats_timeouts(bare_timeout)()
+    assert hasattr(JetStreamContext.PullSubscription.fetch, "__wrapped__")  # installed by importing shared.bus

@@ -1,0 +1,333 @@
+"""The service indicators, folded from the event log. Pure: events in (with their own times),
+numbers out; `now` is passed in for rolling windows.
+
+Definitions (docs/metrics.md):
+- acceptance timeliness: of first acceptances, the share at or before the first-response due time
+  (business time, as routing computed it);
+- first response time: first acceptance - received (seconds; ART is its mean);
+- first-contact resolution: of first resolutions, the share resolved at first contact;
+- processing accuracy: of first resolutions, the share never reopened nor transferred to another
+  department;
+- feedback timeliness: of first resolutions (the result goes to the customer at resolution), the
+  share at or before the resolution due time;
+- revisit completion: of revisits due, the share completed;
+- CSAT: mean survey rating; complaint rate: complaints among routed requests.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared import subjects as s
+from shared.enums import Category, Channel, Priority
+
+REJECTION_REASONS = ("unparseable", "missing_content", "too_large", "unsupported_media_type", "unknown_channel")
+WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
+KEEP = WINDOWS["7d"]
+FIRST_RESPONSE_BUCKETS = (60, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800)
+RESOLUTION_BUCKETS = (3600, 14400, 28800, 86400, 172800, 259200, 604800, 1209600, 2592000)
+SLAS = ("first_response", "next_response", "resolution")
+CHANNELS = tuple(c.value for c in Channel)
+PRIORITIES = tuple(p.value for p in Priority)
+CATEGORIES = tuple(c.value for c in Category)
+
+
+def bounded(value: Any, allowed: tuple[str, ...] | set[str], other: str) -> str:
+    """Label values come from bounded sets only: anything else is folded into `other`."""
+    return value if isinstance(value, str) and value in allowed else other
+
+
+def _time(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+@dataclass
+class Histogram:
+    buckets: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    total: float = 0.0
+    count: int = 0
+
+    def __post_init__(self) -> None:
+        self.counts = self.counts or [0] * len(self.buckets)
+
+    def observe(self, value: float) -> None:
+        index = bisect.bisect_left(self.buckets, value)
+        if index < len(self.counts):
+            self.counts[index] += 1
+        self.total += value
+        self.count += 1
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        running, out = 0, []
+        for bound, n in zip(self.buckets, self.counts, strict=True):
+            running += n
+            out.append((str(float(bound)), running))
+        return [*out, ("+Inf", self.count)]
+
+
+@dataclass
+class Facts:
+    """What the indicators need of one request."""
+
+    channel: str
+    received_at: datetime
+    category: str = "unknown"
+    priority: str = "unknown"
+    department: str = "other"
+    emergency: bool = False
+    topic: str | None = None
+    due_first: datetime | None = None
+    due_resolution: datetime | None = None
+    accepted_at: datetime | None = None
+    resolved_at: datetime | None = None
+    first_contact: bool | None = None
+    reopened: int = 0
+    misrouted: bool = False
+    open: bool = False
+    rating: int | None = None
+    rated_at: datetime | None = None
+    breaches: list[tuple[str, datetime]] = field(default_factory=list)
+    reopened_at: list[datetime] = field(default_factory=list)
+
+    @property
+    def accurate(self) -> bool:
+        return self.reopened == 0 and not self.misrouted
+
+
+@dataclass
+class Projection:
+    departments: tuple[str, ...]
+    received: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[tuple[str, str]] = field(default_factory=Counter)
+    assigned: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    accepted: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # channel, department, timely
+    resolved: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # channel, department, first_contact
+    reopened: Counter[str] = field(default_factory=Counter)  # department
+    breaches: Counter[tuple[str, str]] = field(default_factory=Counter)  # sla, priority
+    warnings: Counter[tuple[str, str]] = field(default_factory=Counter)
+    responses: Counter[str] = field(default_factory=Counter)  # rating
+    surveys_sent: int = 0
+    surveys_expired: int = 0
+    followups: Counter[str] = field(default_factory=Counter)  # scheduled / resolved / recurred / unreachable
+    first_response: dict[tuple[str, str], Histogram] = field(default_factory=dict)
+    resolution: dict[tuple[str, str], Histogram] = field(default_factory=dict)
+    facts: dict[str, Facts] = field(default_factory=dict)
+    followup_due: dict[str, datetime] = field(default_factory=dict)
+    followup_request: dict[str, str] = field(default_factory=dict)
+    followup_done: set[str] = field(default_factory=set)
+    window: dict[str, deque[tuple[datetime, Any]]] = field(default_factory=dict)
+    last_event_at: datetime | None = None
+    keep_all: bool = False  # reports keep every fact of their period
+    applied: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("acceptance", "fcr", "feedback", "csat", "complaint", "revisit_done"):
+            self.window.setdefault(name, deque())
+
+    # -- applying events -------------------------------------------------------------------------
+    def apply(self, subject: str, e: dict[str, Any]) -> None:
+        at = _time(e.get("occurred_at"))
+        if at is None:
+            return
+        self.last_event_at = max(at, self.last_event_at) if self.last_event_at else at
+        handler = self._handlers().get(subject)
+        if handler is not None:
+            handler(e, at)
+        self.applied += 1
+        if not self.keep_all:
+            self._prune(at)
+
+    def _handlers(self) -> dict[str, Any]:
+        return {
+            s.REQUEST_RECEIVED: self._received, s.REQUEST_REJECTED: self._rejected,
+            s.REQUEST_ASSIGNED: self._assigned, s.REQUEST_ACCEPTED: self._accepted,
+            s.REQUEST_RESOLVED: self._resolved, s.REQUEST_REOPENED: self._reopened,
+            s.REQUEST_CLOSED: self._closed, s.REQUEST_TRANSFERRED: self._transferred,
+            s.SLA_BREACHED: self._breached, s.SLA_WARNING: self._warned,
+            s.SURVEY_SENT: self._survey_sent, s.SURVEY_ANSWERED: self._answered, s.SURVEY_EXPIRED: self._expired,
+            s.FOLLOWUP_SCHEDULED: self._followup_scheduled, s.FOLLOWUP_COMPLETED: self._followup_completed,
+        }
+
+    def _dept(self, value: Any) -> str:
+        return bounded(value, self.departments, "other")
+
+    def _received(self, e: dict[str, Any], at: datetime) -> None:
+        channel = bounded(e.get("channel"), CHANNELS, "unknown")
+        self.received[channel] += 1
+        received_at = _time(e.get("received_at")) or at
+        self.facts.setdefault(str(e.get("request_id")), Facts(channel=channel, received_at=received_at))
+
+    def _rejected(self, e: dict[str, Any], at: datetime) -> None:
+        self.rejected[(bounded(e.get("channel"), CHANNELS, "unknown"),
+                       bounded(e.get("reason"), REJECTION_REASONS, "other"))] += 1
+
+    def _assigned(self, e: dict[str, Any], at: datetime) -> None:
+        rid = str(e.get("request_id"))
+        f = self.facts.get(rid) or self.facts.setdefault(
+            rid, Facts(channel=bounded(e.get("channel"), CHANNELS, "unknown"), received_at=at))
+        if f.open or f.resolved_at:  # a re-delivered decision
+            return
+        f.category = bounded(e.get("category"), CATEGORIES, "unknown")
+        f.priority = bounded(e.get("priority"), PRIORITIES, "unknown")
+        f.department = self._dept(e.get("department"))
+        f.emergency = bool(e.get("emergency"))
+        f.topic = e.get("topic") if isinstance(e.get("topic"), str) else None
+        due = e.get("due") or {}
+        f.due_first, f.due_resolution = _time(due.get("first_response")), _time(due.get("resolution"))
+        f.open = True
+        self.assigned[(f.category, f.priority, f.department)] += 1
+        self.window["complaint"].append((at, f.category == "complaint"))
+
+    def _accepted(self, e: dict[str, Any], at: datetime) -> None:
+        f = self.facts.get(str(e.get("request_id")))
+        if f is None or f.accepted_at is not None:
+            return  # only the first acceptance is the first response
+        f.accepted_at = at
+        timely = f.due_first is None or at <= f.due_first
+        self.accepted[(f.channel, f.department, str(timely).lower())] += 1
+        self.window["acceptance"].append((at, timely))
+        key = (f.channel, f.priority)
+        self.first_response.setdefault(key, Histogram(FIRST_RESPONSE_BUCKETS)).observe(
+            max((at - f.received_at).total_seconds(), 0.0))
+
+    def _resolved(self, e: dict[str, Any], at: datetime) -> None:
+        f = self.facts.get(str(e.get("request_id")))
+        if f is None:
+            return
+        f.open = False
+        if f.resolved_at is not None:
+            return  # a later resolution after a reopen: the first one is measured
+        f.resolved_at = at
+        f.first_contact = bool(e.get("first_contact"))
+        self.resolved[(f.channel, f.department, str(f.first_contact).lower())] += 1
+        self.window["fcr"].append((at, f.first_contact))
+        self.window["feedback"].append((at, f.due_resolution is None or at <= f.due_resolution))
+        self.resolution.setdefault((f.channel, f.priority), Histogram(RESOLUTION_BUCKETS)).observe(
+            max((at - f.received_at).total_seconds(), 0.0))
+
+    def _reopened(self, e: dict[str, Any], at: datetime) -> None:
+        f = self.facts.get(str(e.get("request_id")))
+        if f is None:
+            return
+        f.reopened += 1
+        f.reopened_at.append(at)
+        f.open = True
+        f.priority = bounded(e.get("priority"), PRIORITIES, f.priority) if e.get("priority") else f.priority
+        self.reopened[f.department] += 1
+
+    def _closed(self, e: dict[str, Any], at: datetime) -> None:
+        f = self.facts.get(str(e.get("request_id")))
+        if f is not None:
+            f.open = False
+
+    def _transferred(self, e: dict[str, Any], at: datetime) -> None:
+        f = self.facts.get(str(e.get("request_id")))
+        department = e.get("department")
+        if f is not None and department and self._dept(department) != f.department:
+            f.misrouted = True  # routed to the wrong department first
+            f.department = self._dept(department)
+
+    def _breached(self, e: dict[str, Any], at: datetime) -> None:
+        f = self.facts.get(str(e.get("request_id")))
+        priority = bounded(e.get("priority"), PRIORITIES, f.priority if f else "unknown")
+        sla = bounded(e.get("sla"), SLAS, "other")
+        self.breaches[(sla, priority)] += 1
+        if f is not None:
+            f.breaches.append((sla, at))
+
+    def _warned(self, e: dict[str, Any], at: datetime) -> None:
+        f = self.facts.get(str(e.get("request_id")))
+        priority = bounded(e.get("priority"), PRIORITIES, f.priority if f else "unknown")
+        self.warnings[(bounded(e.get("sla"), SLAS, "other"), priority)] += 1
+
+    def _survey_sent(self, e: dict[str, Any], at: datetime) -> None:
+        self.surveys_sent += 1
+
+    def _answered(self, e: dict[str, Any], at: datetime) -> None:
+        rating = e.get("rating")
+        if isinstance(rating, int) and 1 <= rating <= 5:
+            self.responses[str(rating)] += 1
+            self.window["csat"].append((at, rating))
+            f = self.facts.get(str(e.get("request_id")))
+            if f is not None:
+                f.rating, f.rated_at = rating, at
+
+    def _expired(self, e: dict[str, Any], at: datetime) -> None:
+        self.surveys_expired += 1
+
+    def _followup_scheduled(self, e: dict[str, Any], at: datetime) -> None:
+        due = _time(e.get("due"))
+        fid = str(e.get("followup_id"))
+        if due is not None and fid not in self.followup_due:
+            self.followup_due[fid] = due
+            self.followup_request[fid] = str(e.get("request_id"))
+            self.followups["scheduled"] += 1
+
+    def _followup_completed(self, e: dict[str, Any], at: datetime) -> None:
+        outcome = bounded(e.get("outcome"), ("resolved", "recurred", "unreachable"), "other")
+        fid = str(e.get("followup_id"))
+        if fid in self.followup_done:
+            return
+        self.followup_done.add(fid)
+        self.followups[outcome] += 1
+        self.window["revisit_done"].append((at, fid))
+
+    def _prune(self, now: datetime) -> None:
+        """Bounded memory: facts of closed requests and window entries older than the longest window."""
+        horizon = now - KEEP
+        for entries in self.window.values():
+            while entries and entries[0][0] < horizon:
+                entries.popleft()
+        if self.applied % 5000 == 0:  # amortised
+            self.compact(now)
+
+    def compact(self, now: datetime) -> None:
+        horizon = now - KEEP
+        for rid in [rid for rid, f in self.facts.items()
+                    if not f.open and (f.resolved_at or f.received_at) < horizon]:
+            del self.facts[rid]
+        for fid in [fid for fid, due in self.followup_due.items() if due < horizon - KEEP]:
+            del self.followup_due[fid]
+            self.followup_request.pop(fid, None)
+            self.followup_done.discard(fid)
+
+    # -- reading ---------------------------------------------------------------------------------
+    def open_requests(self) -> Counter[tuple[str, str]]:
+        return Counter((f.department, f.priority) for f in self.facts.values() if f.open)
+
+    def oldest_open_emergency(self) -> datetime | None:
+        times = [f.received_at for f in self.facts.values() if f.open and f.emergency]
+        return min(times) if times else None
+
+    def ratios(self, now: datetime) -> dict[str, dict[str, float | None]]:
+        """Each ratio per window; None when there is nothing to divide (no series value)."""
+        out: dict[str, dict[str, float | None]] = {}
+        for window, length in WINDOWS.items():
+            since = now - length
+
+            def share(name: str) -> float | None:
+                values = [v for t, v in self.window[name] if t >= since]
+                return sum(1 for v in values if v) / len(values) if values else None
+
+            resolved = [f for f in self.facts.values() if f.resolved_at and f.resolved_at >= since]
+            due = [fid for fid, d in self.followup_due.items() if since <= d <= now]
+            done = {fid for t, fid in self.window["revisit_done"]}
+            ratings = [v for t, v in self.window["csat"] if t >= since]
+            out[window] = {
+                "acceptance_timeliness": share("acceptance"),
+                "first_contact_resolution": share("fcr"),
+                "feedback_timeliness": share("feedback"),
+                "processing_accuracy": (sum(1 for f in resolved if f.accurate) / len(resolved)) if resolved else None,
+                "complaint": share("complaint"),
+                "revisit_completion": (sum(1 for fid in due if fid in done) / len(due)) if due else None,
+                "csat": (sum(ratings) / len(ratings)) if ratings else None,
+            }
+        return out
