@@ -22,10 +22,11 @@ unit: $(STAMP)
 	$(PY) -m pytest tests/unit
 
 integration: $(STAMP)
-	$(PY) -m pytest tests/integration tests/e2e
+	$(PY) -m pytest tests/integration tests/e2e tests/deploy
 
 docs: $(STAMP)
 	$(PY) -m devtools.gen_docs
+	$(PY) -m devtools.gen_dashboards
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis

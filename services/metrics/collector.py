@@ -52,9 +52,11 @@ class IndicatorCollector(Collector):
         yield _counter("kefu_requests_accepted", "First acceptances, by channel, department and whether in time.",
                        ["channel", "department", "in_time"],
                        {(c, d, t): p.accepted[(c, d, t)] for c in CHANNELS for d in departments for t in ("true", "false")})
-        yield _counter("kefu_requests_resolved", "First resolutions, by channel, department and first contact.",
-                       ["channel", "department", "first_contact"],
-                       {(c, d, f): p.resolved[(c, d, f)] for c in CHANNELS for d in departments for f in ("true", "false")})
+        yield _counter("kefu_requests_resolved", "First resolutions, by channel, department, whether at first "
+                       "contact and whether by the resolution due time.",
+                       ["channel", "department", "first_contact", "in_time"],
+                       {(c, d, f, t): p.resolved[(c, d, f, t)] for c in CHANNELS for d in departments
+                        for f in ("true", "false") for t in ("true", "false")})
         yield _counter("kefu_requests_reopened", "Requests taken up again, by department.", ["department"],
                        {(d,): p.reopened[d] for d in departments})
         yield _counter("kefu_sla_breaches", "Deadlines missed, by deadline and priority.", ["sla", "priority"],

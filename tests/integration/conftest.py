@@ -17,6 +17,8 @@ from services.metrics.settings import MetricsSettings
 from services.routing.app import create_app as routing_app
 from services.routing.settings import RoutingSettings
 from shared import subjects as s
+from shared.bus import provision
+from shared.settings import KefuSettings
 from tests.support.services import RunningService, Tap, common_settings, running, tap
 
 pytestmark = pytest.mark.integration
@@ -57,8 +59,10 @@ async def outbound(nats_server) -> AsyncIterator[Tap]:
 @pytest.fixture
 async def js(nats_server) -> AsyncIterator[Any]:
     nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await provision(js, KefuSettings())  # as any service does at start
     try:
-        yield nc.jetstream()
+        yield js
     finally:
         await nc.close()
 

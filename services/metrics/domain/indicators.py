@@ -109,7 +109,7 @@ class Projection:
     rejected: Counter[tuple[str, str]] = field(default_factory=Counter)
     assigned: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     accepted: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # channel, department, timely
-    resolved: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # channel, department, first_contact
+    resolved: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)  # channel, department, fc, in_time
     reopened: Counter[str] = field(default_factory=Counter)  # department
     breaches: Counter[tuple[str, str]] = field(default_factory=Counter)  # sla, priority
     warnings: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -207,9 +207,10 @@ class Projection:
             return  # a later resolution after a reopen: the first one is measured
         f.resolved_at = at
         f.first_contact = bool(e.get("first_contact"))
-        self.resolved[(f.channel, f.department, str(f.first_contact).lower())] += 1
+        in_time = f.due_resolution is None or at <= f.due_resolution
+        self.resolved[(f.channel, f.department, str(f.first_contact).lower(), str(in_time).lower())] += 1
         self.window["fcr"].append((at, f.first_contact))
-        self.window["feedback"].append((at, f.due_resolution is None or at <= f.due_resolution))
+        self.window["feedback"].append((at, in_time))
         self.resolution.setdefault((f.channel, f.priority), Histogram(RESOLUTION_BUCKETS)).observe(
             max((at - f.received_at).total_seconds(), 0.0))
 

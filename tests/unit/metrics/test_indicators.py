@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from services.metrics.domain.indicators import Histogram, Projection
+from services.metrics.domain.reports import drilldown, month_bounds, report, to_csv, week_bounds
+from tests.support import scripted
+
+DEPARTMENTS = ("customer_service", "quality", "production", "after_sales", "business", "hr", "coordination")
+SH = ZoneInfo("Asia/Shanghai")
+T0 = datetime(2026, 11, 16, 10, 0, tzinfo=SH)  # Monday of 2026-W47
+
+
+def projection(keep_all: bool = False) -> Projection:
+    p = Projection(departments=DEPARTMENTS, keep_all=keep_all)
+    for subject, body in scripted.events(T0):
+        p.apply(subject, body)
+    return p
+
+
+def test_counters_follow_the_script() -> None:
+    p = projection()
+    assert dict(p.received) == {"sms": 1, "app": 1, "wechat": 1}
+    assert dict(p.rejected) == {("email", "unparseable"): 1}
+    assert p.accepted[("sms", "customer_service", "false")] == 1 and p.accepted[("app", "business", "true")] == 1
+    assert p.resolved[("sms", "customer_service", "false", "true")] == 1
+    assert p.resolved[("app", "business", "true", "true")] == 1
+    assert sum(p.resolved.values()) == 2  # A's second resolution after the reopen is not a first resolution
+    assert dict(p.reopened) == {"customer_service": 1}
+    assert dict(p.breaches) == {("first_response", "urgent"): 1} and dict(p.warnings) == p.breaches
+    assert dict(p.responses) == {"5": 1, "2": 1}
+    assert p.followups["scheduled"] == 1 and p.followups["resolved"] == 1
+
+
+def test_histograms_measure_first_acceptance_and_first_resolution() -> None:
+    p = projection()
+    assert (p.first_response[("sms", "normal")].total, p.first_response[("app", "normal")].total) == (2700, 600)
+    assert (p.resolution[("sms", "normal")].total, p.resolution[("app", "normal")].total) == (3600, 1200)
+    h = Histogram((60, 600, 3600))
+    for v in (30, 600, 601, 10_000):
+        h.observe(v)
+    assert h.cumulative() == [("60.0", 1), ("600.0", 2), ("3600.0", 3), ("+Inf", 4)]
+
+
+def test_open_requests_and_the_oldest_emergency() -> None:
+    p = projection()
+    assert dict(p.open_requests()) == {("after_sales", "urgent"): 1}
+    assert p.oldest_open_emergency() == T0 + timedelta(minutes=20)
+
+
+def test_rolling_window_ratios() -> None:
+    p = projection()
+    day = p.ratios(T0 + timedelta(hours=6))["24h"]
+    assert day == {
+        "acceptance_timeliness": 0.5, "first_contact_resolution": 0.5, "feedback_timeliness": 1.0,
+        "processing_accuracy": 0.5, "complaint": pytest.approx(1 / 3), "revisit_completion": None, "csat": 3.5,
+    }
+    later = p.ratios(T0 + timedelta(days=3, hours=1))
+    assert later["1h"]["revisit_completion"] == 1.0 and later["1h"]["acceptance_timeliness"] is None
+
+
+def test_redelivered_events_do_not_count_twice() -> None:
+    p = projection()
+    for subject, body in scripted.events(T0):
+        p.apply(subject, body)
+    assert sum(p.accepted.values()) == 2 and sum(p.resolved.values()) == 2 and p.followups["resolved"] == 1
+    assert sum(p.assigned.values()) == 3
+
+
+def test_unknown_label_values_are_folded() -> None:
+    p = Projection(departments=DEPARTMENTS)
+    p.apply("kefu.events.request.rejected", {"occurred_at": T0.isoformat(), "channel": "fax\n", "reason": "x" * 500})
+    assert dict(p.rejected) == {("unknown", "other"): 1}
+
+
+def test_memory_is_bounded_to_open_and_recent_requests() -> None:
+    p = projection()
+    p.compact(T0 + timedelta(days=9))
+    assert set(p.facts) == {"req_c"}  # still open; A and B resolved more than 7 days before
+
+
+def test_weekly_report_matches_hand_computed_figures() -> None:
+    start, end = week_bounds("2026-W47", SH)
+    assert start == datetime(2026, 11, 16, tzinfo=SH) and end == datetime(2026, 11, 23, tzinfo=SH)
+    data = report(projection(keep_all=True), period="2026-W47", start=start, end=end)
+    rows = {r["department"]: r for r in data["departments"]}
+    business, service, after = rows["business"], rows["customer_service"], rows["after_sales"]
+    assert (business["received"], business["acceptance_timeliness"], business["first_contact_resolution"],
+            business["processing_accuracy"], business["csat"], business["avg_first_response_seconds"]) == (
+        1, 1.0, 1.0, 1.0, 5, 600.0)
+    assert (service["received"], service["complaints"], service["acceptance_timeliness"], service["reopened"],
+            service["processing_accuracy"], service["csat"]) == (1, 1, 0.0, 1, 0.0, 2)
+    assert (after["received"], after["sla_breaches"], after["accepted"], after["score"]) == (1, 1, 0, None)
+    assert business["score"] == 1.0 and service["score"] == pytest.approx((0 + 0 + 0 + 1 + 0.4) / 5)
+    assert [r["department"] for r in data["departments"]][:2] == ["business", "customer_service"]
+    assert business["rank"] == 1 and service["rank"] == 2 and after["rank"] is None
+    assert data["top_complaint_topics"] == [{"topic": "staff_conduct", "complaints": 1}]
+    assert data["total"]["received"] == 3 and data["total"]["sla_breaches"] == 1
+    assert (business["revisits_due"], business["revisit_completion"]) == (1, 1.0)  # due Thursday, done
+    csv_text = to_csv(data)
+    assert csv_text.splitlines()[0].startswith("rank,department,score") and len(csv_text.splitlines()) == 9
+
+
+def test_a_week_without_events_has_no_figures() -> None:
+    _, end = week_bounds("2026-W47", SH)
+    nxt = report(projection(keep_all=True), period="2026-W48", start=end, end=end + timedelta(days=7))
+    assert all(r["received"] == 0 and r["rank"] is None for r in nxt["departments"])
+    assert nxt["top_complaint_topics"] == []
+
+
+def test_drilldown_lists_the_requests_behind_an_indicator() -> None:
+    p = projection(keep_all=True)
+    start, end = week_bounds("2026-W47", SH)
+    assert drilldown(p, indicator="breached", start=start, end=end) == ["req_c"]
+    assert drilldown(p, indicator="late_acceptance", start=start, end=end) == ["req_a"]
+    assert drilldown(p, indicator="dissatisfied", start=start, end=end, department="customer_service") == ["req_a"]
+    assert drilldown(p, indicator="reopened", start=start, end=end, department="business") == []
+
+
+def test_month_bounds() -> None:
+    assert month_bounds("2026-12", SH) == (datetime(2026, 12, 1, tzinfo=SH), datetime(2027, 1, 1, tzinfo=SH))
