@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test unit integration docs clean
+.PHONY: run test unit integration docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(PY) -m pytest tests/integration tests/e2e tests/deploy
+
+bench: $(STAMP)
+	$(PY) -m devtools.bench
 
 docs: $(STAMP)
 	$(PY) -m devtools.gen_docs

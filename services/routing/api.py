@@ -154,7 +154,11 @@ def build_api(holder: dict[str, Routing]) -> APIRouter:
         store = routing().store
         waiting = [w for w in store.waiting.items.values() if w.queue == queue]
         held = []
-        for agent in list(store.agents.items.values()):
+        for agent_id in list(store.agents.items):
+            fresh = await store.get_agent(agent_id)  # the mirror may lag another replica's write
+            if fresh is None:
+                continue
+            agent = fresh[0]
             for request_id in agent.active:
                 found = await store.get(request_id)
                 if found is not None and found[0].queue == queue and found[0].held_by == agent.agent_id:

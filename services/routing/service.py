@@ -79,7 +79,9 @@ class Routing:
     publisher: Publisher
     metrics: RoutingMetrics
     _dispatching: asyncio.Lock = field(default_factory=asyncio.Lock)
-    _suspects: set[tuple[str, str]] = field(default_factory=set)
+    _suspects: dict[tuple[str, str], float] = field(default_factory=dict)
+    reconcile_every: float = 30.0
+    hold_grace: float = 15.0  # an offer in flight takes milliseconds; a hold this old on a queued request is stale
 
     def context(self) -> Context:
         return Context(
@@ -112,7 +114,7 @@ class Routing:
             decision = assignment(request=request, judgement=judgement, table=rules.departments, sla=sla, now=ctx.now)
             record = open_record(request=request, decision=decision, sla=sla, ctx=ctx,
                                  skills=needs_for(topic=decision.topic, skills_by_topic=rules.tuning.skills_by_topic))
-            await self.store.mark_outbox(self._marker(record))
+            await self.store.mark_outbox(record.request_id, record.version)
             if await self.store.create(record):
                 self.metrics.routed.labels(decision.category.value, decision.priority.value, decision.department).inc()
                 # offer at once when someone is free, so the routing decision can name the agent
@@ -148,7 +150,7 @@ class Routing:
             changed = change(record, self.context())
             if changed is record:
                 return record
-            await self.store.mark_outbox(self._marker(changed))
+            await self.store.mark_outbox(request_id, changed.version)
             try:
                 await self.store.update(changed, revision)
             except Conflict:
@@ -160,10 +162,6 @@ class Routing:
                     log.warning("flush failed; will retry", extra={"request_id": request_id}, exc_info=True)
             return changed
         raise Conflict(request_id)
-
-    @staticmethod
-    def _marker(record: RequestRecord) -> str:
-        return f"{record.request_id}.{record.version}"
 
     async def flush(self, request_id: str) -> None:
         """Publish the outbox, sync projections and timers, then clear what was done."""
@@ -199,10 +197,7 @@ class Routing:
                 break
             except Conflict:
                 continue
-        for marker in await self.store.outbox_ids():
-            rid, _, version = marker.rpartition(".")
-            if rid == request_id and version.isdigit() and int(version) <= record.version:
-                await self.store.unmark_outbox(marker)
+        await self.store.unmark_outbox(request_id, record.version)
 
     async def sync(self, record: RequestRecord) -> None:
         """Bring waiting queue, agents' holds and pending index in line with the record."""
@@ -215,9 +210,9 @@ class Routing:
         for agent_id in record.release:
             if agent_id != record.held_by:
                 await self.store.release(agent_id, record.request_id)
-        if record.request.customer.customer_id:
-            await self.store.set_pending(record.request.customer.customer_id, record.request_id,
-                                         record.state == "pending")
+        customer_id = record.request.customer.customer_id
+        if customer_id and (record.state == "pending" or any(h.action == "pending" for h in record.history)):
+            await self.store.set_pending(customer_id, record.request_id, record.state == "pending")
 
     def waiting_of(self, record: RequestRecord) -> Waiting:
         r = record.request
@@ -257,15 +252,18 @@ class Routing:
         """Offer waiting requests to agents with room, in service order. Safe with replicas: the
         agent's hold and the request's offer are both revision-checked writes."""
         made = 0
+        agents = dict(self.store.agents.items)
+        if not any(a.has_room or a.role == "supervisor" for a in agents.values()):
+            return 0  # nobody can take anything: skip ordering the whole queue
         async with self._dispatching:
-            offers = plan(list(self.store.waiting.items.values()), dict(self.store.agents.items))
+            offers = plan(list(self.store.waiting.items.values()), agents)
             for waiting, agent in offers:
                 made += await self._try_offer(waiting, agent.agent_id)
         return made
 
     async def _try_offer(self, waiting: Waiting, agent_id: str, *, flush: bool = True) -> int:
-        if not await self.store.hold(agent_id, waiting.request_id):
-            return 0  # no room any more (another replica, or the mirror was behind)
+        if await self.store.hold(agent_id, waiting.request_id) != "added":
+            return 0  # no room any more, or another replica is offering it to this agent right now
         try:
             record = await self.apply(waiting.request_id, lambda r, c: offer(r, c, agent_id=agent_id), flush=flush)
         except (InvalidTransition, NotFound):
@@ -281,23 +279,25 @@ class Routing:
     # -- background ----------------------------------------------------------------------------
     async def reconcile(self) -> None:
         """Finish interrupted flushes; drop agents' holds on requests they no longer hold."""
-        for marker in await self.store.outbox_ids():
-            request_id = marker.rpartition(".")[0]
+        for request_id in await self.store.outbox_ids():
             try:
                 await self.flush(request_id)
             except Exception:
                 log.warning("reconcile flush failed", extra={"request_id": request_id}, exc_info=True)
-        suspects = set()
+        now = asyncio.get_running_loop().time()
+        suspects: dict[tuple[str, str], float] = {}
         for agent in list(self.store.agents.items.values()):
             for request_id in agent.active:
                 found = await self.store.get(request_id)
                 if found is not None and found[0].held_by == agent.agent_id:
                     continue
                 pair = (agent.agent_id, request_id)
-                if pair in self._suspects or found is None or found[0].state not in ("queued",):
-                    await self.store.release(agent.agent_id, request_id)
+                if found is None or found[0].state != "queued":
+                    await self.store.release(agent.agent_id, request_id)  # resolved, moved, or someone else's
+                elif now - self._suspects.get(pair, now) > self.hold_grace:
+                    await self.store.release(agent.agent_id, request_id)  # an offer that never completed
                 else:
-                    suspects.add(pair)  # an offer may be in flight: release on the next pass
+                    suspects[pair] = self._suspects.get(pair, now)  # an offer may be in flight
         self._suspects = suspects
 
     async def run_background(self, stop: asyncio.Event) -> None:
@@ -305,7 +305,7 @@ class Routing:
         wake = asyncio.Event()
         self.store.agents.changed = wake.set
         self.store.waiting.changed = wake.set
-        ticks = 0
+        last_reconcile = 0.0
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), interval)
@@ -314,8 +314,9 @@ class Routing:
                 break
             try:
                 await self.dispatch()
-                ticks += 1
-                if ticks % 6 == 1:
+                now = asyncio.get_running_loop().time()
+                if now - last_reconcile >= self.reconcile_every:
+                    last_reconcile = now
                     await self.reconcile()
             except (nats.errors.Error, nats.js.errors.Error, TimeoutError, Conflict):
                 log.warning("background pass failed", exc_info=True)

@@ -4,7 +4,7 @@ The request record (`kefu_requests`) is the source of truth and is only ever wri
 revision check. The other buckets are projections of it, kept in step by `Routing.sync`:
 - `kefu_waiting`: requests queued for an agent (with what they need from one);
 - `kefu_agents`: agents, and the requests each holds (the capacity guard, also revision-checked);
-- `kefu_pending`: requests waiting on a customer, so that the customer's reply resumes them;
+- `kefu_pending`: per customer, the requests waiting on them, so that the customer's reply resumes them;
 - `kefu_outbox`: requests with a change whose events are not yet published.
 Agents and waiting requests are mirrored in memory by KV watchers for fast dispatch decisions;
 every decision is then confirmed by a revision-checked write.
@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 import nats.js.errors
 from nats.js import JetStreamContext
@@ -136,14 +137,23 @@ class RoutingStore:
             raise Conflict(record.request_id) from exc
 
     # -- outbox markers ----------------------------------------------------------------------
-    async def mark_outbox(self, request_id: str) -> None:
-        await self.outbox_kv.put(request_id, b"")
+    async def mark_outbox(self, request_id: str, version: int) -> None:
+        """Written before a change is stored: the request may have unpublished events up to `version`."""
+        await self.outbox_kv.put(request_id, str(version).encode())
 
-    async def unmark_outbox(self, request_id: str) -> None:
-        with contextlib.suppress(nats.js.errors.KeyNotFoundError):
-            await self.outbox_kv.delete(request_id)
+    async def unmark_outbox(self, request_id: str, flushed: int) -> None:
+        """Remove the marker if it covers nothing newer than what was just flushed (a concurrent change
+        that marked a newer version keeps its marker)."""
+        try:
+            entry = await self.outbox_kv.get(request_id)
+        except nats.js.errors.KeyNotFoundError:
+            return
+        if entry.value and int(entry.value.decode() or 0) <= flushed:
+            with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError):
+                await self.outbox_kv.delete(request_id, last=entry.revision)
 
     async def outbox_ids(self) -> list[str]:
+        """Requests with a marker: for the reconcile pass only (lists the bucket)."""
         try:
             return await self.outbox_kv.keys()
         except nats.js.errors.NoKeysError:
@@ -160,20 +170,34 @@ class RoutingStore:
 
     # -- pending on the customer -------------------------------------------------------------
     async def set_pending(self, customer_id: str, request_id: str, pending: bool) -> None:
-        key = f"{customer_key(customer_id)}.{request_id}"
-        if pending:
-            await self.pending_kv.put(key, b"")
-        else:
-            with contextlib.suppress(nats.js.errors.KeyNotFoundError):
-                await self.pending_kv.delete(key)
+        """Keep the customer's list of requests waiting on them (revision-checked)."""
+        key = customer_key(customer_id)
+        for _ in range(20):
+            try:
+                entry = await self.pending_kv.get(key)
+                current, revision = set(json.loads(entry.value or b"[]")), entry.revision
+            except nats.js.errors.KeyNotFoundError:
+                current, revision = set(), None
+            wanted = current | {request_id} if pending else current - {request_id}
+            if wanted == current:
+                return
+            data = json.dumps(sorted(wanted)).encode()
+            try:
+                if revision is None:
+                    await self.pending_kv.create(key, data)
+                else:
+                    await self.pending_kv.update(key, data, last=revision)
+                return
+            except nats.js.errors.KeyWrongLastSequenceError:
+                continue
+        raise Conflict(key)
 
     async def pending_for(self, customer_id: str) -> list[str]:
-        prefix = customer_key(customer_id) + "."
         try:
-            keys = await self.pending_kv.keys()
-        except nats.js.errors.NoKeysError:
+            entry = await self.pending_kv.get(customer_key(customer_id))
+        except nats.js.errors.KeyNotFoundError:
             return []
-        return [k.removeprefix(prefix) for k in keys if k.startswith(prefix)]
+        return list(json.loads(entry.value or b"[]"))
 
     # -- agents -------------------------------------------------------------------------------
     async def get_agent(self, agent_id: str) -> tuple[Agent, int] | None:
@@ -213,17 +237,27 @@ class RoutingStore:
                 continue
         raise Conflict(agent_id)
 
-    async def hold(self, agent_id: str, request_id: str, *, ignore_capacity: bool = False) -> bool:
-        """Add the request to the agent's active list if they have room. The capacity guard."""
+    async def hold(self, agent_id: str, request_id: str, *, ignore_capacity: bool = False) -> Literal[
+            "added", "present", "full"]:
+        """Add the request to the agent's active list if they have room: the capacity guard.
+
+        "present" means someone else's hold is there already (another replica's offer in flight):
+        the caller must neither offer nor roll back."""
+        outcome: list[str] = []
 
         def add(agent: Agent) -> Agent | None:
+            outcome[:] = []
             if request_id in agent.active:
+                outcome.append("present")
                 return agent
             if not ignore_capacity and not agent.has_room:
+                outcome.append("full")
                 return None
+            outcome.append("added")
             return agent.model_copy(update={"active": [*agent.active, request_id]})
 
-        return await self.change_agent(agent_id, add) is not None
+        await self.change_agent(agent_id, add)
+        return outcome[-1] if outcome else "full"  # type: ignore[return-value]
 
     async def release(self, agent_id: str, request_id: str) -> None:
         def drop(agent: Agent) -> Agent:

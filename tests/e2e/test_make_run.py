@@ -15,7 +15,7 @@ import pytest
 from devtools.natsserver import free_port
 from shared import subjects as s
 from shared.enums import Channel
-from tests.support.payloads import CONTENT_TYPES, payload
+from devtools.payloads import CONTENT_TYPES, payload
 from tests.support.services import tap, wait_until
 
 pytestmark = pytest.mark.e2e

@@ -7,7 +7,7 @@ import pytest
 from shared import subjects as s
 from shared.enums import Channel
 from tests.integration.conftest import pipeline
-from tests.support.payloads import payload
+from devtools.payloads import payload
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from shared import subjects as s
 from shared.enums import Channel
 from shared.models import RequestReceived
 from tests.integration.conftest import pipeline
-from tests.support.payloads import CONTENT_TYPES, payload
+from devtools.payloads import CONTENT_TYPES, payload
 from tests.support.services import ADAPTER_KEY, publish_retrying, wait_until
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from shared.bus import provision
 from shared.enums import Channel
 from shared.settings import KefuSettings
 from tests.integration.conftest import pipeline
-from tests.support.payloads import payload
+from devtools.payloads import payload
 from tests.support.services import wait_until
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,7 @@ from services.routing.settings import RoutingSettings
 from shared import subjects as s
 from shared.calendar import business_hours, parse_duration
 from shared.enums import Channel
-from tests.support.payloads import payload
+from devtools.payloads import payload
 from tests.support.services import common_settings, running, tap, wait_until
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ from services.routing.settings import RoutingSettings
 from shared import subjects as s
 from shared.enums import Channel
 from shared.timers import fired_subject
-from tests.support.payloads import payload
+from devtools.payloads import payload
 from tests.support.services import common_settings, running, tap, wait_until
 
 pytestmark = pytest.mark.integration
@@ -77,10 +77,13 @@ async def test_capacity_is_never_exceeded_and_two_replicas_never_offer_a_request
         assert resolved.status_code == 200 and resolved.json()["state"] == "resolved"
         await events.wait_for("kefu.events.request.dispatched", count=7)
         queue = (await http.get("/v1/queues/business.normal")).json()
+        final_agents = [(await http.get(f"/v1/agents/{a}")).json() for a in ("a1", "a2", "a3")]
     offered = [d["request_id"] for d in events.of("kefu.events.request.dispatched")]
     assert len(offered) == len(set(offered)) == 7
     assert len(queue["waiting"]) == 13 and len(queue["assigned"]) == 6
     assert [w["position"] for w in queue["waiting"]] == list(range(1, 14))
+    held = [r for a in final_agents for r in a["active"]]
+    assert len(held) == len(set(held)) == 6 and all(len(a["active"]) <= a["capacity"] for a in final_agents)
 
 
 async def test_vip_request_goes_to_the_account_manager(nats_server, make_config, js) -> None:

@@ -1,0 +1,222 @@
+"""`make bench`: kefu's whole pipeline under load beside a bare nats-py pipeline of the same hops.
+
+kefu:  adapter publish -> intake -> request.received -> routing -> request.assigned (all four
+       services run as processes, as `make run` runs them)
+bare:  publish -> worker -> publish -> worker -> publish (devtools/bench_bare.py)
+
+For each: a fixed offered rate (default 300/s for 10 s) and the highest rate it sustains (as many
+publishes in flight as it takes), latency per request from the adapter's publish to the last event
+(p50/p95/p99/max) and throughput; kefu's services' RSS before and after. Prints a table and writes
+var/bench/result.json. Uses KEFU_NATS_URL if set, else starts the bundled nats-server on a fresh store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+import nats
+
+from devtools.natsserver import NatsServer, free_port
+from devtools.payloads import payload
+from services.intake.domain.canonical import request_id_for
+from shared.enums import Channel
+from shared.subjects import REQUEST_ASSIGNED, intake_subject
+
+ROOT = Path(__file__).parents[1]
+SERVICES = ("intake", "routing", "feedback", "metrics")
+
+
+@dataclass
+class Result:
+    name: str
+    mode: str
+    offered_per_s: float | None
+    sent: int
+    completed: int
+    seconds: float
+    throughput_per_s: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else float("nan")
+
+
+async def drive(url: str, name: str, mode: str, items: list[tuple[str, bytes, str]], done_subject: str,
+                key_of, rate: float | None, window: int = 512, timeout: float = 120.0) -> Result:
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    sent_at: dict[str, float] = {}
+    latency: dict[str, float] = {}
+    finished = asyncio.Event()
+
+    async def on_done(msg) -> None:
+        key = key_of(msg)
+        if key in sent_at and key not in latency:
+            latency[key] = time.perf_counter() - sent_at[key]
+            if len(latency) == len(items):
+                finished.set()
+
+    sub = await nc.subscribe(done_subject, cb=on_done)
+    gate = asyncio.Semaphore(window)
+
+    async def send(subject: str, data: bytes, key: str) -> None:
+        async with gate:
+            sent_at[key] = time.perf_counter()
+            await js.publish(subject, data, headers={"Nats-Msg-Id": key}, timeout=30)
+
+    start = time.perf_counter()
+    tasks = []
+    for i, (subject, data, key) in enumerate(items):
+        if rate is not None:
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(send(subject, data, key)))
+    await asyncio.gather(*tasks)
+    try:
+        await asyncio.wait_for(finished.wait(), timeout)
+    except TimeoutError:
+        pass
+    elapsed = (max(sent_at[k] + v for k, v in latency.items()) - start) if latency else float("nan")
+    await sub.unsubscribe()
+    await nc.close()
+    ms = [v * 1000 for v in latency.values()]
+    return Result(name, mode, rate, len(items), len(latency), round(elapsed, 2),
+                  round(len(latency) / elapsed, 1) if latency else 0.0,
+                  round(percentile(ms, 0.5), 1), round(percentile(ms, 0.95), 1), round(percentile(ms, 0.99), 1),
+                  round(max(ms), 1) if ms else float("nan"))
+
+
+def kefu_items(count: int, run: str) -> list[tuple[str, bytes, str]]:
+    channels = itertools.cycle(list(Channel))
+    items = []
+    for i in range(count):
+        channel = next(channels)
+        source = f"{run}-{i}" if channel is not Channel.email else f"{run}-{i}@bench.example"
+        data = payload(channel, source, contact=f"139{i % 100000000:08d}")
+        items.append((intake_subject(channel), data, request_id_for(channel, source)))
+    return items
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def start_kefu(url: str, var: Path) -> dict[str, subprocess.Popen]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")} | {
+        "KEFU_NATS_URL": url, "KEFU_ADMIN_TOKEN": "bench", "KEFU_ADAPTER_KEYS": "bench:bench",
+        "KEFU_FEEDBACK_SURVEY_SECRET": "bench", "KEFU_LOG_LEVEL": "WARNING",
+    }
+    procs = {}
+    for name in SERVICES:
+        env[f"KEFU_{name.upper()}_HTTP_PORT"] = str(port := free_port())
+        procs[name] = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=dict(env),
+                                       stdout=subprocess.DEVNULL, stderr=open(var / f"{name}.log", "w"))
+        procs[name].port = port  # type: ignore[attr-defined]
+    deadline = time.time() + 60
+    for name, proc in procs.items():
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{proc.port}/readyz", timeout=1).status_code == 200:  # type: ignore[attr-defined]
+                    break
+            except httpx.TransportError:
+                pass
+            if time.time() > deadline:
+                raise RuntimeError(f"{name} did not get ready; see {var / (name + '.log')}")
+            time.sleep(0.2)
+    return procs
+
+
+def stop(procs) -> None:
+    for proc in procs.values() if isinstance(procs, dict) else procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs.values() if isinstance(procs, dict) else procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+async def main() -> int:
+    rate = float(os.environ.get("KEFU_BENCH_RATE", "300"))
+    seconds = float(os.environ.get("KEFU_BENCH_SECONDS", "10"))
+    burst = int(os.environ.get("KEFU_BENCH_MAX_COUNT", "4000"))
+    var = ROOT / "var" / "bench"
+    var.mkdir(parents=True, exist_ok=True)
+    server = None
+    url = os.environ.get("KEFU_NATS_URL")
+    if not url:
+        server = NatsServer(Path(tempfile.mkdtemp(prefix="kefu-bench-"))).start()
+        url = server.url
+    results: list[Result] = []
+    memory: dict[str, dict[str, int]] = {}
+    try:
+        procs = start_kefu(url, var)
+        memory = {n: {"before_kib": rss_kib(p.pid)} for n, p in procs.items()}
+        run = uuid.uuid4().hex[:8]
+        assigned = lambda msg: json.loads(msg.data)["request_id"]  # noqa: E731
+        results.append(await drive(url, "kefu", "fixed rate", kefu_items(int(rate * seconds), run + "f"),
+                                   REQUEST_ASSIGNED, assigned, rate))
+        results.append(await drive(url, "kefu", "max rate", kefu_items(burst, run + "m"), REQUEST_ASSIGNED,
+                                   assigned, None))
+        for n, p in procs.items():
+            memory[n]["after_kib"] = rss_kib(p.pid)
+        stop(procs)
+
+        subprocess.run([sys.executable, "-m", "devtools.bench_bare", "setup", url], cwd=ROOT, check=True)
+        workers = [subprocess.Popen([sys.executable, "-m", "devtools.bench_bare", "worker", url, a, b], cwd=ROOT)
+                   for a, b in (("bench.a", "bench.b"), ("bench.b", "bench.c"))]
+        time.sleep(1.0)  # the workers create their consumers
+        bare = lambda n, tag: [("bench.a", f"{tag}{i}".encode(), f"{tag}{i}") for i in range(n)]  # noqa: E731
+        results.append(await drive(url, "bare", "fixed rate", bare(int(rate * seconds), "f"), "bench.c",
+                                   lambda msg: msg.data.decode(), rate))
+        results.append(await drive(url, "bare", "max rate", bare(burst, "m"), "bench.c",
+                                   lambda msg: msg.data.decode(), None))
+        stop(workers)
+    finally:
+        if server is not None:
+            server.stop()
+
+    kefu_max = next(r for r in results if r.name == "kefu" and r.mode == "max rate")
+    bare_max = next(r for r in results if r.name == "bare" and r.mode == "max rate")
+    ratio = round(kefu_max.throughput_per_s / bare_max.throughput_per_s, 2) if bare_max.throughput_per_s else None
+    print(f"\n{'pipeline':8} {'mode':11} {'offered/s':>9} {'sent':>6} {'done':>6} {'thru/s':>8} "
+          f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    for r in results:
+        offered = f"{r.offered_per_s:.0f}" if r.offered_per_s else "max"
+        print(f"{r.name:8} {r.mode:11} {offered:>9} {r.sent:>6} {r.completed:>6} {r.throughput_per_s:>8} "
+              f"{r.p50_ms:>8} {r.p95_ms:>8} {r.p99_ms:>8} {r.max_ms:>8}")
+    print(f"\nkefu / bare throughput at max rate: {ratio}")
+    for name, m in memory.items():
+        print(f"RSS {name:8} {m['before_kib'] / 1024:6.1f} MiB -> {m.get('after_kib', 0) / 1024:6.1f} MiB")
+    out = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+           "results": [asdict(r) for r in results], "kefu_over_bare": ratio, "rss_kib": memory,
+           "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    (var / "result.json").write_text(json.dumps(out, indent=2))
+    print(f"written {var / 'result.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
