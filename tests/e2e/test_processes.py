@@ -1,0 +1,145 @@
+"""Services as real processes under load: SIGTERM loses and duplicates nothing; two processes of a
+service share the work without duplicates."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import nats
+import pytest
+
+from devtools.natsserver import free_port
+from devtools.payloads import payload
+from shared import subjects as s
+from shared.bus import provision
+from shared.enums import Channel
+from shared.settings import KefuSettings
+from tests.support.services import ADMIN_TOKEN, SURVEY_SECRET, wait_until
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).parents[2]
+COUNT = 600
+
+
+class Service:
+    def __init__(self, name: str, nats_url: str, log_dir: Path) -> None:
+        self.name, self.port = name, free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")} | {
+            "KEFU_NATS_URL": nats_url, "KEFU_ADMIN_TOKEN": ADMIN_TOKEN, "KEFU_FEEDBACK_SURVEY_SECRET": SURVEY_SECRET,
+            f"KEFU_{name.upper()}_HTTP_PORT": str(self.port), "KEFU_LOG_LEVEL": "INFO",
+        }
+        self.log = log_dir / f"{name}-{self.port}.log"
+        self.proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env,
+                                     stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
+
+    async def ready(self) -> None:
+        async def ok() -> bool:
+            try:
+                async with httpx.AsyncClient(timeout=2) as http:
+                    return (await http.get(f"http://127.0.0.1:{self.port}/readyz")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await wait_until(ok, timeout=60, what=f"{self.name} ready")
+
+    async def metric(self, name: str) -> float:
+        async with httpx.AsyncClient(timeout=5) as http:
+            text = (await http.get(f"http://127.0.0.1:{self.port}/metrics")).text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+    def terminate(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=60)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+async def load(js, count: int, tag: str) -> None:
+    channels = [Channel.sms, Channel.app, Channel.web, Channel.wechat]
+    await asyncio.gather(*(
+        js.publish(s.intake_subject(channels[i % 4]), payload(channels[i % 4], f"{tag}-{i}", contact=f"1390{i:07d}"))
+        for i in range(count)))
+
+
+async def collect(nats_url: str, subject: str) -> tuple[list[str], asyncio.Event, object]:
+    """Request ids of every event stored in KEFU_EVENTS on `subject` (an ordered JetStream consumer:
+    a core subscription would also see re-publishes that the stream's duplicate window dropped)."""
+    nc = await nats.connect(nats_url)
+    seen: list[str] = []
+    done = asyncio.Event()
+
+    async def on(msg) -> None:
+        seen.append(json.loads(msg.data)["request_id"])
+        if len(set(seen)) >= COUNT:
+            done.set()
+
+    await nc.jetstream().subscribe(subject, cb=on, ordered_consumer=True, stream=s.STREAM_EVENTS)
+    return seen, done, nc
+
+
+async def test_sigterm_under_load_loses_and_duplicates_nothing(nats_server, tmp_path) -> None:
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await provision(js, KefuSettings())
+    assigned, done, sub_nc = await collect(nats_server.url, s.REQUEST_ASSIGNED)
+    services = [Service("intake", nats_server.url, tmp_path), Service("routing", nats_server.url, tmp_path)]
+    try:
+        for svc in services:
+            await svc.ready()
+        await load(js, COUNT, "SIGTERM")
+        await wait_until(lambda: len(assigned) >= COUNT // 5, what="the load under way")
+        codes = [svc.terminate() for svc in services]  # mid-load: in-flight work must finish and be acked
+        logs = [svc.log.read_text() for svc in services]
+        services = [Service("intake", nats_server.url, tmp_path), Service("routing", nats_server.url, tmp_path)]
+        await asyncio.wait_for(done.wait(), 120)
+        received = (await js.stream_info(s.STREAM_EVENTS, subjects_filter=s.REQUEST_RECEIVED)).state
+        dlq = (await js.stream_info(s.STREAM_DLQ)).state.messages
+    finally:
+        for svc in services:
+            svc.kill()
+        await sub_nc.close()
+        await nc.close()
+    # uvicorn re-raises the SIGTERM it handled once shutdown is done: exit status 143 / -15
+    assert all(code in (0, -signal.SIGTERM) for code in codes), codes
+    assert all('"service stopped"' in log and "Traceback" not in log for log in logs), logs
+    assert len(set(assigned)) == COUNT and len(assigned) == COUNT, Counter(assigned).most_common(3)
+    assert dlq == 0
+    assert received.messages >= COUNT
+
+
+async def test_two_processes_of_each_service_share_the_work_without_duplicates(nats_server, tmp_path) -> None:
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await provision(js, KefuSettings())
+    assigned, done, sub_nc = await collect(nats_server.url, s.REQUEST_ASSIGNED)
+    received, _, sub_nc2 = await collect(nats_server.url, s.REQUEST_RECEIVED)
+    intakes = [Service("intake", nats_server.url, tmp_path) for _ in range(2)]
+    routings = [Service("routing", nats_server.url, tmp_path) for _ in range(2)]
+    try:
+        for svc in (*intakes, *routings):
+            await svc.ready()
+        await load(js, COUNT, "SCALE")
+        await asyncio.wait_for(done.wait(), 120)
+        per_intake = [await svc.metric("kefu_intake_payloads_total") for svc in intakes]
+        per_routing = [await svc.metric("kefu_routing_decisions_total") for svc in routings]
+    finally:
+        for svc in (*intakes, *routings):
+            svc.kill()
+        await sub_nc.close()
+        await sub_nc2.close()
+        await nc.close()
+    assert len(assigned) == len(set(assigned)) == COUNT
+    assert len(received) == len(set(received)) == COUNT
+    assert sum(per_intake) == COUNT and all(n > 0 for n in per_intake), per_intake
+    assert sum(per_routing) == COUNT and all(n > 0 for n in per_routing), per_routing
