@@ -71,11 +71,26 @@ class Permanent(Exception):
     """A message that can never be handled, however often it is delivered."""
 
 
+def broker_kwargs(settings: KefuSettings) -> dict[str, Any]:
+    """Keyword arguments for FastStream's `NatsBroker(...)`: credentials go in `security`."""
+    from faststream.nats import NatsCredentials, NatsUserPassword
+
+    kwargs = connect_kwargs(settings)
+    user, password, creds = kwargs.pop("user", None), kwargs.pop("password", None), kwargs.pop("user_credentials", None)
+    if user:
+        kwargs["security"] = NatsUserPassword(username=user, password=password or "")
+    elif creds:
+        kwargs["security"] = NatsCredentials(credentials=creds)
+    return kwargs
+
+
 def connect_kwargs(settings: KefuSettings) -> dict[str, Any]:
-    """Keyword arguments for `NatsBroker(...)` / `nats.connect(...)` from settings."""
+    """Keyword arguments for nats-py's `nats.connect(...)` from settings."""
     kwargs: dict[str, Any] = {
         "servers": [u.strip() for u in settings.nats_url.split(",") if u.strip()],
         "name": f"kefu-{settings.service_name}",
+        # a reply inbox of its own, so a service's NATS user needs no blanket _INBOX.> permission
+        "inbox_prefix": inbox_prefix(settings).rstrip(b"."),
         "max_reconnect_attempts": -1,
         "reconnect_time_wait": 1,
     }
@@ -146,6 +161,20 @@ async def provision(js: JetStreamContext, settings: KefuSettings) -> None:
             await js.create_key_value(kv)
         except nats.js.errors.BadRequestError:
             await js.key_value(kv.bucket)  # exists with other settings: use it as it is
+
+
+async def verify(js: JetStreamContext, settings: KefuSettings) -> None:
+    """Without provisioning rights: fail clearly when a stream or bucket is missing."""
+    for cfg in stream_configs(settings):
+        try:
+            await js.stream_info(cfg.name)
+        except nats.js.errors.NotFoundError:
+            raise SystemExit(f"stream {cfg.name} is missing: run `python -m devtools.provision` first") from None
+
+
+def inbox_prefix(settings: KefuSettings) -> bytes:
+    """Replies and pull deliveries come to an inbox of the service's own (least privilege)."""
+    return f"_INBOX_{settings.service_name}.".encode()
 
 
 class Publisher:

@@ -28,7 +28,7 @@ from nats.js import JetStreamContext
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .bus import Publisher, RetryPolicy, connect_kwargs, make_dead_letter, provision, settle_middleware
+from .bus import Publisher, RetryPolicy, broker_kwargs, make_dead_letter, provision, settle_middleware, verify
 from .settings import KefuSettings
 
 log = logging.getLogger("kefu.runtime")
@@ -83,7 +83,7 @@ def make_runtime(settings: KefuSettings, *, consumer: str) -> Runtime:
 
     policy = RetryPolicy(settings.max_deliver, settings.retry_backoff_seconds)
     broker = NatsBroker(
-        **connect_kwargs(settings),
+        **broker_kwargs(settings),
         middlewares=[
             NatsPrometheusMiddleware(registry=registry, app_name=f"kefu_{settings.service_name}"),
             settle_middleware(policy, dead_letter, on_redelivery=lambda c: pipeline.redelivered.labels(c).inc()),
@@ -115,7 +115,10 @@ def base_app(
         broker = runtime.broker
         await broker.connect()
         js = broker.connection.jetstream()
-        await provision(js, runtime.settings)
+        if runtime.settings.provision:
+            await provision(js, runtime.settings)
+        else:
+            await verify(js, runtime.settings)
         runtime.js = js
         runtime.publisher = Publisher(js, metrics=runtime.pipeline)
         if on_start is not None:

@@ -46,6 +46,12 @@ class KefuSettings(BaseSettings):
     )
 
     log_level: str = Field("INFO", validation_alias=_common("log_level"))
+    provision: bool = Field(
+        True,
+        validation_alias=_common("provision"),
+        description="Create/update streams and buckets at start. Deployments turn it off and run "
+        "`python -m devtools.provision` with an admin NATS user, so services need no stream-admin rights.",
+    )
 
     # per service (overridden with the service's prefix)
     http_host: str = "127.0.0.1"

@@ -10,6 +10,7 @@ from faststream.nats import ConsumerConfig, JStream, NatsMessage, NatsRouter, Pu
 
 from shared import subjects as s
 from shared.models import SurveyReplied
+from shared.bus import inbox_prefix
 from shared.runtime import Runtime
 from shared.timers import fire_filter
 
@@ -29,6 +30,7 @@ def build_router(runtime: Runtime, holder: dict[str, Feedback], *, batch_size: i
             config=ConsumerConfig(ack_wait=settings.ack_wait_seconds, max_deliver=settings.max_deliver,
                                   max_ack_pending=1000),
             ack_policy=AckPolicy.NACK_ON_ERROR,
+            inbox_prefix=inbox_prefix(settings),
             title=name,
             description=description,
         )

@@ -6,6 +6,7 @@ from faststream import AckPolicy
 from faststream.nats import ConsumerConfig, JStream, NatsMessage, NatsRouter, PullSub
 
 from shared import subjects as s
+from shared.bus import inbox_prefix
 from shared.runtime import Runtime
 
 from .pipeline import Intake
@@ -27,6 +28,7 @@ def build_router(runtime: Runtime, intake: dict[str, Intake], *, batch_size: int
             max_ack_pending=1000,
         ),
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        inbox_prefix=inbox_prefix(settings),
         title="intake",
         description="Every payload an adapter published, in its channel's own format.",
     )

@@ -9,6 +9,7 @@ from faststream.nats import ConsumerConfig, JStream, NatsRouter, PullSub
 
 from shared import subjects as s
 from shared.models import RequestReceived, RequestReopened
+from shared.bus import inbox_prefix
 from shared.runtime import Runtime
 from shared.timers import fire_filter
 
@@ -28,6 +29,7 @@ def build_router(runtime: Runtime, routing: dict[str, Routing], *, batch_size: i
         pull_sub=PullSub(batch_size=batch_size, timeout=1.0),
         config=consumer,
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        inbox_prefix=inbox_prefix(settings),
         title="routing",
         description="Judges, routes and sets SLA deadlines for every received request; offers it to an agent.",
     )
@@ -41,6 +43,7 @@ def build_router(runtime: Runtime, routing: dict[str, Routing], *, batch_size: i
         pull_sub=PullSub(batch_size=batch_size, timeout=1.0),
         config=consumer,
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        inbox_prefix=inbox_prefix(settings),
         title="routing-timers",
         description="SLA warnings and breaches, and offers not accepted in time (server-side schedules).",
     )
@@ -54,6 +57,7 @@ def build_router(runtime: Runtime, routing: dict[str, Routing], *, batch_size: i
         pull_sub=PullSub(batch_size=batch_size, timeout=1.0),
         config=consumer,
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        inbox_prefix=inbox_prefix(settings),
         title="routing-reopened",
         description="Requests reopened by feedback go back to their department's queue.",
     )

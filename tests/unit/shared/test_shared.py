@@ -92,3 +92,16 @@ async def test_pull_fetch_timeouts_always_reach_faststream_as_nats_timeouts() ->
     with pytest.raises(nats.errors.TimeoutError):
         await _timeouts_as_nats_timeouts(bare_timeout)()
     assert hasattr(JetStreamContext.PullSubscription.fetch, "__wrapped__")  # installed by importing shared.bus
+
+
+def test_nats_credentials_reach_the_broker_as_faststream_security() -> None:
+    from faststream.nats import NatsBroker, NatsUserPassword
+
+    from shared.bus import broker_kwargs, connect_kwargs
+
+    settings = KefuSettings(nats_user="intake", nats_password="secret", service_name="intake")
+    kwargs = broker_kwargs(settings)
+    assert isinstance(kwargs["security"], NatsUserPassword) and "user" not in kwargs
+    NatsBroker(**kwargs)  # accepted as it is
+    assert connect_kwargs(settings)["user"] == "intake"
+    assert connect_kwargs(settings)["inbox_prefix"] == b"_INBOX_intake"

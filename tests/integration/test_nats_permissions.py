@@ -1,0 +1,117 @@
+"""deploy/nats: every config is valid; the services work with their own least-privilege users
+(provisioned by the admin user), and each user is refused outside its allow-list."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nats
+import pytest
+
+from devtools.natsserver import free_port, nats_server_binary, wait_for_port
+from devtools.payloads import payload
+from services.feedback.app import create_app as feedback_app
+from services.feedback.settings import FeedbackSettings
+from services.intake.app import create_app as intake_app
+from services.intake.settings import IntakeSettings
+from services.metrics.app import create_app as metrics_app
+from services.metrics.settings import MetricsSettings
+from services.routing.app import create_app as routing_app
+from services.routing.settings import RoutingSettings
+from shared import subjects as s
+from shared.enums import Channel
+from tests.support.services import common_settings, running, tap
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).parents[2]
+NATS_DIR = ROOT / "deploy" / "nats"
+PASSWORDS = {f"KEFU_NATS_{u.upper()}_PASSWORD": f"pw-{u}"
+             for u in ("admin", "intake", "routing", "feedback", "metrics", "adapter", "sys", "route")}
+ENV = PASSWORDS | {"KEFU_NATS_STORE_DIR": "/tmp/kefu-nats-config-check"}
+
+
+@pytest.mark.parametrize("config", ["standalone.conf", "nats-1.conf", "nats-2.conf", "nats-3.conf"])
+def test_nats_server_accepts_every_config(config: str) -> None:
+    proc = subprocess.run([nats_server_binary(), "-t", "-c", str(NATS_DIR / config)], env=ENV,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0 and "is valid" in proc.stdout + proc.stderr, proc.stderr
+
+
+@pytest.fixture
+def secured_nats(tmp_path: Path):
+    port = free_port()
+    proc = subprocess.Popen([nats_server_binary(), "-c", str(NATS_DIR / "standalone.conf"), "-a", "127.0.0.1",
+                             "-p", str(port), "-m", str(free_port())],
+                            env=ENV | {"KEFU_NATS_STORE_DIR": str(tmp_path / "js")},
+                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "nats.log", "w"))
+    wait_for_port(port)
+    yield f"nats://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def as_user(nats_url: str, user: str, **extra):
+    return common_settings(nats_url, nats_user=user, nats_password=PASSWORDS[f"KEFU_NATS_{user.upper()}_PASSWORD"],
+                           provision=False, config_dir=ROOT / "config", **extra)
+
+
+async def connect(url: str, user: str, errors: list[str] | None = None, inbox: str | None = None):
+    async def on_error(exc: Exception) -> None:
+        if errors is not None:
+            errors.append(str(exc))
+
+    return await nats.connect(url, user=user, password=PASSWORDS[f"KEFU_NATS_{user.upper()}_PASSWORD"],
+                              error_cb=on_error, inbox_prefix=(inbox or f"_INBOX_{user}").encode(),
+                              allow_reconnect=False)
+
+
+async def test_services_work_with_their_own_users_and_nothing_else(secured_nats: str) -> None:
+    url = secured_nats
+    provision = subprocess.run([sys.executable, "-m", "devtools.provision"], cwd=ROOT, capture_output=True, text=True,
+                               env={"KEFU_NATS_URL": url, "KEFU_NATS_USER": "admin",
+                                    "KEFU_NATS_PASSWORD": PASSWORDS["KEFU_NATS_ADMIN_PASSWORD"],
+                                    "PATH": "/usr/bin:/bin"}, timeout=60)
+    assert provision.returncode == 0, provision.stderr
+
+    admin = await connect(url, "admin", inbox="_INBOX")
+    admin_url = url.replace("nats://", f"nats://admin:{PASSWORDS['KEFU_NATS_ADMIN_PASSWORD']}@")
+    async with running(intake_app, IntakeSettings(**as_user(url, "intake"))), \
+            running(routing_app, RoutingSettings(**as_user(url, "routing"))) as routing, \
+            running(feedback_app, FeedbackSettings(**as_user(url, "feedback"))), \
+            running(metrics_app, MetricsSettings(**as_user(url, "metrics"))) as metrics, \
+            routing.client() as http, metrics.client() as metrics_http, \
+            tap(admin_url, s.STREAM_EVENTS, s.EVENTS_ALL) as events:
+        adapter = await connect(url, "adapter")
+        await adapter.jetstream().publish("kefu.intake.sms", payload(Channel.sms, "SM-perm", text="我要投诉"))
+        rid = (await events.wait_for(s.REQUEST_ASSIGNED))[0]["request_id"]
+        resolved = await http.post(f"/v1/requests/{rid}/resolve", json={"agent_id": "a1", "resolution": "ok"})
+        await events.wait_for(s.SURVEY_SENT, request_id=rid)
+        assert resolved.status_code == 200
+        assert (await metrics_http.get("/readyz")).status_code == 200
+
+        refused: dict[str, list[str]] = {}
+        for user, subject, listen in (("intake", s.REQUEST_ASSIGNED, s.EVENTS_ALL),
+                                      ("metrics", s.REQUEST_RECEIVED, "kefu.outbound.>"),
+                                      ("adapter", s.REQUEST_RECEIVED, s.EVENTS_ALL),
+                                      ("routing", "kefu.intake.sms", "_INBOX_intake.>")):
+            errors: list[str] = []
+            nc = await connect(url, user, errors)
+            await nc.publish(subject, json.dumps({"request_id": "req_forged"}).encode())
+            await nc.subscribe(listen)
+            await nc.flush()
+            await asyncio.sleep(0)  # let the error callbacks run
+            for _ in range(50):
+                if len(errors) >= 2:
+                    break
+                await asyncio.sleep(0.02)
+            refused[user] = errors
+            await nc.close()
+        await adapter.close()
+    await admin.close()
+    for user, errors in refused.items():
+        assert len(errors) == 2 and all("permissions violation" in e.lower() for e in errors), (user, errors)
+    assert not any(e["request_id"] == "req_forged" for _, e in events.messages)
