@@ -124,22 +124,40 @@ async def test_two_processes_of_each_service_share_the_work_without_duplicates(n
     await provision(js, KefuSettings())
     assigned, done, sub_nc = await collect(nats_server.url, s.REQUEST_ASSIGNED)
     received, _, sub_nc2 = await collect(nats_server.url, s.REQUEST_RECEIVED)
-    intakes = [Service("intake", nats_server.url, tmp_path) for _ in range(2)]
-    routings = [Service("routing", nats_server.url, tmp_path) for _ in range(2)]
+    surveys, _, sub_nc3 = await collect(nats_server.url, s.SURVEY_SENT)
+    procs = {name: [Service(name, nats_server.url, tmp_path) for _ in range(2)]
+             for name in ("intake", "routing", "feedback", "metrics")}
+    everything = [svc for group in procs.values() for svc in group]
     try:
-        for svc in (*intakes, *routings):
+        for svc in everything:
             await svc.ready()
         await load(js, COUNT, "SCALE")
         await asyncio.wait_for(done.wait(), 120)
-        per_intake = [await svc.metric("kefu_intake_payloads_total") for svc in intakes]
-        per_routing = [await svc.metric("kefu_routing_decisions_total") for svc in routings]
+        resolve = sorted(set(assigned))[:20]
+        async with httpx.AsyncClient(timeout=10, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as http:
+            for i, rid in enumerate(resolve):  # alternate between the two routing processes
+                port = procs["routing"][i % 2].port
+                resp = await http.post(f"http://127.0.0.1:{port}/v1/requests/{rid}/resolve",
+                                       json={"agent_id": "a1", "resolution": "ok"})
+                assert resp.status_code == 200, resp.text
+        await wait_until(lambda: len(set(surveys)) >= len(resolve), what="a survey per resolution")
+        per_intake = [await svc.metric("kefu_intake_payloads_total") for svc in procs["intake"]]
+        per_routing = [await svc.metric("kefu_routing_decisions_total") for svc in procs["routing"]]
+
+        async def counted(svc: Service) -> float | None:
+            n = await svc.metric("kefu_requests_received_total")
+            return n if n == COUNT else None
+
+        per_metrics = [await wait_until(lambda svc=svc: counted(svc), what="metrics caught up")
+                       for svc in procs["metrics"]]
     finally:
-        for svc in (*intakes, *routings):
+        for svc in everything:
             svc.kill()
-        await sub_nc.close()
-        await sub_nc2.close()
-        await nc.close()
+        for conn in (sub_nc, sub_nc2, sub_nc3, nc):
+            await conn.close()
     assert len(assigned) == len(set(assigned)) == COUNT
     assert len(received) == len(set(received)) == COUNT
     assert sum(per_intake) == COUNT and all(n > 0 for n in per_intake), per_intake
     assert sum(per_routing) == COUNT and all(n > 0 for n in per_routing), per_routing
+    assert len(surveys) == len(set(surveys)) == len(resolve)  # feedback: one survey per resolution
+    assert per_metrics == [COUNT, COUNT]  # metrics replicas agree
