@@ -136,6 +136,8 @@ def bucket_configs(settings: KefuSettings) -> list[KeyValueConfig]:
         KeyValueConfig(bucket=s.BUCKET_CUSTOMERS, history=5, **common),
         KeyValueConfig(bucket=s.BUCKET_CONTACTS, history=1, **common),
         KeyValueConfig(bucket=s.BUCKET_INTAKE_SOURCES, history=1, ttl=400 * DAY, **common),
+        # a signature is refused twice within its validity (5 min either way): kept 10 minutes
+        KeyValueConfig(bucket=s.BUCKET_WEBHOOK_SIGNATURES, history=1, ttl=600, **common),
         KeyValueConfig(bucket=s.BUCKET_REQUESTS, history=10, **common),
         KeyValueConfig(bucket=s.BUCKET_AGENTS, history=5, **common),
         KeyValueConfig(bucket=s.BUCKET_WAITING, history=1, **common),

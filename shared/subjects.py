@@ -62,6 +62,7 @@ STREAM_TIMERS: Final = "KEFU_TIMERS"
 BUCKET_CUSTOMERS: Final = "kefu_customers"  # customer_id -> CustomerRecord
 BUCKET_CONTACTS: Final = "kefu_contacts"  # hashed contact -> customer_id
 BUCKET_INTAKE_SOURCES: Final = "kefu_intake_sources"  # hashed (channel, source id) -> request_id
+BUCKET_WEBHOOK_SIGNATURES: Final = "kefu_webhook_signatures"  # signatures seen in the last 10 minutes
 BUCKET_REQUESTS: Final = "kefu_requests"  # request_id -> routing's RequestRecord
 BUCKET_AGENTS: Final = "kefu_agents"  # agent_id -> Agent (profile, status, active requests)
 BUCKET_WAITING: Final = "kefu_waiting"  # request_id -> Waiting (requests queued for an agent)

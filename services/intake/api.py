@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -13,12 +14,14 @@ from pydantic import BaseModel, Field, field_validator
 import nats.js.errors
 from shared import subjects as s
 from shared.enums import Channel, Tier
-from shared.runtime import Adapter, Admin, ApiError
+from shared.runtime import Admin, ApiError, require_adapter
 
 from .domain.canonical import CustomerRecord, request_id_for
 from .domain.contacts import normalise_email, normalise_phone
 from .domain.errors import NotARequest, PayloadTooLarge, Rejection
 from .domain.parsers import channel_of, check_media_type, parse
+from .domain.webhooks import BadSignature, replay_key
+from .domain.webhooks import verify as verify_signature
 from .pipeline import Intake
 from .store import Conflict
 
@@ -79,10 +82,15 @@ def build_api(intake: dict[str, Intake]) -> APIRouter:
         tags=["intake"],
         summary="Submit a payload exactly as the channel delivers it",
     )
-    async def submit(channel: str, request: Request, adapter: Adapter) -> Response:
+    async def submit(channel: str, request: Request) -> Response:
         service = intake["intake"]
         settings = service.settings
         raw, too_large = await _read_limited(request, settings.max_payload_bytes)
+        adapter = await _authenticate(request, raw, too_large, service)
+        wait = service.limiter(adapter).take(time.monotonic())
+        if wait > 0:
+            return JSONResponse({"error": "rate_limited", "detail": f"adapter {adapter} over its rate limit"},
+                                status_code=429, headers={"Retry-After": str(max(1, round(wait)))})
         try:
             if too_large:
                 raise PayloadTooLarge(f"body exceeds the limit of {settings.max_payload_bytes} bytes")
@@ -205,6 +213,25 @@ def build_api(intake: dict[str, Intake]) -> APIRouter:
         return found[0]
 
     return api
+
+
+async def _authenticate(request: Request, raw: bytes, too_large: bool, service: Intake) -> str:
+    """An adapter key (`Authorization: Bearer`), or a signature over timestamp and raw body
+    (`Kefu-Signature: t=...,v1=...`, 5-minute window, each signature accepted once)."""
+    if request.headers.get("authorization"):
+        return require_adapter(request)
+    header = request.headers.get("kefu-signature")
+    if not header:
+        raise ApiError(401, "unauthorized", "missing adapter key or Kefu-Signature")
+    if too_large:
+        raise ApiError(413, "too_large", "body exceeds the size limit")  # unauthenticated: nothing is kept
+    try:
+        adapter = verify_signature(header, raw, service.settings.adapter_secret_map(), now=time.time())
+    except BadSignature as exc:
+        raise ApiError(401, "bad_signature", str(exc)) from None
+    if not await service.store.first_use(replay_key(header)):
+        raise ApiError(401, "replayed_signature", "this signature was used before")
+    return adapter
 
 
 async def _read_limited(request: Request, limit: int) -> tuple[bytes, bool]:

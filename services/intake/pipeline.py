@@ -22,6 +22,7 @@ from .domain.canonical import canonical_request, customer_ref, rejection_id_for,
 from .domain.errors import NotARequest, PayloadTooLarge, Rejection
 from .domain.model import ParsedRequest
 from .domain.replies import rating_of, reply_contact
+from .domain.webhooks import TokenBucket
 from .domain.parsers import ParseContext, channel_of, parse
 from .settings import IntakeSettings
 from .store import IntakeStore
@@ -62,6 +63,12 @@ class Intake:
         self.publisher = publisher
         self.metrics = metrics
         self.tz = ZoneInfo(settings.timezone)
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def limiter(self, adapter: str) -> TokenBucket:
+        if adapter not in self._buckets:
+            self._buckets[adapter] = TokenBucket(self.settings.rate_limit_per_second, self.settings.rate_limit_burst)
+        return self._buckets[adapter]
 
     def context(self, now: datetime) -> ParseContext:
         return ParseContext(now=now, tz=self.tz, region=self.settings.phone_region)

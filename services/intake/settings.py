@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import KefuSettings
@@ -15,3 +16,13 @@ class IntakeSettings(KefuSettings):
     timezone: str = "Asia/Shanghai"  # the channels' local time, for payload times without an offset
     phone_region: str = "CN"  # numbers without a country code are read as this region's
     batch_size: int = 32
+    # signing secrets of adapters that sign webhooks instead of sending a key: `name:secret,...`
+    adapter_secrets: SecretStr | None = None
+    rate_limit_per_second: float = 50.0  # per adapter and process; 429 beyond
+    rate_limit_burst: int = 200
+
+    def adapter_secret_map(self) -> dict[str, str]:
+        if self.adapter_secrets is None:
+            return {}
+        pairs = (item.strip().partition(":") for item in self.adapter_secrets.get_secret_value().split(","))
+        return {name: secret for name, sep, secret in pairs if sep and secret}

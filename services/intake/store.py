@@ -19,11 +19,13 @@ class Conflict(Exception):
 
 
 class IntakeStore:
-    def __init__(self, customers: KeyValue, contacts: KeyValue, sources: KeyValue, open_surveys: KeyValue) -> None:
+    def __init__(self, customers: KeyValue, contacts: KeyValue, sources: KeyValue, open_surveys: KeyValue,
+                 signatures: KeyValue) -> None:
         self.customers = customers
         self.contacts = contacts
         self.sources = sources
         self.open_surveys = open_surveys
+        self.signatures = signatures
 
     @classmethod
     async def open(cls, js: JetStreamContext) -> IntakeStore:
@@ -32,7 +34,16 @@ class IntakeStore:
             await js.key_value(s.BUCKET_CONTACTS),
             await js.key_value(s.BUCKET_INTAKE_SOURCES),
             await js.key_value(s.BUCKET_OPEN_SURVEYS),
+            await js.key_value(s.BUCKET_WEBHOOK_SIGNATURES),
         )
+
+    async def first_use(self, signature_key: str) -> bool:
+        """True the first time a signature is presented (within the bucket's 10-minute memory)."""
+        try:
+            await self.signatures.create(signature_key, b"")
+            return True
+        except nats.js.errors.KeyWrongLastSequenceError:
+            return False
 
     # -- exactly once -------------------------------------------------------------------------
     async def seen(self, channel: Channel, source_id: str) -> str | None:
