@@ -104,10 +104,14 @@ def connect_kwargs(settings: KefuSettings) -> dict[str, Any]:
 
 
 def stream_configs(settings: KefuSettings) -> list[StreamConfig]:
+    # limits retention (history is kept, not consumed away); discard NEW at the size bound: a full
+    # stream refuses the publish (the publisher sees the error and retries) instead of silently
+    # dropping the oldest requests
     common = {
         "storage": StorageType.FILE,
         "retention": RetentionPolicy.LIMITS,
-        "discard": DiscardPolicy.OLD,
+        "discard": DiscardPolicy.NEW,
+        "max_bytes": settings.stream_max_bytes or -1,
         "num_replicas": settings.stream_replicas,
         "duplicate_window": float(settings.duplicate_window_seconds),
         "max_msg_size": MAX_RAW_PAYLOAD,
@@ -120,12 +124,16 @@ def stream_configs(settings: KefuSettings) -> list[StreamConfig]:
         StreamConfig(name=s.STREAM_EVENTS, subjects=[s.EVENTS_ALL], max_age=400 * DAY, **common),
         StreamConfig(name=s.STREAM_OUTBOUND, subjects=[s.OUTBOUND_ALL], max_age=14 * DAY, **common),
         StreamConfig(name=s.STREAM_REJECTED, subjects=[s.REJECTED_ALL], max_age=90 * DAY, **common),
-        StreamConfig(name=s.STREAM_DLQ, subjects=[s.DLQ_ALL], max_age=90 * DAY, **common),
+        # dead letters: what a consumer gave up on (with the reason), and the server's max-delivery
+        # advisories, which also cover a message that killed its process on every delivery
+        StreamConfig(name=s.STREAM_DLQ, subjects=[s.DLQ_ALL, s.MAX_DELIVERIES_ADVISORIES], max_age=90 * DAY, **common),
         # durable timers: schedules fire at their time even if no routing process is running then.
         # A schedule is kept at most 60 days, longer than any deadline the SLA policies can set
         # (a paused request has no timers; resuming schedules new ones).
+        # (the server allows message schedules only with discard: old; fired timers are the oldest)
         StreamConfig(
-            name=s.STREAM_TIMERS, subjects=[s.TIMERS_ALL], max_age=60 * DAY, allow_msg_schedules=True, **common
+            name=s.STREAM_TIMERS, subjects=[s.TIMERS_ALL], max_age=60 * DAY, allow_msg_schedules=True,
+            **(common | {"discard": DiscardPolicy.OLD}),
         ),
     ]
 

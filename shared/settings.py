@@ -40,6 +40,13 @@ class KefuSettings(BaseSettings):
         7200, ge=60, validation_alias=_common("duplicate_window_seconds")
     )
     ack_wait_seconds: float = Field(30, gt=0, validation_alias=_common("ack_wait_seconds"))
+    stream_max_bytes: int | None = Field(
+        None,
+        gt=0,
+        validation_alias=_common("stream_max_bytes"),
+        description="Size bound of each stream (JetStream reserves it); a full stream refuses new "
+        "messages (discard: new). Unbounded by default for development; deployments set it.",
+    )
     max_deliver: int = Field(8, ge=2, validation_alias=_common("max_deliver"))
     retry_backoff_seconds: tuple[float, ...] = Field(
         (0.5, 2, 5, 15, 30, 60), validation_alias=_common("retry_backoff_seconds")

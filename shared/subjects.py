@@ -43,6 +43,8 @@ REJECTED_ALL: Final = "kefu.rejected.>"
 # Messages a consumer gave up on after its last delivery: kefu.dlq.<consumer>
 DLQ_PREFIX: Final = "kefu.dlq"
 DLQ_ALL: Final = "kefu.dlq.>"
+# the server's advisory when a message ran out of deliveries (e.g. it crashed its process each time)
+MAX_DELIVERIES_ADVISORIES: Final = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>"
 
 # Durable timers (server-side message schedules, see shared/timers.py): a schedule on
 # kefu.timers.schedule.<service>.<key>.<timer> fires kefu.timers.fire.<service>.<key>.<timer>

@@ -50,6 +50,34 @@ async def _last_dlq(js):
     import nats.js.errors
 
     try:
-        return await js.get_last_msg(s.STREAM_DLQ, "kefu.dlq.>")
+        info = await js.stream_info(s.STREAM_DLQ)
+        if not info.state.messages:
+            return None
+        return await js.get_msg(s.STREAM_DLQ, info.state.last_seq)
     except nats.js.errors.NotFoundError:
         return None
+
+
+async def test_a_message_that_runs_out_of_deliveries_is_recorded_in_the_dlq_even_if_no_handler_survives(js) -> None:
+    """A consumer that never acknowledges (its process dies on the message each time): the server's
+    max-delivery advisory lands in KEFU_DLQ, naming the stream sequence to inspect or replay."""
+    import json as _json
+
+    from nats.js.api import AckPolicy, ConsumerConfig
+
+    ack = await js.publish(s.REQUEST_RECEIVED, b'{"crashes": "every handler"}')
+    sub = await js.pull_subscribe(s.REQUEST_RECEIVED, durable="crashy", stream=s.STREAM_EVENTS,
+                                  config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_deliver=2, ack_wait=0.3))
+
+    async def advisory():
+        for _ in range(3):
+            try:
+                await sub.fetch(1, timeout=0.5)  # delivered, never acked: as if the process died
+            except Exception:
+                pass
+        return await _last_dlq(js)
+
+    dead = await wait_until(advisory, timeout=20, what="a max-deliveries advisory")
+    body = _json.loads(dead.data)
+    assert dead.subject.startswith("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.KEFU_EVENTS.crashy")
+    assert body["stream_seq"] == ack.seq and body["deliveries"] == 2

@@ -105,3 +105,13 @@ def test_nats_credentials_reach_the_broker_as_faststream_security() -> None:
     NatsBroker(**kwargs)  # accepted as it is
     assert connect_kwargs(settings)["user"] == "intake"
     assert connect_kwargs(settings)["inbox_prefix"] == b"_INBOX_intake"
+
+
+def test_streams_refuse_when_full_rather_than_drop_and_the_dlq_takes_advisories() -> None:
+    from nats.js.api import DiscardPolicy, RetentionPolicy
+
+    configs = {c.name: c for c in stream_configs(KefuSettings(stream_max_bytes=1024**3))}
+    for name, cfg in configs.items():
+        assert cfg.retention is RetentionPolicy.LIMITS and cfg.max_bytes == 1024**3
+        assert cfg.discard is (DiscardPolicy.OLD if name == s.STREAM_TIMERS else DiscardPolicy.NEW)
+    assert s.MAX_DELIVERIES_ADVISORIES in configs[s.STREAM_DLQ].subjects
