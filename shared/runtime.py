@@ -99,6 +99,29 @@ def make_runtime(settings: KefuSettings, *, consumer: str) -> Runtime:
 OnStart = Callable[[Runtime], Awaitable[None]]
 
 
+def durable_subscriber(router: Any, settings: KefuSettings, *, subject: str, stream: str, durable: str,
+                       description: str, batch_size: int = 32) -> Any:
+    """The one way kefu consumes: a durable pull consumer with explicit acks, bounded redelivery
+    (settled by the settle middleware), the service's own reply inbox."""
+    from faststream import AckPolicy
+    from faststream.nats import ConsumerConfig, JStream, PullSub
+
+    from .bus import inbox_prefix
+
+    return router.subscriber(
+        subject,
+        stream=JStream(stream, declare=False),
+        durable=durable,
+        pull_sub=PullSub(batch_size=batch_size, timeout=1.0),
+        config=ConsumerConfig(ack_wait=settings.ack_wait_seconds, max_deliver=settings.max_deliver,
+                              max_ack_pending=1000),
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        inbox_prefix=inbox_prefix(settings),
+        title=durable,
+        description=description,
+    )
+
+
 def base_app(
     runtime: Runtime,
     *,

@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from faststream import AckPolicy
-from faststream.nats import ConsumerConfig, JStream, NatsMessage, NatsRouter, PullSub
+from faststream.nats import NatsMessage, NatsRouter
 
 from shared import subjects as s
 from shared.models import SurveyReplied
-from shared.bus import inbox_prefix
-from shared.runtime import Runtime
+from shared.runtime import Runtime, durable_subscriber
 from shared.timers import fire_filter
 
 from .service import TIMER_SERVICE, Feedback
@@ -22,18 +20,8 @@ def build_router(runtime: Runtime, holder: dict[str, Feedback], *, batch_size: i
     settings = runtime.settings
 
     def durable(subject: str, stream: str, name: str, description: str) -> Any:
-        return router.subscriber(
-            subject,
-            stream=JStream(stream, declare=False),
-            durable=name,
-            pull_sub=PullSub(batch_size=batch_size, timeout=1.0),
-            config=ConsumerConfig(ack_wait=settings.ack_wait_seconds, max_deliver=settings.max_deliver,
-                                  max_ack_pending=1000),
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            inbox_prefix=inbox_prefix(settings),
-            title=name,
-            description=description,
-        )
+        return durable_subscriber(router, settings, subject=subject, stream=stream, durable=name,
+                                  batch_size=batch_size, description=description)
 
     @durable("kefu.events.request.>", s.STREAM_EVENTS, s.CONSUMER_FEEDBACK,
              "Keeps what feedback needs of each request; on resolution sends the result and the survey.")

@@ -143,14 +143,19 @@ class Feedback:
         else:
             await self.invite(survey_id)
 
-    async def invite(self, survey_id: str) -> None:
+    async def _open(self, survey_id: str) -> tuple[Survey, RequestView] | None:
+        """An open survey and its request, or None (answered, expired, unknown)."""
         found = await self.store.surveys.get(survey_id)
         if found is None or found[0].status != "open":
+            return None
+        view = await self.store.views.get(found[0].request_id)
+        return (found[0], view[0]) if view is not None else None
+
+    async def invite(self, survey_id: str) -> None:
+        opened = await self._open(survey_id)
+        if opened is None:
             return
-        survey = found[0]
-        view = (await self.store.views.get(survey.request_id) or (None, 0))[0]
-        if view is None:
-            return
+        survey, view = opened
         url = self.url(survey_id)
         now = datetime.now(UTC)
         await outbox.publish(self.publisher, [
@@ -241,13 +246,10 @@ class Feedback:
             await self.sample_month(previous_month(datetime.now(self.hours.tz).date()))
 
     async def _remind(self, survey_id: str) -> None:
-        found = await self.store.surveys.get(survey_id)
-        if found is None or found[0].status != "open":
+        opened = await self._open(survey_id)
+        if opened is None:
             return
-        survey = found[0]
-        view = (await self.store.views.get(survey.request_id) or (None, 0))[0]
-        if view is None:
-            return
+        _, view = opened
         await outbox.publish(self.publisher, [outbox.item(s.outbound_subject(view.channel), m.message(
             view, kind="survey", message_id=f"reminder.{survey_id}",
             text=m.survey_text(view.language, self.config.messages, url=self.url(survey_id), reminder=True),
