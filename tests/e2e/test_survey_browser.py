@@ -12,6 +12,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 from services.feedback.app import create_app as feedback_app
 from services.feedback.settings import FeedbackSettings
@@ -57,7 +59,9 @@ def answer_in_browser(url: str, screenshot: Path) -> dict[str, object]:
             browser.switch_to.active_element.send_keys(Keys.ARROW_DOWN)
         seen["checked"] = browser.find_element(By.CSS_SELECTOR, "input[name=rating]:checked").get_attribute("value")
         browser.find_element(By.CSS_SELECTOR, "button[type=submit]").send_keys(Keys.ENTER)
-        seen["after"] = browser.find_element(By.CSS_SELECTOR, "[role=status]").text
+        status = WebDriverWait(browser, 30).until(  # the form post loads the thank-you page
+            expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "[role=status]")))
+        seen["after"] = status.text
         seen["title_after"] = browser.title
         browser.save_screenshot(str(screenshot))
         return seen
