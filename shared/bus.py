@@ -294,7 +294,7 @@ def settle_middleware(
                 n = raw.metadata.num_delivered if raw.reply else policy.max_deliver
                 permanent = isinstance(exc, Permanent | ValidationError | json.JSONDecodeError)
                 if permanent or policy.gives_up(n):
-                    reason = f"{type(exc).__name__}: {exc}"[:500]
+                    reason = describe(exc)
                     log.error(
                         "dead-lettering message",
                         extra={"subject": raw.subject, "deliveries": n, "reason": reason},
@@ -304,11 +304,23 @@ def settle_middleware(
                 delay = policy.delay(n)
                 log.warning(
                     "handler failed, retrying",
-                    extra={"subject": raw.subject, "deliveries": n, "delay": delay, "error": repr(exc)},
+                    extra={"subject": raw.subject, "deliveries": n, "delay": delay, "error": describe(exc)},
                 )
                 raise NackMessage(delay=delay) from exc
 
     return Settle
+
+
+def describe(exc: BaseException) -> str:
+    """A failure's reason for logs and dead-letter headers, without the data that caused it:
+    pydantic's message quotes the input (a customer's words, contacts), so only locations and types."""
+    if isinstance(exc, ValidationError):
+        where = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['type']}"
+                          for e in exc.errors(include_input=False, include_url=False)[:5])
+        return f"ValidationError: {where}"[:500]
+    if isinstance(exc, json.JSONDecodeError):
+        return f"JSONDecodeError: {exc.msg} at position {exc.pos}"[:500]
+    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 def _header_safe(text: str) -> str:

@@ -115,3 +115,22 @@ def test_streams_refuse_when_full_rather_than_drop_and_the_dlq_takes_advisories(
         assert cfg.retention is RetentionPolicy.LIMITS and cfg.max_bytes == 1024**3
         assert cfg.discard is (DiscardPolicy.OLD if name == s.STREAM_TIMERS else DiscardPolicy.NEW)
     assert s.MAX_DELIVERIES_ADVISORIES in configs[s.STREAM_DLQ].subjects
+
+
+def test_failure_reasons_never_quote_the_customers_data() -> None:
+    import json as _json
+
+    from pydantic import ValidationError
+
+    from shared.bus import describe
+    from shared.models import RequestReceived
+
+    try:
+        RequestReceived.model_validate({"request_id": "r", "channel": "fax", "body": "我叫张伟，电话13900001111"})
+    except ValidationError as exc:
+        reason = describe(exc)
+    assert reason.startswith("ValidationError: channel: enum") and "13900001111" not in reason
+    try:
+        _json.loads('{"phone": "13900001111"')
+    except _json.JSONDecodeError as exc:
+        assert "13900001111" not in describe(exc)
