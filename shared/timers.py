@@ -26,17 +26,22 @@ def _subjects(service: str, key: str, name: str) -> tuple[str, str]:
     return f"{s.TIMERS_SCHEDULE_PREFIX}.{suffix}", f"{s.TIMERS_FIRE_PREFIX}.{suffix}"
 
 
-async def schedule(publisher: Publisher, *, service: str, key: str, name: str, at: datetime,
-                   body: dict[str, Any]) -> None:
-    when = at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+async def _publish_schedule(publisher: Publisher, *, service: str, key: str, name: str, spec: str,
+                            body: dict[str, Any], **headers: str) -> None:
     schedule_subject, fire_subject = _subjects(service, key, name)
     await publisher.raw(
         schedule_subject,
         json.dumps(body, ensure_ascii=False).encode(),
-        msg_id=f"timer:{service}:{key}:{name}:{when}",
+        msg_id=f"timer:{service}:{key}:{name}:{spec}:{'/'.join(headers.values())}",
         stream=s.STREAM_TIMERS,
-        headers={"Nats-Schedule": f"@at {when}", "Nats-Schedule-Target": fire_subject},
+        headers={"Nats-Schedule": spec, "Nats-Schedule-Target": fire_subject, **headers},
     )
+
+
+async def schedule(publisher: Publisher, *, service: str, key: str, name: str, at: datetime,
+                   body: dict[str, Any]) -> None:
+    when = at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    await _publish_schedule(publisher, service=service, key=key, name=name, spec=f"@at {when}", body=body)
 
 
 async def cancel(publisher: Publisher, *, service: str, key: str, name: str) -> None:
@@ -50,11 +55,5 @@ def fired_subject(service: str, key: str, name: str) -> str:
 async def schedule_cron(publisher: Publisher, *, service: str, key: str, name: str, cron: str, timezone: str,
                         body: dict[str, Any]) -> None:
     """A repeating timer (6-field cron: sec min hour day month weekday) in a time zone."""
-    schedule_subject, fire_subject = _subjects(service, key, name)
-    await publisher.raw(
-        schedule_subject,
-        json.dumps(body, ensure_ascii=False).encode(),
-        msg_id=f"cron:{service}:{key}:{name}:{cron}:{timezone}",
-        stream=s.STREAM_TIMERS,
-        headers={"Nats-Schedule": cron, "Nats-Schedule-Target": fire_subject, "Nats-Schedule-Time-Zone": timezone},
-    )
+    await _publish_schedule(publisher, service=service, key=key, name=name, spec=cron, body=body,
+                            **{"Nats-Schedule-Time-Zone": timezone})

@@ -26,16 +26,13 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from pydantic import BaseModel
 
 from shared import subjects as s
+from shared.kv import Conflict, ModelBucket
 
 from .domain.dispatch import Agent, Waiting
 from .domain.record import RequestRecord
 
 log = logging.getLogger("kefu.routing.store")
 T = TypeVar("T", bound=BaseModel)
-
-
-class Conflict(Exception):
-    """A concurrent writer changed the key first."""
 
 
 class KvMirror(Generic[T]):
@@ -89,8 +86,8 @@ def customer_key(customer_id: str) -> str:
 class RoutingStore:
     def __init__(self, *, requests: KeyValue, agents: KeyValue, waiting: KeyValue, pending: KeyValue,
                  outbox: KeyValue) -> None:
-        self.requests = requests
-        self.agents_kv = agents
+        self.records = ModelBucket(requests, RequestRecord)
+        self.agent_records = ModelBucket(agents, Agent)
         self.waiting_kv = waiting
         self.pending_kv = pending
         self.outbox_kv = outbox
@@ -116,25 +113,14 @@ class RoutingStore:
 
     # -- requests ----------------------------------------------------------------------------
     async def get(self, request_id: str) -> tuple[RequestRecord, int] | None:
-        try:
-            entry = await self.requests.get(request_id)
-        except nats.js.errors.KeyNotFoundError:
-            return None
-        return RequestRecord.model_validate_json(entry.value), entry.revision
+        return await self.records.get(request_id)
 
     async def create(self, record: RequestRecord) -> bool:
         """Store a new record. False if one exists already (another delivery or replica won)."""
-        try:
-            await self.requests.create(record.request_id, record.model_dump_json().encode())
-            return True
-        except nats.js.errors.KeyWrongLastSequenceError:
-            return False
+        return await self.records.create(record.request_id, record)
 
     async def update(self, record: RequestRecord, revision: int) -> None:
-        try:
-            await self.requests.update(record.request_id, record.model_dump_json().encode(), last=revision)
-        except nats.js.errors.KeyWrongLastSequenceError as exc:
-            raise Conflict(record.request_id) from exc
+        await self.records.update(record.request_id, record, revision)
 
     # -- outbox markers ----------------------------------------------------------------------
     async def mark_outbox(self, request_id: str, version: int) -> None:
@@ -201,41 +187,18 @@ class RoutingStore:
 
     # -- agents -------------------------------------------------------------------------------
     async def get_agent(self, agent_id: str) -> tuple[Agent, int] | None:
-        try:
-            entry = await self.agents_kv.get(agent_id)
-        except nats.js.errors.KeyNotFoundError:
-            return None
-        return Agent.model_validate_json(entry.value), entry.revision
+        return await self.agent_records.get(agent_id)
 
     async def put_agent(self, agent: Agent, revision: int | None) -> None:
-        data = agent.model_dump_json().encode()
-        try:
-            if revision is None:
-                await self.agents_kv.create(agent.agent_id, data)
-            else:
-                await self.agents_kv.update(agent.agent_id, data, last=revision)
-        except nats.js.errors.KeyWrongLastSequenceError as exc:
-            raise Conflict(agent.agent_id) from exc
+        if revision is None:
+            if not await self.agent_records.create(agent.agent_id, agent):
+                raise Conflict(agent.agent_id)
+        else:
+            await self.agent_records.update(agent.agent_id, agent, revision)
 
-    async def change_agent(self, agent_id: str, change: Callable[[Agent], Agent | None]) -> Agent | None:
-        """Apply `change` with a revision check, retrying on conflicts. `change` returns None to
-        make no change (e.g. no room left); the result is the stored agent, or None."""
-        for _ in range(20):
-            found = await self.get_agent(agent_id)
-            if found is None:
-                return None
-            agent, revision = found
-            changed = change(agent)
-            if changed is None:
-                return None
-            if changed == agent:
-                return agent
-            try:
-                await self.put_agent(changed, revision)
-                return changed
-            except Conflict:
-                continue
-        raise Conflict(agent_id)
+    async def change_agent(self, agent_id: str, change: Callable[[Agent], Agent | None]) -> None:
+        """Apply `change` with a revision check, retrying on conflicts (None: no change)."""
+        await self.agent_records.change(agent_id, change)
 
     async def hold(self, agent_id: str, request_id: str, *, ignore_capacity: bool = False) -> Literal[
             "added", "present", "full"]:

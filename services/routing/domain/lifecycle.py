@@ -369,9 +369,3 @@ def timers_for(record: RequestRecord, ctx: Context) -> dict[str, tuple[datetime,
         timers["offer"] = (record.offered_at + ctx.offer_timeout,
                            {"agent_id": record.agent_id, "offer": record.offers})
     return timers
-
-
-TIMER_NAMES = tuple(f"{d}.{k}" for d in ("first_response", "next_response", "resolution")
-                    for k in ("warning", "breach")) + ("offer",)
-
-
