@@ -74,13 +74,22 @@ def asyncapi() -> dict[str, Any]:
         title="kefu.outbound.supervisor.<department>",
         description="Alerts for a department's supervisors: emergencies, escalations, offers nobody accepted.",
     )
+    for action, what in (("request.read", "a request's record (routing)"), ("customer.read", "a customer (intake)"),
+                         ("rejected.read", "a rejected payload's raw bytes (intake)")):
+        broker.publisher(
+            s.audit_subject(action),
+            stream=JStream(s.STREAM_AUDIT, declare=False),
+            schema=m.AuditRecord,
+            title=s.audit_subject(action),
+            description=f"Audit trail: a staff member read {what} through the API.",
+        )
     spec = AsyncAPI(
         *consumers,
         broker,
         title="kefu",
         version="0.1.0",
         description="kefu's NATS contract: what adapters publish (kefu.intake.<channel>, raw channel formats, "
-        "JetStream stream KEFU_INTAKE) and what kefu publishes (KEFU_EVENTS, KEFU_OUTBOUND).",
+        "JetStream stream KEFU_INTAKE) and what kefu publishes (KEFU_EVENTS, KEFU_OUTBOUND, KEFU_AUDIT).",
     )
     return json.loads(spec.to_specification().to_json())
 

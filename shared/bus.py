@@ -119,11 +119,18 @@ def stream_configs(settings: KefuSettings) -> list[StreamConfig]:
     return [
         # raw payloads as adapters sent them: nothing is lost while intake is down, and every
         # accepted payload can be replayed for 30 days
-        StreamConfig(name=s.STREAM_INTAKE, subjects=[s.INTAKE_ALL], max_age=30 * DAY, **common),
+        StreamConfig(name=s.STREAM_INTAKE, subjects=[s.INTAKE_ALL], max_age=settings.retention_raw_days * DAY,
+                     **common),
         # the event log: history of every request, source of the indicators
-        StreamConfig(name=s.STREAM_EVENTS, subjects=[s.EVENTS_ALL], max_age=400 * DAY, **common),
-        StreamConfig(name=s.STREAM_OUTBOUND, subjects=[s.OUTBOUND_ALL], max_age=14 * DAY, **common),
-        StreamConfig(name=s.STREAM_REJECTED, subjects=[s.REJECTED_ALL], max_age=90 * DAY, **common),
+        StreamConfig(name=s.STREAM_EVENTS, subjects=[s.EVENTS_ALL], max_age=settings.retention_events_days * DAY,
+                     **common),
+        StreamConfig(name=s.STREAM_OUTBOUND, subjects=[s.OUTBOUND_ALL],
+                     max_age=settings.retention_outbound_days * DAY, **common),
+        StreamConfig(name=s.STREAM_REJECTED, subjects=[s.REJECTED_ALL],
+                     max_age=settings.retention_rejected_days * DAY, **common),
+        # who read which record through the APIs
+        StreamConfig(name=s.STREAM_AUDIT, subjects=[s.AUDIT_ALL], max_age=settings.retention_audit_days * DAY,
+                     **common),
         # dead letters: what a consumer gave up on (with the reason), and the server's max-delivery
         # advisories, which also cover a message that killed its process on every delivery
         StreamConfig(name=s.STREAM_DLQ, subjects=[s.DLQ_ALL, s.MAX_DELIVERIES_ADVISORIES], max_age=90 * DAY, **common),
@@ -140,21 +147,24 @@ def stream_configs(settings: KefuSettings) -> list[StreamConfig]:
 
 def bucket_configs(settings: KefuSettings) -> list[KeyValueConfig]:
     common = {"storage": StorageType.FILE, "replicas": settings.stream_replicas}
+    records = common | ({"ttl": settings.retention_records_days * DAY} if settings.retention_records_days else {})
     return [
         KeyValueConfig(bucket=s.BUCKET_CUSTOMERS, history=5, **common),
         KeyValueConfig(bucket=s.BUCKET_CONTACTS, history=1, **common),
         KeyValueConfig(bucket=s.BUCKET_INTAKE_SOURCES, history=1, ttl=400 * DAY, **common),
         # a signature is refused twice within its validity (5 min either way): kept 10 minutes
         KeyValueConfig(bucket=s.BUCKET_WEBHOOK_SIGNATURES, history=1, ttl=600, **common),
-        KeyValueConfig(bucket=s.BUCKET_REQUESTS, history=10, **common),
+        KeyValueConfig(bucket=s.BUCKET_REQUESTS, history=10, **records),
         KeyValueConfig(bucket=s.BUCKET_AGENTS, history=5, **common),
         KeyValueConfig(bucket=s.BUCKET_WAITING, history=1, **common),
         KeyValueConfig(bucket=s.BUCKET_PENDING, history=1, **common),
         KeyValueConfig(bucket=s.BUCKET_OUTBOX, history=1, **common),
-        KeyValueConfig(bucket=s.BUCKET_FEEDBACK_REQUESTS, history=3, **common),
-        KeyValueConfig(bucket=s.BUCKET_SURVEYS, history=3, **common),
+        KeyValueConfig(bucket=s.BUCKET_FEEDBACK_REQUESTS, history=3, **records),
+        KeyValueConfig(bucket=s.BUCKET_SURVEYS, history=3, **records),
         KeyValueConfig(bucket=s.BUCKET_OPEN_SURVEYS, history=1, **common),
-        KeyValueConfig(bucket=s.BUCKET_FOLLOWUPS, history=3, **common),
+        KeyValueConfig(bucket=s.BUCKET_FOLLOWUPS, history=3, **records),
+        # messages sent per customer per day (the outbound cap): two days cover any time zone
+        KeyValueConfig(bucket=s.BUCKET_OUTBOUND_CAPS, history=1, ttl=2 * DAY, **common),
     ]
 
 
@@ -170,7 +180,11 @@ async def provision(js: JetStreamContext, settings: KefuSettings) -> None:
         try:
             await js.create_key_value(kv)
         except nats.js.errors.BadRequestError:
-            await js.key_value(kv.bucket)  # exists with other settings: use it as it is
+            # exists with other settings: keep it, but apply a changed retention (KEFU_RETENTION_RECORDS_DAYS)
+            info = await js.stream_info(f"KV_{kv.bucket}")
+            if (info.config.max_age or 0) != (kv.ttl or 0):
+                info.config.max_age = kv.ttl or 0
+                await js.update_stream(info.config)
 
 
 async def verify(js: JetStreamContext, settings: KefuSettings) -> None:
@@ -195,6 +209,7 @@ class Publisher:
         self._timeout = timeout
         self._attempts = attempts
         self._metrics = metrics
+        self.outbound_gate: Any = None  # shared.outbox.OutboundGate where the service sends to customers
 
     @property
     def js(self) -> JetStreamContext:

@@ -241,6 +241,17 @@ class OutboundMessage(Model):
     occurred_at: Timestamp = Field(default_factory=utcnow)
 
 
+class AuditRecord(Event):
+    """A staff member read (or exported) personal data through an API: who, what, when, where."""
+
+    actor: str = Field(description="The token's subject (agent id, supervisor, `admin`).")
+    role: str
+    action: str = Field(description="e.g. `request.read`, `customer.read`, `rejected.read`.")
+    object_id: str = Field(description="The request, customer or raw payload read.")
+    service: str
+    path: str
+
+
 class SupervisorAlert(Model):
     """Published on `kefu.outbound.supervisor.<department>` for the supervisors' pager or IM bridge:
     emergencies, escalations, offers nobody accepted, requests reopened by the customer."""

@@ -8,12 +8,21 @@ twice is harmless) and clears them. A crash anywhere leaves the marker; a reconc
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from nats.js import JetStreamContext
 from pydantic import BaseModel
 
 from . import subjects as s
 from .bus import Publisher
+from .caps import DailyCount, admit, cap_key
+from .kv import Conflict, ModelBucket
+
+log = logging.getLogger("kefu.outbox")
 
 
 class OutboxItem(BaseModel):
@@ -28,7 +37,48 @@ def item(subject: str, model: BaseModel, msg_id: str) -> OutboxItem:
     return OutboxItem(subject=subject, stream=stream, msg_id=msg_id, payload=model.model_dump(mode="json"))
 
 
+class OutboundGate:
+    """Enforces the daily cap per customer (KEFU_OUTBOUND_DAILY_CAP) with revision-checked counts in
+    the kefu_outbound_caps bucket. Messages over the cap are held back and counted, not sent."""
+
+    def __init__(self, js: JetStreamContext, *, cap: int, tz: ZoneInfo, held: Any = None,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._js, self._cap, self._tz, self._held, self._now = js, cap, tz, held, now
+        self._bucket: ModelBucket[DailyCount] | None = None
+
+    async def admit(self, message: dict[str, Any]) -> bool:
+        key = cap_key(message.get("to") or {}, self._now().astimezone(self._tz).date())
+        if key is None:
+            return True
+        if self._bucket is None:
+            self._bucket = ModelBucket(await self._js.key_value(s.BUCKET_OUTBOUND_CAPS), DailyCount)
+        for _ in range(20):
+            found = await self._bucket.get(key)
+            allowed, stored = admit(found[0] if found else None, str(message.get("message_id")), self._cap)
+            if not allowed:
+                if self._held is not None:
+                    self._held.labels(str(message.get("kind", "other"))).inc()
+                log.warning("outbound message held back: daily cap reached",
+                            extra={"request_id": message.get("request_id"), "kind": message.get("kind")})
+                return False
+            if stored is None:
+                return True
+            try:
+                if found is None:
+                    if await self._bucket.create(key, stored):
+                        return True
+                else:
+                    await self._bucket.update(key, stored, found[1])
+                    return True
+            except Conflict:
+                pass
+        raise Conflict(key)
+
+
 async def publish(publisher: Publisher, items: list[OutboxItem]) -> None:
+    gate: OutboundGate | None = getattr(publisher, "outbound_gate", None)
     for i in items:
+        if gate is not None and i.stream == s.STREAM_OUTBOUND and not await gate.admit(i.payload):
+            continue
         await publisher.raw(i.subject, json.dumps(i.payload, ensure_ascii=False).encode(), msg_id=i.msg_id,
                             stream=i.stream, headers={"Content-Type": "application/json"})

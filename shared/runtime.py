@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import uvicorn
 from fastapi import Depends, FastAPI, Request
@@ -28,6 +29,10 @@ from nats.js import JetStreamContext
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from . import auth
+from . import subjects as s
+from .models import AuditRecord
+from .outbox import OutboundGate
 from .bus import Publisher, RetryPolicy, broker_kwargs, make_dead_letter, provision, settle_middleware, verify
 from .settings import KefuSettings
 
@@ -68,6 +73,9 @@ class PipelineMetrics:
                                      ["consumer"], registry=registry)
         self.pending = Gauge("kefu_consumer_pending_messages", "Messages in the stream not yet delivered to the "
                              "durable consumer.", ["stream", "consumer"], registry=registry)
+        self.outbound_held = Counter("kefu_outbound_held_total", "Messages to customers held back because the "
+                                     "customer reached the daily cap (KEFU_OUTBOUND_DAILY_CAP).", ["kind"],
+                                     registry=registry)
         self.ack_pending = Gauge("kefu_consumer_ack_pending_messages", "Messages delivered and not yet acknowledged.",
                                  ["stream", "consumer"], registry=registry)
 
@@ -144,6 +152,9 @@ def base_app(
             await verify(js, runtime.settings)
         runtime.js = js
         runtime.publisher = Publisher(js, metrics=runtime.pipeline)
+        runtime.publisher.outbound_gate = OutboundGate(
+            js, cap=runtime.settings.outbound_daily_cap, tz=ZoneInfo(runtime.settings.timezone),
+            held=runtime.pipeline.outbound_held if runtime.pipeline else None)
         if on_start is not None:
             await on_start(runtime)
         await broker.start()
@@ -168,7 +179,8 @@ def base_app(
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"error": exc.error, "detail": exc.detail}, status_code=exc.status)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse({"error": exc.error, "detail": exc.detail}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -245,12 +257,42 @@ def _matches(token: str, secret: str) -> bool:
     return hmac.compare_digest(token.encode(), secret.encode())
 
 
-def require_admin(request: Request) -> str:
+def _staff_key(settings: KefuSettings) -> bytes:
+    admin = settings.admin_token.get_secret_value() if settings.admin_token is not None else ""
+    secret = settings.token_secret.get_secret_value() if settings.token_secret is not None else None
+    return auth.signing_key(secret, admin)
+
+
+def staff_key(request: Request) -> bytes:
+    return _staff_key(request.app.state.runtime.settings)
+
+
+def require_staff(request: Request) -> auth.Principal:
+    """Any staff member: an agent's, supervisor's or admin's token, or the configured admin token."""
     settings: KefuSettings = request.app.state.runtime.settings
     token = _bearer(request)
     if settings.admin_token is not None and _matches(token, settings.admin_token.get_secret_value()):
-        return "admin"
-    raise ApiError(401, "unauthorized", "invalid token")
+        return auth.ADMIN
+    if token.count(".") != 2:  # not a JWT (e.g. an adapter key): no need to parse
+        raise ApiError(401, "unauthorized", "invalid token")
+    try:
+        return auth.verify(_staff_key(settings), token)
+    except auth.TokenRefused as refused:
+        raise ApiError(401, "unauthorized", refused.detail) from None
+
+
+def require_supervisor(request: Request) -> auth.Principal:
+    principal = require_staff(request)
+    if not auth.is_supervisor(principal):
+        raise ApiError(403, "forbidden", "supervisors and admins only")
+    return principal
+
+
+def require_admin(request: Request) -> auth.Principal:
+    principal = require_staff(request)
+    if not principal.is_admin:
+        raise ApiError(403, "forbidden", "admins only")
+    return principal
 
 
 def require_adapter(request: Request) -> str:
@@ -265,7 +307,23 @@ def require_adapter(request: Request) -> str:
     raise ApiError(401, "unauthorized", "invalid adapter key")
 
 
-Admin = Annotated[str, Depends(require_admin)]
+async def audit(request: Request, principal: auth.Principal, action: str, object_id: str) -> None:
+    """Record that `principal` read `object_id` (on KEFU_AUDIT) before the data is returned.
+    A read that cannot be recorded is not served."""
+    runtime: Runtime = request.app.state.runtime
+    record = AuditRecord(actor=principal.subject, role=principal.role, action=action, object_id=object_id,
+                         service=runtime.settings.service_name, path=request.url.path)
+    assert runtime.publisher is not None
+    try:
+        await runtime.publisher.model(s.audit_subject(action), record, msg_id=record.event_id, stream=s.STREAM_AUDIT)
+    except Exception:
+        log.warning("audit record not stored", extra={"action": action})
+        raise ApiError(503, "audit_unavailable", "the read could not be recorded; try again") from None
+
+
+Staff = Annotated[auth.Principal, Depends(require_staff)]
+Supervisor = Annotated[auth.Principal, Depends(require_supervisor)]
+Admin = Annotated[auth.Principal, Depends(require_admin)]
 Adapter = Annotated[str, Depends(require_adapter)]
 
 

@@ -28,6 +28,12 @@ class KefuSettings(BaseSettings):
     config_dir: Path = Field(Path("config"), validation_alias=_common("config_dir"))
 
     admin_token: SecretStr | None = Field(None, validation_alias=_common("admin_token"))
+    token_secret: SecretStr | None = Field(
+        None,
+        validation_alias=_common("token_secret"),
+        description="Key that signs and verifies staff tokens (agents, supervisors, admins); the same "
+        "in every service. Derived from the admin token when not set.",
+    )
     adapter_keys: SecretStr | None = Field(
         None,
         validation_alias=_common("adapter_keys"),
@@ -47,6 +53,25 @@ class KefuSettings(BaseSettings):
         description="Size bound of each stream (JetStream reserves it); a full stream refuses new "
         "messages (discard: new). Unbounded by default for development; deployments set it.",
     )
+    # retention (days): how long each kind of record is kept; see docs/reliability.md#retention
+    retention_events_days: int = Field(400, ge=35, validation_alias=_common("retention_events_days"),
+                                       description="The event log (history of every request, source of the "
+                                       "indicators and reports).")
+    retention_raw_days: int = Field(30, ge=1, validation_alias=_common("retention_raw_days"),
+                                    description="Raw payloads as adapters sent them (KEFU_INTAKE).")
+    retention_rejected_days: int = Field(90, ge=1, validation_alias=_common("retention_rejected_days"))
+    retention_outbound_days: int = Field(14, ge=1, validation_alias=_common("retention_outbound_days"))
+    retention_audit_days: int = Field(400, ge=1, validation_alias=_common("retention_audit_days"))
+    retention_records_days: int | None = Field(
+        None, ge=35, validation_alias=_common("retention_records_days"),
+        description="Request, survey and revisit records untouched this long are removed (KV TTL). "
+        "Unset: kept. Set it longer than any request may stay open.")
+    timezone: str = Field("Asia/Shanghai", validation_alias=_common("timezone"),
+                          description="Local time zone: calendar days of the outbound cap.")
+    outbound_daily_cap: int = Field(
+        20, ge=1, validation_alias=_common("outbound_daily_cap"),
+        description="Most messages sent to one customer per calendar day (receipts, progress, results, "
+        "surveys, revisits); beyond it a message is held back and counted.")
     max_deliver: int = Field(8, ge=2, validation_alias=_common("max_deliver"))
     retry_backoff_seconds: tuple[float, ...] = Field(
         (0.5, 2, 5, 15, 30, 60), validation_alias=_common("retry_backoff_seconds")

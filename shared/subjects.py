@@ -52,6 +52,10 @@ TIMERS_ALL: Final = "kefu.timers.>"
 TIMERS_SCHEDULE_PREFIX: Final = "kefu.timers.schedule"
 TIMERS_FIRE_PREFIX: Final = "kefu.timers.fire"
 
+# Audit trail: who read or changed what through the HTTP APIs: kefu.audit.<action>
+AUDIT_PREFIX: Final = "kefu.audit"
+AUDIT_ALL: Final = "kefu.audit.>"
+
 # JetStream streams
 STREAM_INTAKE: Final = "KEFU_INTAKE"
 STREAM_EVENTS: Final = "KEFU_EVENTS"
@@ -59,6 +63,7 @@ STREAM_OUTBOUND: Final = "KEFU_OUTBOUND"
 STREAM_REJECTED: Final = "KEFU_REJECTED"
 STREAM_DLQ: Final = "KEFU_DLQ"
 STREAM_TIMERS: Final = "KEFU_TIMERS"
+STREAM_AUDIT: Final = "KEFU_AUDIT"
 
 # JetStream key-value buckets
 BUCKET_CUSTOMERS: Final = "kefu_customers"  # customer_id -> CustomerRecord
@@ -74,6 +79,7 @@ BUCKET_FEEDBACK_REQUESTS: Final = "kefu_feedback_requests"  # request_id -> feed
 BUCKET_SURVEYS: Final = "kefu_surveys"  # survey_id -> Survey (no link secret stored)
 BUCKET_OPEN_SURVEYS: Final = "kefu_open_surveys"  # hashed contact -> survey_id a reply may answer
 BUCKET_FOLLOWUPS: Final = "kefu_followups"  # followup_id -> Followup
+BUCKET_OUTBOUND_CAPS: Final = "kefu_outbound_caps"  # hashed contact.day -> messages sent that day
 
 # Durable consumer names
 CONSUMER_INTAKE: Final = "intake"
@@ -97,6 +103,11 @@ def rejected_subject(channel: str) -> str:
     # an unknown channel name is kept under "unknown" rather than becoming a subject token
     name = channel if channel in Channel.__members__.values() else "unknown"
     return f"{REJECTED_PREFIX}.{name}"
+
+
+def audit_subject(action: str) -> str:
+    """`request.read` -> `kefu.audit.request.read`."""
+    return f"{AUDIT_PREFIX}.{action}"
 
 
 def dlq_subject(consumer: str) -> str:

@@ -11,8 +11,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.models import SurveyReplied
-from shared.runtime import Admin, ApiError
+from shared import auth
+from shared.auth import Principal
+from shared.runtime import ApiError, Staff, Supervisor
 
+from .domain.followup import Followup
 from .domain.messages import short_ref
 from .domain.page import SECURITY_HEADERS, message_page, survey_form
 from .domain.survey import AnswerRefused, Survey, dissatisfied, token_ok
@@ -34,8 +37,15 @@ class Answer(BaseModel):
 class FollowupOutcome(BaseModel):
     model_config = ConfigDict(extra="forbid")
     outcome: Literal["resolved", "recurred", "unreachable"]
-    agent_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     note: str | None = Field(None, max_length=2000)
+
+
+class ErrorBody(BaseModel):
+    error: str
+    detail: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)}
 
 
 def build_api(holder: dict[str, Feedback]) -> APIRouter:
@@ -110,11 +120,21 @@ def build_api(holder: dict[str, Feedback]) -> APIRouter:
         survey = await survey_for(survey_id, token)
         return html(message_page(survey.language, "invalid"), 422)
 
-    @api.post("/v1/followups/{followup_id}", tags=["revisits"],
+    async def followup_for(followup_id: str, who: Principal) -> Followup:
+        """The revisit, if `who` may handle it (staff of the request's department, or admins)."""
+        found = await feedback().store.followups.get(followup_id)
+        if found is not None:
+            view = (await feedback().store.views.get(found[0].request_id) or (None, 0))[0]
+            if auth.may_act_on_request(who, department=view.department if view else None):
+                return found[0]
+        raise ApiError(404, "not_found", f"no revisit {followup_id}")
+
+    @api.post("/v1/followups/{followup_id}", tags=["revisits"], responses=ERRORS,
               summary="Record a revisit's outcome (resolved / recurred / unreachable); recurred reopens the request")
-    async def followup(followup_id: FOLLOWUP_ID, body: FollowupOutcome, _: Admin) -> dict[str, Any]:
+    async def followup(followup_id: FOLLOWUP_ID, body: FollowupOutcome, who: Staff) -> dict[str, Any]:
+        await followup_for(followup_id, who)
         try:
-            done = await feedback().complete_followup(followup_id, outcome=body.outcome, actor=body.agent_id,
+            done = await feedback().complete_followup(followup_id, outcome=body.outcome, actor=who.subject,
                                                       note=body.note)
         except KeyError:
             raise ApiError(404, "not_found", f"no revisit {followup_id}") from None
@@ -122,16 +142,16 @@ def build_api(holder: dict[str, Feedback]) -> APIRouter:
             raise ApiError(409, "already_completed", str(exc)) from None
         return done.model_dump(mode="json")
 
-    @api.get("/v1/followups/{followup_id}", tags=["revisits"])
-    async def get_followup(followup_id: FOLLOWUP_ID, _: Admin) -> dict[str, Any]:
-        found = await feedback().store.followups.get(followup_id)
-        if found is None:
-            raise ApiError(404, "not_found", f"no revisit {followup_id}")
-        return found[0].model_dump(mode="json")
+    @api.get("/v1/followups/{followup_id}", tags=["revisits"], responses=ERRORS,
+             summary="A revisit: when it is due, its outcome")
+    async def get_followup(followup_id: FOLLOWUP_ID, who: Staff) -> dict[str, Any]:
+        return (await followup_for(followup_id, who)).model_dump(mode="json")
 
     @api.post("/v1/samples/monthly", tags=["surveys"],
+              responses=ERRORS,
               summary="Run the monthly sampled survey for a month now (it also runs by itself on the 1st)")
-    async def sample(month: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")], _: Admin) -> dict[str, Any]:
+    async def sample(month: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")],
+                     _: Supervisor) -> dict[str, Any]:
         chosen = await feedback().sample_month(month)
         return {"month": month, "surveyed": len(chosen), "request_ids": chosen}
 

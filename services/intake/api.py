@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, field_validator
 import nats.js.errors
 from shared import subjects as s
 from shared.enums import Channel, Tier
-from shared.runtime import Admin, ApiError, require_adapter
+from shared.runtime import Admin, ApiError, audit, require_adapter
 
 from .domain.canonical import CustomerRecord, request_id_for
 from .domain.contacts import normalise_email, normalise_phone
@@ -136,8 +136,9 @@ def build_api(intake: dict[str, Intake]) -> APIRouter:
         summary="A rejected payload's kept raw bytes, with the reason in headers",
         responses={404: {"model": ErrorBody}},
     )
-    async def rejected_raw(seq: Annotated[int, Path(ge=1)], _: Admin) -> Response:
+    async def rejected_raw(seq: Annotated[int, Path(ge=1)], who: Admin, request: Request) -> Response:
         msg = await _rejected(intake["intake"], seq)
+        await audit(request, who, "rejected.read", str(seq))
         headers = {k: v for k, v in (msg.headers or {}).items() if k.startswith("Kefu-")}
         return Response(msg.data or b"", media_type="application/octet-stream", headers=headers)
 
@@ -206,10 +207,12 @@ def build_api(intake: dict[str, Intake]) -> APIRouter:
         response_model=CustomerRecord,
         responses={404: {"model": ErrorBody}},
     )
-    async def get_customer(customer_id: Annotated[str, Path(pattern=ID_PATTERN)], _: Admin) -> CustomerRecord:
+    async def get_customer(customer_id: Annotated[str, Path(pattern=ID_PATTERN)], who: Admin,
+                           request: Request) -> CustomerRecord:
         found = await intake["intake"].store.get_customer(customer_id)
         if found is None:
             raise ApiError(404, "not_found", f"no customer {customer_id}")
+        await audit(request, who, "customer.read", customer_id)
         return found[0]
 
     return api

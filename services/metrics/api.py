@@ -13,7 +13,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 import nats.errors
 from shared import subjects as s
-from shared.runtime import Admin, ApiError, Runtime
+from shared.runtime import ApiError, Runtime, Supervisor
 
 from .domain.indicators import Projection
 from .domain.reports import DRILLDOWNS, drilldown, month_bounds, report, to_csv, week_bounds
@@ -69,23 +69,25 @@ def build_api(runtime: Runtime, *, departments: tuple[str, ...], tz: ZoneInfo, l
 
     @api.get("/v1/reports/weekly", tags=["reports"],
              summary="Each indicator per department for an ISO week, departments ranked, top complaint topics")
-    async def weekly(week: WEEK, _: Admin, format: FORMAT = "json") -> Response:
+    async def weekly(week: WEEK, _: Supervisor, format: FORMAT = "json") -> Response:
         start, end = week_bounds(week, tz)
         return await respond(week, start, end, format)
 
     @api.get("/v1/reports/monthly", tags=["reports"], summary="The same for a calendar month")
-    async def monthly(month: MONTH, _: Admin, format: FORMAT = "json") -> Response:
+    async def monthly(month: MONTH, _: Supervisor, format: FORMAT = "json") -> Response:
         start, end = month_bounds(month, tz)
         return await respond(month, start, end, format)
 
     @api.get("/v1/reports/drilldown", tags=["reports"],
              summary="The request ids behind an indicator in a period (e.g. the breached ones)")
-    async def drill(indicator: Annotated[Literal[DRILLDOWNS], Query()], _: Admin,
+    async def drill(indicator: Annotated[Literal[DRILLDOWNS], Query()], who: Supervisor,
                     week: Annotated[str | None, Query(pattern=WEEK_PATTERN)] = None,
                     month: Annotated[str | None, Query(pattern=MONTH_PATTERN)] = None,
                     department: Annotated[str | None, Query(max_length=64)] = None) -> dict[str, Any]:
         if (week is None) == (month is None):
             raise ApiError(422, "invalid_query", "give exactly one of week or month")
+        if not who.is_admin and department not in who.departments:
+            raise ApiError(403, "forbidden", "supervisors drill down into their own departments (department=...)")
         start, end = week_bounds(week, tz) if week else month_bounds(month or "", tz)
         projection = await period_projection(runtime, departments, start - lookback)
         ids = drilldown(projection, indicator=indicator, start=start, end=end, department=department)

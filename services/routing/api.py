@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.runtime import Admin, ApiError
+from shared import auth
+from shared.auth import SUBJECT_PATTERN, Principal, Role
+from shared.runtime import Admin, ApiError, Staff, audit, staff_key
 
 from .domain import lifecycle as lc
 from .domain.dispatch import Agent, AgentProfile, service_order
+from .domain.record import RequestRecord
 from .service import NotFound, Routing, Transition
 from .store import Conflict
 
 REQUEST_ID = Annotated[str, Path(pattern=r"^req_[a-z2-7]{26}$")]
 AGENT_ID = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 QUEUE = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,100}$")]
-ACTOR = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The agent or supervisor acting.")
+AGENT_FIELD = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$",
+                    description="Supervisors and admins: the agent who takes the request. Agents accept for "
+                    "themselves (the token's subject) and leave it out.")
 
 
 class Body(BaseModel):
@@ -26,22 +32,19 @@ class Body(BaseModel):
 
 
 class Accept(Body):
-    agent_id: str = ACTOR
+    agent_id: str | None = AGENT_FIELD
 
 
 class Note(Body):
-    agent_id: str = ACTOR
     text: str = Field(min_length=1, max_length=4000)
     to_customer: bool = False
 
 
 class Pending(Body):
-    agent_id: str = ACTOR
     reason: str | None = Field(None, max_length=1000)
 
 
 class Transfer(Body):
-    agent_id: str = ACTOR
     reason: str = Field(min_length=1, max_length=1000)
     department: str | None = None
     queue: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,100}$")
@@ -55,18 +58,15 @@ class Transfer(Body):
 
 
 class Escalate(Body):
-    agent_id: str = ACTOR
     reason: str = Field(min_length=1, max_length=1000)
 
 
 class Resolve(Body):
-    agent_id: str = ACTOR
     resolution: str = Field(min_length=1, max_length=8000)
     first_contact: bool = False
 
 
 class Close(Body):
-    agent_id: str = ACTOR
     reason: str | None = Field(None, max_length=1000)
 
 
@@ -75,7 +75,24 @@ class ErrorBody(BaseModel):
     detail: str
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 404, 409, 422)}
+class TokenRequest(Body):
+    subject: str = Field(pattern=SUBJECT_PATTERN, description="The agent id (role agent), or the person's id.")
+    role: Role
+    departments: list[str] = Field(default_factory=list, max_length=20,
+                                   description="Supervisors: the departments they supervise. Agents: taken from "
+                                   "their profile (leave empty). Admins: none.")
+    ttl_minutes: int = Field(720, ge=5, le=7 * 24 * 60, description="Lifetime; 12 hours (a shift) by default.")
+
+
+class TokenIssued(BaseModel):
+    token: str
+    subject: str
+    role: Role
+    departments: list[str]
+    expires_at: datetime
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)}
 
 
 def build_api(holder: dict[str, Routing]) -> APIRouter:
@@ -84,7 +101,20 @@ def build_api(holder: dict[str, Routing]) -> APIRouter:
     def routing() -> Routing:
         return holder["routing"]
 
-    async def change(request_id: str, transition: Transition) -> dict[str, Any]:
+    async def record_for(request_id: str, who: Principal, *, act: bool) -> RequestRecord:
+        """The request, if `who` may see it (act: may change it). Out of scope looks like unknown: 404."""
+        found = await routing().store.get(request_id)
+        if found is not None:
+            r = found[0]
+            allowed = (auth.may_act_on_request(who, department=r.department, agent_id=r.agent_id) if act else
+                       auth.may_read_request(who, department=r.department, co_departments=r.assignment.co_departments,
+                                             agent_id=r.agent_id))
+            if allowed:
+                return r
+        raise ApiError(404, "not_found", f"no request {request_id}")
+
+    async def change(request_id: str, who: Principal, transition: Transition) -> dict[str, Any]:
+        await record_for(request_id, who, act=True)
         try:
             record = await routing().apply(request_id, transition)
         except NotFound:
@@ -97,61 +127,78 @@ def build_api(holder: dict[str, Routing]) -> APIRouter:
         return record.public()
 
     @api.get("/v1/requests/{request_id}", tags=["requests"], responses=ERRORS,
-             summary="A request's state, assignment, SLA deadlines and full history (who, when, what, why)")
-    async def get_request(request_id: REQUEST_ID, _: Admin) -> dict[str, Any]:
-        found = await routing().store.get(request_id)
-        if found is None:
-            raise ApiError(404, "not_found", f"no request {request_id}")
-        return found[0].public()
+             summary="A request's state, assignment, SLA deadlines and full history (who, when, what, why). "
+             "Each read is recorded on kefu.audit.request.read.")
+    async def get_request(request_id: REQUEST_ID, who: Staff, request: Request) -> dict[str, Any]:
+        record = await record_for(request_id, who, act=False)
+        await audit(request, who, "request.read", request_id)
+        return record.public()
 
     @api.post("/v1/requests/{request_id}/accept", tags=["requests"], responses=ERRORS,
               summary="An agent accepts the request (first response); also resumes a pending one")
-    async def accept(request_id: REQUEST_ID, body: Accept, _: Admin) -> dict[str, Any]:
-        await _known_agent(body.agent_id)
-        return await change(request_id, lambda r, c: lc.accept(r, c, agent_id=body.agent_id))
+    async def accept(request_id: REQUEST_ID, body: Accept, who: Staff) -> dict[str, Any]:
+        if who.role == "agent":
+            if body.agent_id not in (None, who.subject):
+                raise ApiError(403, "forbidden", "agents accept for themselves")
+            agent_id = who.subject
+        elif body.agent_id is None:
+            raise ApiError(422, "invalid_body", "agent_id: name the agent who takes the request")
+        else:
+            agent_id = body.agent_id
+        agent = await _known_agent(agent_id)
+        if not who.is_admin and who.role == "supervisor" and agent.department not in who.departments:
+            raise ApiError(403, "forbidden", "that agent is not in your departments")
+        return await change(request_id, who, lambda r, c: lc.accept(r, c, agent_id=agent_id))
 
     @api.post("/v1/requests/{request_id}/note", tags=["requests"], responses=ERRORS,
               summary="Add a note; with to_customer it is a progress update sent through the customer's channel")
-    async def note(request_id: REQUEST_ID, body: Note, _: Admin) -> dict[str, Any]:
-        return await change(request_id, lambda r, c: lc.note(r, c, actor=body.agent_id, text=body.text,
-                                                             to_customer=body.to_customer))
+    async def note(request_id: REQUEST_ID, body: Note, who: Staff) -> dict[str, Any]:
+        return await change(request_id, who, lambda r, c: lc.note(r, c, actor=who.subject, text=body.text,
+                                                                  to_customer=body.to_customer))
 
     @api.post("/v1/requests/{request_id}/pending", tags=["requests"], responses=ERRORS,
               summary="Wait on the customer: SLA clocks pause until the customer writes again")
-    async def pending(request_id: REQUEST_ID, body: Pending, _: Admin) -> dict[str, Any]:
-        return await change(request_id, lambda r, c: lc.set_pending(r, c, actor=body.agent_id, reason=body.reason))
+    async def pending(request_id: REQUEST_ID, body: Pending, who: Staff) -> dict[str, Any]:
+        return await change(request_id, who, lambda r, c: lc.set_pending(r, c, actor=who.subject, reason=body.reason))
 
     @api.post("/v1/requests/{request_id}/transfer", tags=["requests"], responses=ERRORS,
               summary="Move to another department, queue or agent, with a reason")
-    async def transfer(request_id: REQUEST_ID, body: Transfer, _: Admin) -> dict[str, Any]:
+    async def transfer(request_id: REQUEST_ID, body: Transfer, who: Staff) -> dict[str, Any]:
         departments = routing().config.departments.departments
         if body.department and body.department not in departments:
             raise ApiError(422, "invalid_body", f"unknown department {body.department!r}")
         if body.to_agent:
             await _known_agent(body.to_agent)
-        return await change(request_id, lambda r, c: lc.transfer(
-            r, c, actor=body.agent_id, reason=body.reason, department=body.department, queue=body.queue,
+        return await change(request_id, who, lambda r, c: lc.transfer(
+            r, c, actor=who.subject, reason=body.reason, department=body.department, queue=body.queue,
             agent_id=body.to_agent))
 
     @api.post("/v1/requests/{request_id}/escalate", tags=["requests"], responses=ERRORS,
               summary="Escalate to the department's supervisors")
-    async def escalate(request_id: REQUEST_ID, body: Escalate, _: Admin) -> dict[str, Any]:
-        return await change(request_id, lambda r, c: lc.escalate(r, c, actor=body.agent_id, reason=body.reason))
+    async def escalate(request_id: REQUEST_ID, body: Escalate, who: Staff) -> dict[str, Any]:
+        return await change(request_id, who, lambda r, c: lc.escalate(r, c, actor=who.subject, reason=body.reason))
 
     @api.post("/v1/requests/{request_id}/resolve", tags=["requests"], responses=ERRORS,
               summary="Resolve with the resolution, and whether it was solved at first contact")
-    async def resolve(request_id: REQUEST_ID, body: Resolve, _: Admin) -> dict[str, Any]:
-        return await change(request_id, lambda r, c: lc.resolve(
-            r, c, actor=body.agent_id, resolution=body.resolution, first_contact=body.first_contact))
+    async def resolve(request_id: REQUEST_ID, body: Resolve, who: Staff) -> dict[str, Any]:
+        return await change(request_id, who, lambda r, c: lc.resolve(
+            r, c, actor=who.subject, resolution=body.resolution, first_contact=body.first_contact))
 
     @api.post("/v1/requests/{request_id}/close", tags=["requests"], responses=ERRORS, summary="Close")
-    async def close(request_id: REQUEST_ID, body: Close, _: Admin) -> dict[str, Any]:
-        return await change(request_id, lambda r, c: lc.close(r, c, actor=body.agent_id, reason=body.reason))
+    async def close(request_id: REQUEST_ID, body: Close, who: Staff) -> dict[str, Any]:
+        return await change(request_id, who, lambda r, c: lc.close(r, c, actor=who.subject, reason=body.reason))
 
     @api.get("/v1/queues/{queue}", tags=["queues"], responses=ERRORS,
              summary="Waiting requests in the order they will be served, and those held by agents")
-    async def get_queue(queue: QUEUE, _: Admin) -> dict[str, Any]:
+    async def get_queue(queue: QUEUE, who: Staff) -> dict[str, Any]:
         store = routing().store
+        agent_queues: list[str] = []
+        if who.role == "agent":
+            me = await store.get_agent(who.subject)
+            agent_queues = me[0].queues if me else []
+        department = queue.partition(".")[0] if "." in queue else None
+        if not auth.may_see_queue(who, queue=queue, department=department, agent_queues=agent_queues):
+            raise ApiError(404, "not_found", f"no queue {queue} you may see")
         waiting = [w for w in store.waiting.items.values() if w.queue == queue]
         held = []
         for agent_id in list(store.agents.items):
@@ -176,7 +223,7 @@ def build_api(holder: dict[str, Routing]) -> APIRouter:
 
     @api.put("/v1/agents/{agent_id}", tags=["agents"], response_model=Agent,
              responses={201: {"model": Agent}, **ERRORS},
-             summary="Create or update an agent: department, queues, skills, languages, capacity, status")
+             summary="Create or update an agent: department, queues, skills, languages, capacity, status (admins)")
     async def put_agent(agent_id: AGENT_ID, body: AgentProfile, _: Admin) -> JSONResponse:
         store = routing().store
         if body.department not in routing().config.departments.departments:
@@ -194,15 +241,42 @@ def build_api(holder: dict[str, Routing]) -> APIRouter:
         await routing().dispatch()  # an agent who came online or got room takes waiting requests now
         return JSONResponse(agent.model_dump(mode="json"), status_code=200 if found else 201)
 
-    @api.get("/v1/agents/{agent_id}", tags=["agents"], response_model=Agent, responses=ERRORS)
-    async def get_agent(agent_id: AGENT_ID, _: Admin) -> Agent:
+    @api.get("/v1/agents/{agent_id}", tags=["agents"], response_model=Agent, responses=ERRORS,
+             summary="An agent's profile and active requests (the agent, their supervisors, admins)")
+    async def get_agent(agent_id: AGENT_ID, who: Staff) -> Agent:
         found = await routing().store.get_agent(agent_id)
-        if found is None:
+        if found is None or not auth.may_see_agent(who, agent_id=agent_id, department=found[0].department):
             raise ApiError(404, "not_found", f"no agent {agent_id}")
         return found[0]
 
-    async def _known_agent(agent_id: str) -> None:
-        if await routing().store.get_agent(agent_id) is None:
+    @api.post("/v1/tokens", tags=["access"], response_model=TokenIssued, responses=ERRORS,
+              summary="Issue a staff bearer token (admins): an agent's (departments from their profile), "
+              "a supervisor's (their departments) or a named admin's")
+    async def issue_token(body: TokenRequest, _: Admin, request: Request) -> TokenIssued:
+        known = set(routing().config.departments.departments)
+        if body.role == "agent":
+            if body.departments:
+                raise ApiError(422, "invalid_body", "departments: an agent's come from their profile")
+            departments = [(await _known_agent(body.subject)).department]
+        elif body.role == "supervisor":
+            unknown = sorted(set(body.departments) - known)
+            if not body.departments or unknown:
+                raise ApiError(422, "invalid_body", f"departments: name known departments (unknown: {unknown})")
+            departments = sorted(set(body.departments))
+        else:
+            if body.departments:
+                raise ApiError(422, "invalid_body", "departments: admins have none")
+            departments = []
+        principal = Principal(subject=body.subject, role=body.role, departments=frozenset(departments))
+        token, expires = auth.issue(staff_key(request), principal, now=datetime.now(UTC),
+                                    ttl=timedelta(minutes=body.ttl_minutes))
+        return TokenIssued(token=token, subject=body.subject, role=body.role, departments=departments,
+                           expires_at=expires)
+
+    async def _known_agent(agent_id: str) -> Agent:
+        found = await routing().store.get_agent(agent_id)
+        if found is None:
             raise ApiError(422, "invalid_body", f"unknown agent {agent_id!r}")
+        return found[0]
 
     return api

@@ -138,7 +138,7 @@ async def test_two_processes_of_each_service_share_the_work_without_duplicates(n
             for i, rid in enumerate(resolve):  # alternate between the two routing processes
                 port = procs["routing"][i % 2].port
                 resp = await http.post(f"http://127.0.0.1:{port}/v1/requests/{rid}/resolve",
-                                       json={"agent_id": "a1", "resolution": "ok"})
+                                       json={"resolution": "ok"})
                 assert resp.status_code == 200, resp.text
         await wait_until(lambda: len(set(surveys)) >= len(resolve), what="a survey per resolution")
         per_intake = [await svc.metric("kefu_intake_payloads_total") for svc in procs["intake"]]

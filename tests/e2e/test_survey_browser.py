@@ -79,7 +79,7 @@ async def test_customer_answers_the_survey_page_in_chromium(nats_server, tmp_pat
         form = {"form_id": "F-xss", "name": HOSTILE, "email": "x@example.cn", "message": "请问积分怎么查询？" + HOSTILE}
         rid = (await adapter.post("/v1/intake/web", json=form)).json()["request_id"]
         await events.wait_for(s.REQUEST_ASSIGNED, request_id=rid)
-        await agent.post(f"/v1/requests/{rid}/resolve", json={"agent_id": "a1", "resolution": "已答复"})
+        await agent.post(f"/v1/requests/{rid}/resolve", json={"resolution": "已答复"})
         url = (await events.wait_for(s.SURVEY_SENT, request_id=rid))[0]["url"]
         seen = await asyncio.to_thread(answer_in_browser, url, tmp_path / "survey.png")
         answered = (await events.wait_for(s.SURVEY_ANSWERED, request_id=rid))[0]

@@ -62,7 +62,7 @@ async def resolve_one(js, events, routing_http, source: str, *, channel: Channel
     rid = (await events.wait_for(s.REQUEST_RECEIVED, source_id=source))[0]["request_id"]
     await events.wait_for(s.REQUEST_ASSIGNED, request_id=rid)
     resp = await routing_http.post(f"/v1/requests/{rid}/resolve",
-                                   json={"agent_id": "a1", "resolution": "积分已补发", "first_contact": True})
+                                   json={"resolution": "积分已补发", "first_contact": True})
     assert resp.status_code == 200, resp.text
     return rid
 
@@ -178,10 +178,10 @@ async def test_revisit_is_due_three_working_days_later_and_its_outcome_is_record
         resolved = (await events.wait_for(s.REQUEST_RESOLVED, request_id=rid))[0]
         scheduled = (await events.wait_for(s.FOLLOWUP_SCHEDULED, request_id=rid))[0]
         url = f"/v1/followups/{scheduled['followup_id']}"
-        done = await admin.post(url, json={"outcome": "recurred", "agent_id": "a1", "note": "又坏了"})
-        again = await admin.post(url, json={"outcome": "recurred", "agent_id": "a1"})
-        other = await admin.post(url, json={"outcome": "resolved", "agent_id": "a1"})
-        missing = await admin.post("/v1/followups/fu_" + "0" * 20, json={"outcome": "resolved", "agent_id": "a1"})
+        done = await admin.post(url, json={"outcome": "recurred", "note": "又坏了"})
+        again = await admin.post(url, json={"outcome": "recurred"})
+        other = await admin.post(url, json={"outcome": "resolved"})
+        missing = await admin.post("/v1/followups/fu_" + "0" * 20, json={"outcome": "resolved"})
         completed = (await events.wait_for(s.FOLLOWUP_COMPLETED, request_id=rid))[0]
         reopened = (await events.wait_for(s.REQUEST_REOPENED, request_id=rid))[0]
     hours = business_hours(CONFIG)

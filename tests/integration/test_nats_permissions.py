@@ -88,7 +88,7 @@ async def test_services_work_with_their_own_users_and_nothing_else(secured_nats:
         adapter = await connect(url, "adapter")
         await adapter.jetstream().publish("kefu.intake.sms", payload(Channel.sms, "SM-perm", text="我要投诉"))
         rid = (await events.wait_for(s.REQUEST_ASSIGNED))[0]["request_id"]
-        resolved = await http.post(f"/v1/requests/{rid}/resolve", json={"agent_id": "a1", "resolution": "ok"})
+        resolved = await http.post(f"/v1/requests/{rid}/resolve", json={"resolution": "ok"})
         await events.wait_for(s.SURVEY_SENT, request_id=rid)
         assert resolved.status_code == 200
         assert (await metrics_http.get("/readyz")).status_code == 200

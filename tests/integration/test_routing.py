@@ -17,7 +17,7 @@ from shared import subjects as s
 from shared.enums import Channel
 from shared.timers import fired_subject
 from devtools.payloads import payload
-from tests.support.services import common_settings, running, tap, wait_until
+from tests.support.services import common_settings, running, staff_token, tap, wait_until
 
 pytestmark = pytest.mark.integration
 CONFIG = Path(__file__).parents[2] / "config"
@@ -73,7 +73,7 @@ async def test_capacity_is_never_exceeded_and_two_replicas_never_offer_a_request
         async with r2.client() as http2:
             assert (await http2.post(f"/v1/requests/{first['request_id']}/accept", json={"agent_id": "a1"})).status_code == 200
             resolved = await http2.post(f"/v1/requests/{first['request_id']}/resolve",
-                                        json={"agent_id": "a1", "resolution": "已答复", "first_contact": True})
+                                        json={"resolution": "已答复", "first_contact": True})
         assert resolved.status_code == 200 and resolved.json()["state"] == "resolved"
         await events.wait_for("kefu.events.request.dispatched", count=7)
         queue = (await http.get("/v1/queues/business.normal")).json()
@@ -200,23 +200,24 @@ async def test_lifecycle_api_with_pending_resumed_by_the_customers_reply(nats_se
             tap(nats_server.url, s.STREAM_EVENTS, s.EVENTS_ALL) as events, \
             tap(nats_server.url, s.STREAM_OUTBOUND, s.OUTBOUND_ALL) as outbound:
         await put_agent(http, "a1")
+        a1 = r.client(await staff_token(http, "a1"))
         await js.publish("kefu.intake.sms", payload(Channel.sms, "SM-life", text=INQUIRY))
         rid = (await events.wait_for("kefu.events.request.dispatched"))[0]["request_id"]
         url = f"/v1/requests/{rid}"
-        assert (await http.post(f"{url}/accept", json={"agent_id": "a1"})).json()["state"] == "accepted"
-        await http.post(f"{url}/note", json={"agent_id": "a1", "text": "正在为您查询积分明细", "to_customer": True})
+        assert (await a1.post(f"{url}/accept", json={})).json()["state"] == "accepted"
+        await a1.post(f"{url}/note", json={"text": "正在为您查询积分明细", "to_customer": True})
         progress = (await outbound.wait_for("kefu.outbound.sms", kind="progress"))[0]
-        pending = await http.post(f"{url}/pending", json={"agent_id": "a1", "reason": "需要会员卡号"})
+        pending = await a1.post(f"{url}/pending", json={"reason": "需要会员卡号"})
         assert pending.json()["state"] == "pending" and pending.json()["sla"]["paused_since"]
         # the customer answers by SMS: a new message from the same number resumes the request
         await js.publish("kefu.intake.sms", payload(Channel.sms, "SM-life-reply", text="卡号 88001234"))
         resumed = (await events.wait_for("kefu.events.request.resumed", request_id=rid))[0]
-        resolved = await http.post(f"{url}/resolve", json={"agent_id": "a1", "resolution": "积分已补发", "first_contact": False})
-        closed_again = await http.post(f"{url}/resolve", json={"agent_id": "a1", "resolution": "x"})
-        closed = await http.post(f"{url}/close", json={"agent_id": "a1"})
-        after_close = await http.post(f"{url}/accept", json={"agent_id": "a1"})
-        unknown = await http.post("/v1/requests/req_aaaaaaaaaaaaaaaaaaaaaaaaaa/accept", json={"agent_id": "a1"})
-        bad_transfer = await http.post(f"{url}/transfer", json={"agent_id": "a1", "reason": "x"})
+        resolved = await a1.post(f"{url}/resolve", json={"resolution": "积分已补发", "first_contact": False})
+        closed_again = await a1.post(f"{url}/resolve", json={"resolution": "x"})
+        closed = await http.post(f"{url}/close", json={})
+        after_close = await a1.post(f"{url}/accept", json={})
+        unknown = await a1.post("/v1/requests/req_aaaaaaaaaaaaaaaaaaaaaaaaaa/accept", json={})
+        bad_transfer = await a1.post(f"{url}/transfer", json={"reason": "x"})
         unknown_agent = await http.post(f"{url}/accept", json={"agent_id": "ghost"})
         bad_id = await http.get("/v1/requests/not-a-request-id")
         record = (await http.get(url)).json()

@@ -33,6 +33,8 @@ def common_settings(nats_url: str, **extra: Any) -> dict[str, Any]:
         "ack_wait_seconds": 5,
         "retry_backoff_seconds": (0.1, 0.2, 0.5),
         "survey_secret": SURVEY_SECRET,
+        # tests reuse a few phone numbers on one server; the cap itself is tested with a small value
+        "outbound_daily_cap": 10_000,
         **extra,
     }
 
@@ -48,6 +50,17 @@ class RunningService:
         return httpx.AsyncClient(
             base_url=self.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=10
         )
+
+
+async def staff_token(admin: httpx.AsyncClient, subject: str, role: str = "agent",
+                      departments: list[str] | None = None) -> str:
+    """A staff bearer token issued by routing's `POST /v1/tokens` (admin client of routing)."""
+    body: dict[str, Any] = {"subject": subject, "role": role}
+    if departments is not None:
+        body["departments"] = departments
+    response = await admin.post("/v1/tokens", json=body)
+    assert response.status_code == 200, response.text
+    return str(response.json()["token"])
 
 
 @asynccontextmanager

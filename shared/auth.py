@@ -1,0 +1,126 @@
+"""Staff access: bearer tokens with roles, and the object-level rules every API applies.
+
+Pure: no web framework, no broker. A staff token is a JWT (HS256, PyJWT) that routing issues to an
+agent, a supervisor or a named admin; every service verifies it with the same key, so no service
+asks another who a caller is. The key is `KEFU_TOKEN_SECRET`, or derived from the admin token when
+that is not set (one secret less for `make run`; deployments set their own to rotate separately).
+
+Roles:
+- agent: requests of their own department (lead or co-handling) or held by them;
+- supervisor: requests and queues of their departments, reports;
+- admin: everything, including agents, customers, tokens and configuration. The configured admin
+  token is an admin principal called `admin`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Literal
+
+import jwt
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Role = Literal["agent", "supervisor", "admin"]
+ISSUER = "kefu"
+AUDIENCE = "kefu-staff"
+SUBJECT_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class Principal(BaseModel):
+    """Who is calling: from a staff token, or the configured admin token."""
+
+    model_config = ConfigDict(frozen=True)
+    subject: str = Field(pattern=SUBJECT_PATTERN)
+    role: Role
+    departments: frozenset[str] = frozenset()
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+ADMIN = Principal(subject="admin", role="admin")
+
+
+class TokenRefused(Exception):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def signing_key(token_secret: str | None, admin_token: str) -> bytes:
+    if token_secret:
+        return token_secret.encode()
+    return hmac.new(admin_token.encode(), b"kefu staff tokens v1", hashlib.sha256).digest()
+
+
+def issue(key: bytes, principal: Principal, *, now: datetime, ttl: timedelta) -> tuple[str, datetime]:
+    expires = now + ttl
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": principal.subject,
+        "role": principal.role,
+        "depts": sorted(principal.departments),
+        "iat": int(now.timestamp()),
+        "exp": int(expires.timestamp()),
+        "jti": secrets.token_hex(8),
+    }
+    return jwt.encode(claims, key, algorithm="HS256"), expires
+
+
+def verify(key: bytes, token: str) -> Principal:
+    """The principal a token names, or TokenRefused (bad signature, expired, malformed)."""
+    try:
+        claims = jwt.decode(
+            token, key, algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER, leeway=30,
+            options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise TokenRefused("token expired") from None
+    except jwt.InvalidTokenError:
+        raise TokenRefused("invalid token") from None
+    try:
+        return Principal(subject=claims["sub"], role=claims.get("role"), departments=frozenset(claims.get("depts", [])))
+    except (ValidationError, TypeError):
+        raise TokenRefused("invalid token") from None
+
+
+# -- object-level rules (OWASP API1): every id a caller names is checked against these --------------
+
+def may_read_request(p: Principal, *, department: str | None, co_departments: Iterable[str] = (),
+                     agent_id: str | None = None) -> bool:
+    """Read: admin; the agent it is assigned/offered to; staff of its lead or co-handling departments."""
+    if p.is_admin:
+        return True
+    if p.role == "agent" and agent_id is not None and agent_id == p.subject:
+        return True
+    return department in p.departments or any(d in p.departments for d in co_departments)
+
+
+def may_act_on_request(p: Principal, *, department: str | None, agent_id: str | None = None) -> bool:
+    """Act (accept, note, transfer, resolve ...): admin; the agent holding it; staff of its lead department."""
+    if p.is_admin:
+        return True
+    if p.role == "agent" and agent_id is not None and agent_id == p.subject:
+        return True
+    return department in p.departments
+
+
+def may_see_queue(p: Principal, *, queue: str, department: str | None, agent_queues: Iterable[str] = ()) -> bool:
+    """A queue: admin; staff of the queue's department; an agent who serves it (e.g. the VIP queue)."""
+    if p.is_admin or (department is not None and department in p.departments):
+        return True
+    return p.role == "agent" and queue in agent_queues
+
+
+def may_see_agent(p: Principal, *, agent_id: str, department: str) -> bool:
+    return p.is_admin or p.subject == agent_id or (p.role == "supervisor" and department in p.departments)
+
+
+def is_supervisor(p: Principal) -> bool:
+    return p.role in ("supervisor", "admin")
