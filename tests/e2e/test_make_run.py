@@ -16,6 +16,7 @@ from devtools.natsserver import free_port
 from shared import subjects as s
 from shared.enums import Channel
 from devtools.payloads import CONTENT_TYPES, payload
+from tests.support.logscan import log_dir
 from tests.support.services import tap, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -73,6 +74,7 @@ async def test_make_run_serves_the_request_path_restarts_a_killed_service_and_st
         except subprocess.TimeoutExpired:
             proc.kill()
             output = proc.communicate()[0].decode(errors="replace")
+    (log_dir() / f"make-run-{proc.pid}.log").write_text(output, encoding="utf-8")
     assert proc.returncode == 0, output[-3000:]
     assert "intake exited with -9; restarting" in output
     assert output.rstrip().endswith("[kefu] stopped")

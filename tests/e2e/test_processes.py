@@ -22,6 +22,7 @@ from shared import subjects as s
 from shared.bus import provision
 from shared.enums import Channel
 from shared.settings import KefuSettings
+from tests.support.logscan import log_dir
 from tests.support.services import ADMIN_TOKEN, SURVEY_SECRET, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -93,7 +94,7 @@ async def test_sigterm_under_load_loses_and_duplicates_nothing(nats_server, tmp_
     js = nc.jetstream()
     await provision(js, KefuSettings())
     assigned, done, sub_nc = await collect(nats_server.url, s.REQUEST_ASSIGNED)
-    services = [Service("intake", nats_server.url, tmp_path), Service("routing", nats_server.url, tmp_path)]
+    services = [Service("intake", nats_server.url, log_dir()), Service("routing", nats_server.url, log_dir())]
     try:
         for svc in services:
             await svc.ready()
@@ -101,7 +102,7 @@ async def test_sigterm_under_load_loses_and_duplicates_nothing(nats_server, tmp_
         await wait_until(lambda: len(assigned) >= COUNT // 5, what="the load under way")
         codes = [svc.terminate() for svc in services]  # mid-load: in-flight work must finish and be acked
         logs = [svc.log.read_text() for svc in services]
-        services = [Service("intake", nats_server.url, tmp_path), Service("routing", nats_server.url, tmp_path)]
+        services = [Service("intake", nats_server.url, log_dir()), Service("routing", nats_server.url, log_dir())]
         await asyncio.wait_for(done.wait(), 120)
         received = (await js.stream_info(s.STREAM_EVENTS, subjects_filter=s.REQUEST_RECEIVED)).state
         dlq = (await js.stream_info(s.STREAM_DLQ)).state.messages
@@ -125,7 +126,7 @@ async def test_two_processes_of_each_service_share_the_work_without_duplicates(n
     assigned, done, sub_nc = await collect(nats_server.url, s.REQUEST_ASSIGNED)
     received, _, sub_nc2 = await collect(nats_server.url, s.REQUEST_RECEIVED)
     surveys, _, sub_nc3 = await collect(nats_server.url, s.SURVEY_SENT)
-    procs = {name: [Service(name, nats_server.url, tmp_path) for _ in range(2)]
+    procs = {name: [Service(name, nats_server.url, log_dir()) for _ in range(2)]
              for name in ("intake", "routing", "feedback", "metrics")}
     everything = [svc for group in procs.values() for svc in group]
     try:
