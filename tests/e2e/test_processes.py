@@ -4,6 +4,7 @@ service share the work without duplicates."""
 from __future__ import annotations
 
 import asyncio
+import random
 import json
 import os
 import signal
@@ -23,7 +24,7 @@ from shared.bus import provision
 from shared.enums import Channel
 from shared.settings import KefuSettings
 from tests.support.logscan import log_dir
-from tests.support.services import ADMIN_TOKEN, SURVEY_SECRET, wait_until
+from tests.support.services import ADMIN_TOKEN, SURVEY_SECRET, publish_retrying, wait_until
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).parents[2]
@@ -31,12 +32,12 @@ COUNT = 600
 
 
 class Service:
-    def __init__(self, name: str, nats_url: str, log_dir: Path) -> None:
+    def __init__(self, name: str, nats_url: str, log_dir: Path, **env_extra: str) -> None:
         self.name, self.port = name, free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")} | {
             "KEFU_NATS_URL": nats_url, "KEFU_ADMIN_TOKEN": ADMIN_TOKEN, "KEFU_FEEDBACK_SURVEY_SECRET": SURVEY_SECRET,
             f"KEFU_{name.upper()}_HTTP_PORT": str(self.port), "KEFU_LOG_LEVEL": "INFO",
-        }
+        } | env_extra
         self.log = log_dir / f"{name}-{self.port}.log"
         self.proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env,
                                      stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
@@ -73,7 +74,8 @@ async def load(js, count: int, tag: str) -> None:
         for i in range(count)))
 
 
-async def collect(nats_url: str, subject: str) -> tuple[list[str], asyncio.Event, object]:
+async def collect(nats_url: str, subject: str, count: int = COUNT,
+                  bodies: list[dict] | None = None) -> tuple[list[str], asyncio.Event, object]:
     """Request ids of every event stored in KEFU_EVENTS on `subject` (an ordered JetStream consumer:
     a core subscription would also see re-publishes that the stream's duplicate window dropped)."""
     nc = await nats.connect(nats_url)
@@ -81,8 +83,11 @@ async def collect(nats_url: str, subject: str) -> tuple[list[str], asyncio.Event
     done = asyncio.Event()
 
     async def on(msg) -> None:
-        seen.append(json.loads(msg.data)["request_id"])
-        if len(set(seen)) >= COUNT:
+        body = json.loads(msg.data)
+        seen.append(body["request_id"])
+        if bodies is not None:
+            bodies.append(body)
+        if len(set(seen)) >= count:
             done.set()
 
     await nc.jetstream().subscribe(subject, cb=on, ordered_consumer=True, stream=s.STREAM_EVENTS)
@@ -162,3 +167,65 @@ async def test_two_processes_of_each_service_share_the_work_without_duplicates(n
     assert sum(per_routing) == COUNT and all(n > 0 for n in per_routing), per_routing
     assert len(surveys) == len(set(surveys)) == len(resolve)  # feedback: one survey per resolution
     assert per_metrics == [COUNT, COUNT]  # metrics replicas agree
+
+
+KILLED = 1000
+
+
+async def test_kill_9_of_intake_and_routing_at_random_moments_loses_and_duplicates_nothing(nats_server) -> None:
+    """1,000 requests from all seven channels; intake and routing are killed with SIGKILL at random
+    moments (seeded) while the load is published and worked off, and started again each time."""
+    rng = random.Random(20261124)
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await provision(js, KefuSettings())
+    received_bodies: list[dict] = []
+    assigned, done, sub_nc = await collect(nats_server.url, s.REQUEST_ASSIGNED, KILLED)
+    received, _, sub_nc2 = await collect(nats_server.url, s.REQUEST_RECEIVED, KILLED, received_bodies)
+    # a killed process's unacknowledged messages come back after the ack wait: 5 s instead of 30
+    fast = {"KEFU_ACK_WAIT_SECONDS": "5"}
+    running = {name: Service(name, nats_server.url, log_dir(), **fast) for name in ("intake", "routing")}
+    kills: list[str] = []
+    sources = {(channel.value, f"K9-{i}") for i, channel in
+               ((i, list(Channel)[i % len(Channel)]) for i in range(KILLED))}
+
+    async def adapters() -> None:  # as adapters do: JetStream publish with Nats-Msg-Id, retried until acked
+        channels = list(Channel)
+        for start in range(0, KILLED, 50):
+            await asyncio.gather(*(
+                publish_retrying(js, s.intake_subject(channels[i % len(channels)]),
+                                 payload(channels[i % len(channels)], f"K9-{i}", contact=f"1391{i:07d}"),
+                                 msg_id=f"K9-{i}")
+                for i in range(start, min(start + 50, KILLED))))
+            await asyncio.sleep(0.25)  # pacing: the load arrives over several seconds, not as one burst
+
+    async def chaos() -> None:
+        for _ in range(8):
+            await asyncio.sleep(rng.uniform(0.1, 0.8))
+            victim = rng.choice(sorted(running))
+            running[victim].kill()  # SIGKILL: no shutdown, in-flight messages unacknowledged
+            kills.append((victim, len(set(received)), len(set(assigned))))
+            running[victim] = Service(victim, nats_server.url, log_dir(), **fast)
+            await running[victim].ready()
+
+    try:
+        for svc in running.values():
+            await svc.ready()
+        await asyncio.gather(adapters(), chaos())
+        await asyncio.wait_for(done.wait(), 180)
+        per_subject = (await js.stream_info(s.STREAM_EVENTS, subjects_filter="kefu.events.request.*")).state.subjects
+        received_count, assigned_count = per_subject[s.REQUEST_RECEIVED], per_subject[s.REQUEST_ASSIGNED]
+        dlq = (await js.stream_info(s.STREAM_DLQ)).state.messages
+    finally:
+        for svc in running.values():
+            svc.kill()
+        for conn in (sub_nc, sub_nc2, nc):
+            await conn.close()
+    # both services were killed while requests were still being received and assigned
+    mid_load = {victim for victim, got, routed in kills if got < KILLED or routed < KILLED}
+    assert mid_load == {"intake", "routing"}, kills
+    assert {(b["channel"], b["source_id"]) for b in received_bodies} == sources  # none lost
+    assert len(received) == len(set(received)) == received_count == KILLED  # none received twice
+    assert len(assigned) == len(set(assigned)) == assigned_count == KILLED  # none assigned twice
+    assert set(assigned) == set(received)
+    assert dlq == 0
