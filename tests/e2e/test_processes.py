@@ -229,3 +229,79 @@ async def test_kill_9_of_intake_and_routing_at_random_moments_loses_and_duplicat
     assert len(assigned) == len(set(assigned)) == assigned_count == KILLED  # none assigned twice
     assert set(assigned) == set(received)
     assert dlq == 0
+
+
+async def stored(js, subject: str) -> list[dict]:
+    """Every message on `subject` in KEFU_EVENTS, read afresh (an ordered consumer from the start)."""
+    info = await js.stream_info(s.STREAM_EVENTS, subjects_filter=subject)
+    expected = (info.state.subjects or {}).get(subject, 0)
+    bodies: list[dict] = []
+    sub = await js.subscribe(subject, ordered_consumer=True, stream=s.STREAM_EVENTS)
+    try:
+        while len(bodies) < expected:
+            bodies.append(json.loads((await sub.next_msg(timeout=10)).data))
+    finally:
+        await sub.unsubscribe()
+    return bodies
+
+
+async def test_nats_server_killed_and_restarted_mid_load_stores_each_request_once_and_assigns_all(nats_server) -> None:
+    """File storage; the server is killed (SIGKILL) while adapters publish 600 requests and started
+    again; adapters retry unacknowledged publishes with the same Nats-Msg-Id."""
+    count = 600
+    nc = await nats.connect(nats_server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    js = nc.jetstream()
+    await provision(js, KefuSettings())
+    fast = {"KEFU_ACK_WAIT_SECONDS": "5"}
+    running = [Service(name, nats_server.url, log_dir(), **fast) for name in ("intake", "routing")]
+    channels = list(Channel)
+
+    async def counts() -> dict[str, int]:
+        try:
+            info = await js.stream_info(s.STREAM_EVENTS, subjects_filter="kefu.events.request.*")
+        except Exception:  # the server is away: no count this time
+            return {}
+        return info.state.subjects or {}
+
+    acked: list[int] = []
+    at_restart: list[int] = []
+
+    async def publish(i: int) -> None:
+        await publish_retrying(js, s.intake_subject(channels[i % len(channels)]),
+                               payload(channels[i % len(channels)], f"NR-{i}", contact=f"1392{i:07d}"),
+                               msg_id=f"NR-{i}", timeout=120)
+        acked.append(i)
+
+    async def adapters() -> None:
+        for start in range(0, count, 30):
+            await asyncio.gather(*(publish(i) for i in range(start, min(start + 30, count))))
+            await asyncio.sleep(0.1)  # pacing: the load arrives over a few seconds
+
+    async def restart_server() -> None:
+        await wait_until(lambda: _at_least(counts, s.REQUEST_RECEIVED, count // 4), what="a quarter received")
+        at_restart.append(len(acked))
+        nats_server.proc.kill()  # SIGKILL: no shutdown of the server
+        nats_server.proc.wait()
+        nats_server.start()
+
+    try:
+        for svc in running:
+            await svc.ready()
+        await asyncio.gather(adapters(), restart_server())
+        await wait_until(lambda: _at_least(counts, s.REQUEST_ASSIGNED, count), timeout=180, what="all assigned")
+        received = await stored(js, s.REQUEST_RECEIVED)
+        assigned = await stored(js, s.REQUEST_ASSIGNED)
+        raw = (await js.stream_info(s.STREAM_INTAKE)).state.messages
+    finally:
+        for svc in running:
+            svc.kill()
+        await nc.close()
+    assert 0 < at_restart[0] < count  # killed while adapters were publishing
+    assert raw == count  # every adapter publish stored once, retries included
+    assert sorted(b["source_id"] for b in received) == sorted(f"NR-{i}" for i in range(count))
+    assert len({b["request_id"] for b in received}) == len(received) == count
+    assert sorted(b["request_id"] for b in assigned) == sorted(b["request_id"] for b in received)
+
+
+async def _at_least(counts, subject: str, n: int) -> bool:
+    return (await counts()).get(subject, 0) >= n
