@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import os
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,9 +21,11 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import uvicorn
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from faststream.nats import NatsBroker
 from faststream.nats.prometheus import NatsPrometheusMiddleware
 from nats.js import JetStreamContext
@@ -183,12 +186,16 @@ def base_app(
         return JSONResponse({"error": exc.error, "detail": exc.detail}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        names = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        names = {400: "invalid_body", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                 405: "method_not_allowed"}
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:  # every method of the path, not only those of the first route matched
+            headers["Allow"] = ", ".join(_allowed_methods(app, request))
         return JSONResponse(
             {"error": names.get(exc.status_code, "http_error"), "detail": str(exc.detail)},
             status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
+            headers=headers or None,
         )
 
     @app.exception_handler(RequestValidationError)
@@ -202,7 +209,8 @@ def base_app(
     async def healthz() -> dict[str, str | int]:
         return {"status": "ok", "service": runtime.settings.service_name, "pid": os.getpid()}
 
-    @app.get("/readyz", tags=["operations"], summary="Readiness: connected to NATS and consuming")
+    @app.get("/readyz", tags=["operations"], summary="Readiness: connected to NATS and consuming",
+             responses={503: {"description": "not ready (starting, NATS away, replaying)"}})
     async def readyz() -> JSONResponse:
         connected = _connected(runtime.broker)
         ok = runtime.ready and connected and caught_up()
@@ -211,13 +219,73 @@ def base_app(
             status_code=200 if ok else 503,
         )
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics of this service")
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics of this service",
+             response_class=PlainTextResponse,
+             responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}},
+                        503: {"model": ErrorBody, "description": "still replaying the event log"}})
     async def metrics() -> Response:
         if not caught_up():
             return JSONResponse({"error": "not_ready", "detail": "still replaying the event log"}, status_code=503)
         return Response(generate_latest(runtime.registry), media_type=CONTENT_TYPE_LATEST)
 
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+class ErrorBody(BaseModel):
+    """Every error kefu answers: a machine-readable `error` and a human-readable `detail`."""
+
+    error: str
+    detail: str
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in app.routes:
+        match, _ = route.matches(request.scope | {"method": "GET"})
+        if match != Match.NONE and getattr(route, "methods", None):
+            methods |= set(route.methods)
+    return sorted(methods)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with kefu's error body everywhere: 422 is `{"error", "detail"}` (not
+    FastAPI's list), and operations that need a bearer token document 401 and 403, those with a
+    body 400 (a body that is not valid JSON or UTF-8)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    schemas["ErrorBody"] = ErrorBody.model_json_schema()
+    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+    for operations in doc.get("paths", {}).values():
+        for op in operations.values():
+            responses = op.setdefault("responses", {})
+            wanted = {"422": "invalid request"}
+            if op.get("security"):
+                wanted |= {"401": "missing, invalid or expired credentials", "403": "the caller's role may not"}
+            if "requestBody" in op:
+                wanted["400"] = "the body is not valid JSON / UTF-8"
+            for code, description in wanted.items():
+                if code == "422" and code not in responses and not op.get("parameters") and "requestBody" not in op:
+                    continue  # nothing to validate
+                current = responses.get(code, {})
+                if "HTTPValidationError" not in json.dumps(current) and current.get("content"):
+                    continue  # documented by the endpoint itself
+                responses[code] = {"description": current.get("description") or description} | error
+    if '"KefuSignature"' in json.dumps(doc.get("paths", {})):
+        doc["components"].setdefault("securitySchemes", {})["KefuSignature"] = {
+            "type": "apiKey", "in": "header", "name": "Kefu-Signature",
+            "description": "`t=<unix seconds>,v1=<hex HMAC-SHA256 of \"t.body\">` with the adapter's key "
+                           "(docs/channels.md); each signature is accepted once, for 5 minutes."}
+    app.openapi_schema = doc
+    return doc
 
 
 async def _watch_consumers(runtime: Runtime, interval: float = 10.0) -> None:
@@ -245,12 +313,17 @@ def _connected(broker: NatsBroker) -> bool:
         return False
 
 
-def _bearer(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+_BEARER = HTTPBearer(auto_error=False, description="Adapter key, staff token or admin token.")
+
+
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)]
+
+
+def _bearer(credentials: HTTPAuthorizationCredentials | None) -> str:
+    # FastAPI's HTTPBearer parses the header and documents the scheme; kefu answers its own errors
+    if credentials is None or not credentials.credentials.strip():
         raise ApiError(401, "unauthorized", "missing bearer token")
-    return token.strip()
+    return credentials.credentials.strip()
 
 
 def _matches(token: str, secret: str) -> bool:
@@ -267,10 +340,10 @@ def staff_key(request: Request) -> bytes:
     return _staff_key(request.app.state.runtime.settings)
 
 
-def require_staff(request: Request) -> auth.Principal:
+def require_staff(request: Request, credentials: Credentials) -> auth.Principal:
     """Any staff member: an agent's, supervisor's or admin's token, or the configured admin token."""
     settings: KefuSettings = request.app.state.runtime.settings
-    token = _bearer(request)
+    token = _bearer(credentials)
     if settings.admin_token is not None and _matches(token, settings.admin_token.get_secret_value()):
         return auth.ADMIN
     if token.count(".") != 2:  # not a JWT (e.g. an adapter key): no need to parse
@@ -281,24 +354,24 @@ def require_staff(request: Request) -> auth.Principal:
         raise ApiError(401, "unauthorized", refused.detail) from None
 
 
-def require_supervisor(request: Request) -> auth.Principal:
-    principal = require_staff(request)
+def require_supervisor(request: Request, credentials: Credentials) -> auth.Principal:
+    principal = require_staff(request, credentials)
     if not auth.is_supervisor(principal):
         raise ApiError(403, "forbidden", "supervisors and admins only")
     return principal
 
 
-def require_admin(request: Request) -> auth.Principal:
-    principal = require_staff(request)
+def require_admin(request: Request, credentials: Credentials) -> auth.Principal:
+    principal = require_staff(request, credentials)
     if not principal.is_admin:
         raise ApiError(403, "forbidden", "admins only")
     return principal
 
 
-def require_adapter(request: Request) -> str:
+def require_adapter(request: Request, credentials: Credentials) -> str:
     """Adapter key (or the admin token). Returns the adapter's name."""
     settings: KefuSettings = request.app.state.runtime.settings
-    token = _bearer(request)
+    token = _bearer(credentials)
     for key, name in settings.adapter_key_map().items():
         if _matches(token, key):
             return name

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from shared.models import SurveyReplied
 from shared import auth
 from shared.auth import Principal
-from shared.runtime import ApiError, Staff, Supervisor
+from shared.runtime import ApiError, ErrorBody, Staff, Supervisor
 
 from .domain.followup import Followup
 from .domain.messages import short_ref
@@ -40,12 +40,10 @@ class FollowupOutcome(BaseModel):
     note: str | None = Field(None, max_length=2000)
 
 
-class ErrorBody(BaseModel):
-    error: str
-    detail: str
-
-
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)}
+# the survey form posts get a page back; JSON callers get JSON
+PAGE_OR_JSON: dict[str, Any] = {"content": {"text/html": {}, "application/json": {}}}
+JSON_ERROR: dict[str, Any] = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
 
 
 def build_api(holder: dict[str, Feedback]) -> APIRouter:
@@ -65,6 +63,8 @@ def build_api(holder: dict[str, Feedback]) -> APIRouter:
         return HTMLResponse(text, status_code=status, headers=SECURITY_HEADERS)
 
     @api.get("/v1/surveys/{survey_id}", tags=["surveys"], response_class=HTMLResponse,
+             responses={404: JSON_ERROR | {"description": "unknown survey or wrong token"},
+                        410: {"content": {"text/html": {}}, "description": "expired (a page saying so)"}},
              summary="The survey page a customer opens from their link (`?t=` is the link's token)")
     async def survey_page(survey_id: SURVEY_ID, t: Annotated[str | None, Query(max_length=128)] = None) -> Response:
         survey = await survey_for(survey_id, t)
@@ -80,9 +80,12 @@ def build_api(holder: dict[str, Feedback]) -> APIRouter:
 
     @api.post("/v1/surveys/{survey_id}", tags=["surveys"],
               summary="Answer a survey: JSON, or the page's form post. One answer per survey.",
-              responses={200: {"description": "recorded"}, 404: {"description": "unknown survey or wrong token"},
-                         409: {"description": "already answered"}, 410: {"description": "expired"},
-                         422: {"description": "rating outside 1-5"}})
+              responses={200: PAGE_OR_JSON | {"description": "recorded"},
+                         404: {"model": ErrorBody, "description": "unknown survey or wrong token"},
+                         409: PAGE_OR_JSON | {"description": "already answered"},
+                         410: PAGE_OR_JSON | {"description": "expired"},
+                         413: {"model": ErrorBody, "description": "answer too large"},
+                         422: PAGE_OR_JSON | {"description": "rating outside 1-5"}})
     async def answer_survey(survey_id: SURVEY_ID, request: Request) -> Response:
         is_form = request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
         raw = await request.body()

@@ -9,12 +9,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field, field_validator
 
 import nats.js.errors
 from shared import subjects as s
 from shared.enums import Channel, Tier
-from shared.runtime import Admin, ApiError, audit, require_adapter
+from shared.runtime import Admin, ApiError, ErrorBody, audit, require_adapter
 
 from .domain.canonical import CustomerRecord, request_id_for
 from .domain.contacts import normalise_email, normalise_phone
@@ -41,9 +42,9 @@ class Ignored(BaseModel):
     detail: str
 
 
-class ErrorBody(BaseModel):
-    error: str
-    detail: str
+class RejectionBody(ErrorBody):
+    """A refused payload: the error, and where its raw bytes are kept."""
+
     rejection_id: str | None = None
 
 
@@ -68,7 +69,7 @@ class CustomerIn(BaseModel):
         return v
 
 
-ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 413, 415, 422)}
+ERRORS = {code: {"model": RejectionBody} for code in (400, 401, 404, 413, 415, 422)}
 
 
 def build_api(intake: dict[str, Intake]) -> APIRouter:
@@ -78,9 +79,12 @@ def build_api(intake: dict[str, Intake]) -> APIRouter:
         "/v1/intake/{channel}",
         status_code=202,
         response_model=Accepted,
-        responses={200: {"model": Ignored}, **ERRORS},
+        responses={200: {"model": Ignored}, **ERRORS,
+                   429: {"model": ErrorBody, "description": "over the adapter's rate limit (see Retry-After)"}},
         tags=["intake"],
         summary="Submit a payload exactly as the channel delivers it",
+        # an adapter key, or a webhook signature over timestamp and raw body
+        openapi_extra={"security": [{"HTTPBearer": []}, {"KefuSignature": []}]},
     )
     async def submit(channel: str, request: Request) -> Response:
         service = intake["intake"]
@@ -134,9 +138,11 @@ def build_api(intake: dict[str, Intake]) -> APIRouter:
         "/v1/rejected/{seq}",
         tags=["intake"],
         summary="A rejected payload's kept raw bytes, with the reason in headers",
-        responses={404: {"model": ErrorBody}},
+        response_class=Response,
+        responses={200: {"content": {"application/octet-stream": {}}, "description": "the raw bytes"},
+                   404: {"model": ErrorBody}},
     )
-    async def rejected_raw(seq: Annotated[int, Path(ge=1)], who: Admin, request: Request) -> Response:
+    async def rejected_raw(seq: Annotated[int, Path(ge=1, le=2**63 - 1)], who: Admin, request: Request) -> Response:
         msg = await _rejected(intake["intake"], seq)
         await audit(request, who, "rejected.read", str(seq))
         headers = {k: v for k, v in (msg.headers or {}).items() if k.startswith("Kefu-")}
@@ -149,7 +155,7 @@ def build_api(intake: dict[str, Intake]) -> APIRouter:
         summary="Publish a kept rejected payload to intake again (after fixing a parser or config)",
         responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
     )
-    async def replay(seq: Annotated[int, Path(ge=1)], _: Admin) -> dict[str, str]:
+    async def replay(seq: Annotated[int, Path(ge=1, le=2**63 - 1)], _: Admin) -> dict[str, str]:
         service = intake["intake"]
         msg = await _rejected(service, seq)
         channel = (msg.headers or {}).get("Kefu-Channel", "")
@@ -222,7 +228,9 @@ async def _authenticate(request: Request, raw: bytes, too_large: bool, service: 
     """An adapter key (`Authorization: Bearer`), or a signature over timestamp and raw body
     (`Kefu-Signature: t=...,v1=...`, 5-minute window, each signature accepted once)."""
     if request.headers.get("authorization"):
-        return require_adapter(request)
+        scheme, _, token = request.headers["authorization"].partition(" ")
+        bearer = HTTPAuthorizationCredentials(scheme=scheme, credentials=token) if scheme.lower() == "bearer" else None
+        return require_adapter(request, bearer)
     header = request.headers.get("kefu-signature")
     if not header:
         raise ApiError(401, "unauthorized", "missing adapter key or Kefu-Signature")

@@ -18,8 +18,10 @@ from shared.runtime import ApiError, Runtime, Supervisor
 from .domain.indicators import Projection
 from .domain.reports import DRILLDOWNS, drilldown, month_bounds, report, to_csv, week_bounds
 
-WEEK_PATTERN = r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$"
-MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+JSON_OR_CSV: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {}, "text/csv": {}}, "description": "the report (format=json or csv)"}}
+WEEK_PATTERN = r"^(19[7-9]\d|2\d{3})-W(0[1-9]|[1-4]\d|5[0-3])$"
+MONTH_PATTERN = r"^(19[7-9]\d|2\d{3})-(0[1-9]|1[0-2])$"
 WEEK = Annotated[str, Query(pattern=WEEK_PATTERN, examples=["2026-W48"])]
 MONTH = Annotated[str, Query(pattern=MONTH_PATTERN, examples=["2026-11"])]
 FORMAT = Annotated[Literal["json", "csv"], Query()]
@@ -59,6 +61,12 @@ def build_api(runtime: Runtime, *, departments: tuple[str, ...], tz: ZoneInfo, l
     api = APIRouter()
     lookback = timedelta(days=lookback_days)
 
+    def _week(week: str) -> tuple[datetime, datetime]:
+        try:
+            return week_bounds(week, tz)
+        except ValueError:  # e.g. W53 of a year with 52 ISO weeks
+            raise ApiError(422, "invalid_query", f"{week} is not an ISO week") from None
+
     async def respond(period: str, start: datetime, end: datetime, fmt: str) -> Response:
         data = report(await period_projection(runtime, departments, start - lookback), period=period, start=start,
                       end=end)
@@ -67,13 +75,13 @@ def build_api(runtime: Runtime, *, departments: tuple[str, ...], tz: ZoneInfo, l
                             headers={"Content-Disposition": f'attachment; filename="kefu-{period}.csv"'})
         return JSONResponse(data)
 
-    @api.get("/v1/reports/weekly", tags=["reports"],
+    @api.get("/v1/reports/weekly", tags=["reports"], responses=JSON_OR_CSV,
              summary="Each indicator per department for an ISO week, departments ranked, top complaint topics")
     async def weekly(week: WEEK, _: Supervisor, format: FORMAT = "json") -> Response:
-        start, end = week_bounds(week, tz)
+        start, end = _week(week)
         return await respond(week, start, end, format)
 
-    @api.get("/v1/reports/monthly", tags=["reports"], summary="The same for a calendar month")
+    @api.get("/v1/reports/monthly", tags=["reports"], responses=JSON_OR_CSV, summary="The same for a calendar month")
     async def monthly(month: MONTH, _: Supervisor, format: FORMAT = "json") -> Response:
         start, end = month_bounds(month, tz)
         return await respond(month, start, end, format)
@@ -88,7 +96,7 @@ def build_api(runtime: Runtime, *, departments: tuple[str, ...], tz: ZoneInfo, l
             raise ApiError(422, "invalid_query", "give exactly one of week or month")
         if not who.is_admin and department not in who.departments:
             raise ApiError(403, "forbidden", "supervisors drill down into their own departments (department=...)")
-        start, end = week_bounds(week, tz) if week else month_bounds(month or "", tz)
+        start, end = _week(week) if week else month_bounds(month or "", tz)
         projection = await period_projection(runtime, departments, start - lookback)
         ids = drilldown(projection, indicator=indicator, start=start, end=end, department=department)
         return {"indicator": indicator, "period": week or month, "department": department, "request_ids": ids}

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared import auth
 from shared.auth import SUBJECT_PATTERN, Principal, Role
-from shared.runtime import Admin, ApiError, Staff, audit, staff_key
+from shared.runtime import Admin, ApiError, ErrorBody, Staff, audit, staff_key
 
 from .domain import lifecycle as lc
 from .domain.dispatch import Agent, AgentProfile, service_order
@@ -68,11 +68,6 @@ class Resolve(Body):
 
 class Close(Body):
     reason: str | None = Field(None, max_length=1000)
-
-
-class ErrorBody(BaseModel):
-    error: str
-    detail: str
 
 
 class TokenRequest(Body):
