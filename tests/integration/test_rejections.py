@@ -32,6 +32,19 @@ async def test_malformed_payload_on_nats_is_rejected_and_its_raw_bytes_kept(star
     assert kept.headers["kefu-reason"] == "unparseable"
 
 
+def _huge_attachment() -> bytes:
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = "a@example.net", "kf@example.cn", "附件", "<huge@x>"
+    msg.set_content("见附件")
+    msg.add_attachment(b"\0" * 700_000, maintype="application", subtype="octet-stream", filename="dump.bin")
+    return msg.as_bytes()
+
+
+HUGE_ATTACHMENT = _huge_attachment()
+
+
 @pytest.mark.parametrize(
     ("channel", "body", "content_type", "status", "reason"),
     [
@@ -41,6 +54,9 @@ async def test_malformed_payload_on_nats_is_rejected_and_its_raw_bytes_kept(star
         ("fax", b"hello", "text/plain", 404, "unknown_channel"),
         ("wechat", b'<!DOCTYPE x [<!ENTITY a "b">]><xml>&a;</xml>', "text/xml", 400, "unparseable"),
         ("web", b'{"form_id": "f1", "message": "' + b"x" * 600_000 + b'"}', "application/json", 413, "too_large"),
+        ("email", HUGE_ATTACHMENT, "message/rfc822", 413, "too_large"),
+        ("app", b'{"event_id": "e", "text": "x", "n": ' + b"[" * 5000 + b"]" * 5000 + b"}", "application/json",
+         400, "unparseable"),
     ],
 )
 async def test_bad_http_payloads_get_4xx_with_a_json_reason_and_a_rejected_event(
