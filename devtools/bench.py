@@ -116,6 +116,12 @@ def kefu_items(count: int, run: str) -> list[tuple[str, bytes, str]]:
     return items
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -124,7 +130,9 @@ def rss_kib(pid: int) -> int:
 
 
 def start_kefu(url: str, var: Path) -> dict[str, subprocess.Popen]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")} | {
+    # the caller's per-service settings (e.g. KEFU_ROUTING_WORKERS) pass through; the rest is the bench's
+    own = tuple(f"KEFU_{name.upper()}_" for name in SERVICES)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_") or k.startswith(own)} | {
         "KEFU_NATS_URL": url, "KEFU_ADMIN_TOKEN": "bench", "KEFU_ADAPTER_KEYS": "bench:bench",
         "KEFU_FEEDBACK_SURVEY_SECRET": "bench", "KEFU_LOG_LEVEL": "WARNING",
     }
@@ -146,6 +154,16 @@ def start_kefu(url: str, var: Path) -> dict[str, subprocess.Popen]:
                 raise RuntimeError(f"{name} did not get ready; see {var / (name + '.log')}")
             time.sleep(0.2)
     return procs
+
+
+def profile(procs: dict[str, subprocess.Popen], var: Path) -> list[subprocess.Popen]:
+    """py-spy (sampling, from outside the process) on every service during the max-rate run:
+    collapsed stacks in var/bench/profile-<service>.txt (KEFU_BENCH_PROFILE=1; py-spy must be installed)."""
+    spy = Path(sys.executable).with_name("py-spy")
+    return [subprocess.Popen([str(spy) if spy.exists() else "py-spy", "record", "--pid", str(proc.pid), "--format", "raw", "--rate", "200",
+                              "--output", str(var / f"profile-{name}.txt")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for name, proc in procs.items()]
 
 
 def stop(procs) -> None:
@@ -171,6 +189,7 @@ async def main() -> int:
         url = server.url
     results: list[Result] = []
     memory: dict[str, dict[str, int]] = {}
+    cpu_ms: dict[str, float] = {}
     try:
         procs = start_kefu(url, var)
         memory = {n: {"before_kib": rss_kib(p.pid)} for n, p in procs.items()}
@@ -178,8 +197,15 @@ async def main() -> int:
         assigned = lambda msg: json.loads(msg.data)["request_id"]  # noqa: E731
         results.append(await drive(url, "kefu", "fixed rate", kefu_items(int(rate * seconds), run + "f"),
                                    REQUEST_ASSIGNED, assigned, rate))
+        profilers = profile(procs, var) if os.environ.get("KEFU_BENCH_PROFILE") else []
+        watched = {n: p.pid for n, p in procs.items()} | ({"nats-server": server.proc.pid} if server else {})
+        cpu_before = {n: cpu_seconds(pid) for n, pid in watched.items()}
         results.append(await drive(url, "kefu", "max rate", kefu_items(burst, run + "m"), REQUEST_ASSIGNED,
                                    assigned, None))
+        cpu_ms = {n: round((cpu_seconds(pid) - cpu_before[n]) * 1000 / burst, 2) for n, pid in watched.items()}
+        for profiler in profilers:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(timeout=60)
         for n, p in procs.items():
             memory[n]["after_kib"] = rss_kib(p.pid)
         stop(procs)
@@ -210,8 +236,10 @@ async def main() -> int:
     print(f"\nkefu / bare throughput at max rate: {ratio}")
     for name, m in memory.items():
         print(f"RSS {name:8} {m['before_kib'] / 1024:6.1f} MiB -> {m.get('after_kib', 0) / 1024:6.1f} MiB")
+    print("CPU per request at max rate (ms): " + ", ".join(f"{n} {v}" for n, v in cpu_ms.items()))
     out = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
            "results": [asdict(r) for r in results], "kefu_over_bare": ratio, "rss_kib": memory,
+           "cpu_ms_per_request": cpu_ms,
            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (var / "result.json").write_text(json.dumps(out, indent=2))
     print(f"written {var / 'result.json'}")

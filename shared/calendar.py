@@ -53,12 +53,19 @@ class ChineseWorkCalendar:
 
     def __init__(self) -> None:
         self._fallback = WeekdayCalendar()
+        self._days: dict[date, bool] = {}  # asked for every deadline of every request: remembered
 
     def is_workday(self, day: date) -> bool:
+        known = self._days.get(day)
+        if known is not None:
+            return known
         try:
-            return bool(chinese_calendar.is_workday(day))
+            answer = bool(chinese_calendar.is_workday(day))
         except NotImplementedError:  # a year the package has no data for
-            return self._fallback.is_workday(day)
+            answer = self._fallback.is_workday(day)
+        if len(self._days) < 20_000:  # a bound: decades of days
+            self._days[day] = answer
+        return answer
 
 
 CALENDARS: dict[str, type[WorkCalendar]] = {"chinese": ChineseWorkCalendar, "weekdays": WeekdayCalendar}

@@ -111,9 +111,11 @@ OnStart = Callable[[Runtime], Awaitable[None]]
 
 
 def durable_subscriber(router: Any, settings: KefuSettings, *, subject: str, stream: str, durable: str,
-                       description: str, batch_size: int = 32) -> Any:
+                       description: str, batch_size: int = 32, workers: int = 1) -> Any:
     """The one way kefu consumes: a durable pull consumer with explicit acks, bounded redelivery
-    (settled by the settle middleware), the service's own reply inbox."""
+    (settled by the settle middleware), the service's own reply inbox. With `workers` > 1 up to
+    that many messages are handled at once (for handlers that are safe to run concurrently: each
+    message's effects are idempotent and revision-checked)."""
     from faststream import AckPolicy
     from faststream.nats import ConsumerConfig, JStream, PullSub
 
@@ -130,6 +132,7 @@ def durable_subscriber(router: Any, settings: KefuSettings, *, subject: str, str
         inbox_prefix=inbox_prefix(settings),
         title=durable,
         description=description,
+        **({"max_workers": workers} if workers > 1 else {}),
     )
 
 

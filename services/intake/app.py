@@ -24,7 +24,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     runtime = make_runtime(settings, consumer=s.CONSUMER_INTAKE)
     metrics = IntakeMetrics(runtime.registry)
     holder: dict[str, Intake] = {}
-    runtime.broker.include_router(build_router(runtime, holder, batch_size=settings.batch_size))
+    runtime.broker.include_router(build_router(runtime, holder, batch_size=settings.batch_size, workers=settings.workers))
 
     async def on_start(rt: Runtime) -> None:
         assert rt.js is not None and rt.publisher is not None

@@ -10,12 +10,12 @@ from shared.runtime import Runtime, durable_subscriber
 from .pipeline import Intake
 
 
-def build_router(runtime: Runtime, intake: dict[str, Intake], *, batch_size: int) -> NatsRouter:
+def build_router(runtime: Runtime, intake: dict[str, Intake], *, batch_size: int, workers: int = 1) -> NatsRouter:
     """`intake["intake"]` is filled in at start-up, once the store is open."""
     router = NatsRouter()
 
     @durable_subscriber(router, runtime.settings, subject=s.INTAKE_ALL, stream=s.STREAM_INTAKE,
-                        durable=s.CONSUMER_INTAKE, batch_size=batch_size,
+                        durable=s.CONSUMER_INTAKE, batch_size=batch_size, workers=workers,
                         description="Every payload an adapter published, in its channel's own format.")
     async def on_payload(msg: NatsMessage) -> None:
         raw = msg.raw_message

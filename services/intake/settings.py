@@ -16,6 +16,8 @@ class IntakeSettings(KefuSettings):
     timezone: str = "Asia/Shanghai"  # the channels' local time, for payload times without an offset
     phone_region: str = "CN"  # numbers without a country code are read as this region's
     batch_size: int = 32
+    # messages handled at once per process (each is idempotent; state changes are revision-checked)
+    workers: int = 16
     # signing secrets of adapters that sign webhooks instead of sending a key: `name:secret,...`
     adapter_secrets: SecretStr | None = None
     rate_limit_per_second: float = 50.0  # per adapter and process; 429 beyond

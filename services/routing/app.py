@@ -32,7 +32,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
     runtime = make_runtime(settings, consumer=s.CONSUMER_ROUTING)
     metrics = RoutingMetrics(runtime.registry, config.departments.departments)
     holder: dict[str, Routing] = {}
-    runtime.broker.include_router(build_router(runtime, holder, batch_size=settings.batch_size))
+    runtime.broker.include_router(build_router(runtime, holder, batch_size=settings.batch_size, workers=settings.workers))
     stop = asyncio.Event()
 
     async def on_start(rt: Runtime) -> None:

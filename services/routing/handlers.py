@@ -14,12 +14,12 @@ from shared.timers import fire_filter
 from .service import TIMER_SERVICE, Routing
 
 
-def build_router(runtime: Runtime, routing: dict[str, Routing], *, batch_size: int) -> NatsRouter:
+def build_router(runtime: Runtime, routing: dict[str, Routing], *, batch_size: int, workers: int = 1) -> NatsRouter:
     router = NatsRouter()
     settings = runtime.settings
 
     @durable_subscriber(router, settings, subject=s.REQUEST_RECEIVED, stream=s.STREAM_EVENTS,
-                        durable=s.CONSUMER_ROUTING, batch_size=batch_size,
+                        durable=s.CONSUMER_ROUTING, batch_size=batch_size, workers=workers,
                         description="Judges, routes and sets SLA deadlines for every received request; "
                         "offers it to an agent.")
     async def on_received(request: RequestReceived) -> None:

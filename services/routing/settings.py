@@ -11,3 +11,5 @@ class RoutingSettings(KefuSettings):
     service_name: str = "routing"
     http_port: int = 8082
     batch_size: int = 32
+    # messages handled at once per process (each is idempotent; state changes are revision-checked)
+    workers: int = 8

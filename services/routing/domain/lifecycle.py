@@ -357,13 +357,20 @@ def timers_for(record: RequestRecord, ctx: Context) -> dict[str, tuple[datetime,
     if record.state not in OPEN_STATES:
         return timers
     if record.sla.paused_since is None:
+        # only the next SLA moment is scheduled: when it fires, the record changes and the one after
+        # it is scheduled then (one schedule per request instead of one per deadline and kind)
+        pending: list[tuple[datetime, str, dict[str, Any]]] = []
         for name, d in record.sla.deadlines.items():
             if not d.open:
                 continue
             if not d.warned:
-                timers[f"{name}.warning"] = (d.warn_at, {"deadline": name, "kind": "warning", "due": d.due.isoformat()})
+                pending.append((d.warn_at, f"{name}.warning",
+                                {"deadline": name, "kind": "warning", "due": d.due.isoformat()}))
             if not d.breached:
-                timers[f"{name}.breach"] = (d.due, {"deadline": name, "kind": "breach", "due": d.due.isoformat()})
+                pending.append((d.due, f"{name}.breach", {"deadline": name, "kind": "breach", "due": d.due.isoformat()}))
+        if pending:
+            at, timer, payload = min(pending, key=lambda p: (p[0], p[1]))
+            timers[timer] = (at, payload)
     # offers to agents time out; the offer to a supervisor after the last one does not
     if record.state == "offered" and record.offered_at is not None and record.offers <= ctx.max_offers:
         timers["offer"] = (record.offered_at + ctx.offer_timeout,
