@@ -37,9 +37,10 @@ class ModelBucket(Generic[T]):
         except nats.js.errors.KeyWrongLastSequenceError:
             return False
 
-    async def update(self, key: str, value: T, revision: int) -> None:
+    async def update(self, key: str, value: T, revision: int) -> int:
+        """Write if the key is still at `revision`; returns the new revision."""
         try:
-            await self.kv.update(key, value.model_dump_json().encode(), last=revision)
+            return await self.kv.update(key, value.model_dump_json().encode(), last=revision)
         except nats.js.errors.KeyWrongLastSequenceError as exc:
             raise Conflict(key) from exc
 

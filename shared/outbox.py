@@ -52,9 +52,12 @@ class OutboundGate:
             return True
         if self._bucket is None:
             self._bucket = ModelBucket(await self._js.key_value(s.BUCKET_OUTBOUND_CAPS), DailyCount)
+        message_id = str(message.get("message_id"))
+        if await self._bucket.create(key, DailyCount(message_ids=[message_id])):
+            return True  # the customer's first message today (one round trip)
         for _ in range(20):
             found = await self._bucket.get(key)
-            allowed, stored = admit(found[0] if found else None, str(message.get("message_id")), self._cap)
+            allowed, stored = admit(found[0] if found else None, message_id, self._cap)
             if not allowed:
                 if self._held is not None:
                     self._held.labels(str(message.get("kind", "other"))).inc()

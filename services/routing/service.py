@@ -93,7 +93,7 @@ class Routing:
         )
 
     # -- a received request --------------------------------------------------------------------
-    async def on_received(self, request: RequestReceived) -> RequestRecord:
+    async def on_received(self, request: RequestReceived) -> None:
         customer_id = request.customer.customer_id
         if customer_id:
             for other in await self.store.pending_for(customer_id):
@@ -102,34 +102,41 @@ class Routing:
                         await self.apply(other, lambda r, c: resume_on_reply(
                             r, c, reason=f"customer wrote again ({request.request_id})"))
 
-        found = await self.store.get(request.request_id)
-        if found is None:
-            ctx = self.context()
-            rules = self.config
-            judgement = judge(text=f"{request.subject or ''}\n{request.body}", hints=request.hints,
-                              tier=request.customer.tier, rules=rules.rules)
-            policy = rules.sla.select(priority=judgement.priority, tier=request.customer.tier,
-                                      category=judgement.category)
-            sla = start_sla(config=rules.sla, policy=policy, received_at=request.received_at)
-            decision = assignment(request=request, judgement=judgement, table=rules.departments, sla=sla, now=ctx.now)
-            record = open_record(request=request, decision=decision, sla=sla, ctx=ctx,
-                                 skills=needs_for(topic=decision.topic, skills_by_topic=rules.tuning.skills_by_topic))
-            await self.store.mark_outbox(record.request_id, record.version)
-            if await self.store.create(record):
-                self.metrics.routed.labels(decision.category.value, decision.priority.value, decision.department).inc()
-                # offer at once when someone is free, so the routing decision can name the agent
-                await self._offer_first(record)
-        await self.flush(request.request_id)
+        # a delivery of a request already routed (redelivery, another replica) fails the create and
+        # only flushes: judging again costs CPU, reading first would cost a round trip every time
+        ctx = self.context()
+        rules = self.config
+        judgement = judge(text=f"{request.subject or ''}\n{request.body}", hints=request.hints,
+                          tier=request.customer.tier, rules=rules.rules)
+        policy = rules.sla.select(priority=judgement.priority, tier=request.customer.tier,
+                                  category=judgement.category)
+        sla = start_sla(config=rules.sla, policy=policy, received_at=request.received_at)
+        decision = assignment(request=request, judgement=judgement, table=rules.departments, sla=sla, now=ctx.now)
+        record = open_record(request=request, decision=decision, sla=sla, ctx=ctx,
+                             skills=needs_for(topic=decision.topic, skills_by_topic=rules.tuning.skills_by_topic))
+        # No outbox marker on this path: until the flush below has published everything, the message
+        # is not acknowledged, and its redelivery flushes again. Only a flush that fails leaves a
+        # marker, for the reconcile loop (in case the message runs out of deliveries).
+        marked = True  # a redelivery: a failed flush may have left a marker
+        if await self.store.create(record):
+            self.metrics.routed.labels(decision.category.value, decision.priority.value, decision.department).inc()
+            # offer at once when someone is free, so the routing decision can name the agent
+            marked = await self._offer_first(record)
+        try:
+            await self.flush(request.request_id, unmark=marked)
+        except Exception:
+            with contextlib.suppress(Exception):
+                await self.store.mark_outbox_if_absent(request.request_id)
+            raise
         await self.dispatch()
-        found = await self.store.get(request.request_id)
-        assert found is not None
-        return found[0]
 
-    async def _offer_first(self, record: RequestRecord) -> None:
+    async def _offer_first(self, record: RequestRecord) -> bool:
+        """True when an offer was tried (its change wrote an outbox marker)."""
         async with self._dispatching:
             offers = plan([self.waiting_of(record)], dict(self.store.agents.items))
             for waiting, agent in offers:
                 await self._try_offer(waiting, agent.agent_id, flush=False)
+            return bool(offers)
 
     async def on_reopened(self, event: RequestReopened) -> None:
         try:
@@ -152,20 +159,23 @@ class Routing:
                 return record
             await self.store.mark_outbox(request_id, changed.version)
             try:
-                await self.store.update(changed, revision)
+                stored = await self.store.update(changed, revision)
             except Conflict:
                 continue
             if flush:
                 try:
-                    await self.flush(request_id)
+                    await self.flush(request_id, known=(changed, stored))
                 except Exception:  # stored: the reconcile loop publishes it
                     log.warning("flush failed; will retry", extra={"request_id": request_id}, exc_info=True)
             return changed
         raise Conflict(request_id)
 
-    async def flush(self, request_id: str) -> None:
-        """Publish the outbox, sync projections and timers, then clear what was done."""
-        found = await self.store.get(request_id)
+    async def flush(self, request_id: str, known: tuple[RequestRecord, int] | None = None, *,
+                    unmark: bool = True) -> None:
+        """Publish the outbox, sync projections and timers, then clear what was done.
+        `known`: the record and revision the caller just wrote (saves reading it back);
+        `unmark`: False when the caller knows no outbox marker was written."""
+        found = known or await self.store.get(request_id)
         if found is None:
             return
         record, _ = found
@@ -181,8 +191,9 @@ class Routing:
             await timers.cancel(self.publisher, service=TIMER_SERVICE, key=request_id, name=name)
         published = {i.msg_id for i in record.outbox}
         released = set(record.release)
-        for _ in range(20):
-            found = await self.store.get(request_id)
+        for attempt in range(20):
+            if attempt:  # the first try assumes nothing changed since it was read or written
+                found = await self.store.get(request_id)
             assert found is not None
             current, revision = found
             rest = [i for i in current.outbox if i.msg_id not in published]
@@ -197,7 +208,8 @@ class Routing:
                 break
             except Conflict:
                 continue
-        await self.store.unmark_outbox(request_id, record.version)
+        if unmark:
+            await self.store.unmark_outbox(request_id, record.version)
 
     async def sync(self, record: RequestRecord) -> None:
         """Bring waiting queue, agents' holds and pending index in line with the record."""

@@ -119,13 +119,19 @@ class RoutingStore:
         """Store a new record. False if one exists already (another delivery or replica won)."""
         return await self.records.create(record.request_id, record)
 
-    async def update(self, record: RequestRecord, revision: int) -> None:
-        await self.records.update(record.request_id, record, revision)
+    async def update(self, record: RequestRecord, revision: int) -> int:
+        return await self.records.update(record.request_id, record, revision)
 
     # -- outbox markers ----------------------------------------------------------------------
     async def mark_outbox(self, request_id: str, version: int) -> None:
         """Written before a change is stored: the request may have unpublished events up to `version`."""
         await self.outbox_kv.put(request_id, str(version).encode())
+
+    async def mark_outbox_if_absent(self, request_id: str) -> None:
+        """Ask the reconcile loop to flush the request (version 0: whatever it holds), keeping a
+        marker that is there already."""
+        with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError):
+            await self.outbox_kv.create(request_id, b"0")
 
     async def unmark_outbox(self, request_id: str, flushed: int) -> None:
         """Remove the marker if it covers nothing newer than what was just flushed (a concurrent change

@@ -81,3 +81,45 @@ async def test_a_message_that_runs_out_of_deliveries_is_recorded_in_the_dlq_even
     body = _json.loads(dead.data)
     assert dead.subject.startswith("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.KEFU_EVENTS.crashy")
     assert body["stream_seq"] == ack.seq and body["deliveries"] == 2
+
+
+async def test_a_failed_flush_of_a_received_request_leaves_a_marker_and_is_finished_once(
+        start, events, js, monkeypatch) -> None:
+    """Routing writes no outbox marker on the consumer path (redelivery flushes again); a flush
+    that fails leaves one for the reconcile loop, and the redelivery publishes everything once."""
+    from shared import outbox
+
+    real = outbox.publish
+    failures: list[str] = []
+
+    async def failing_once(publisher, items):
+        if not failures:
+            failures.append(items[0].msg_id)
+            raise TimeoutError("publish timed out")
+        await real(publisher, items)
+
+    monkeypatch.setattr(outbox, "publish", failing_once)
+    async with pipeline(start):
+        markers = await js.key_value(s.BUCKET_OUTBOX)
+        await js.publish("kefu.intake.sms", payload(Channel.sms, "SM-flush-fails"))
+        received = (await events.wait_for(s.REQUEST_RECEIVED))[0]
+        rid = received["request_id"]
+        marked = await wait_until(lambda: _marker(markers, rid), what="an outbox marker after the failed flush")
+        assigned = await events.wait_for(s.REQUEST_ASSIGNED, request_id=rid)
+        await wait_until(lambda: _no_marker(markers, rid), what="the marker removed by the finished flush")
+    assert len(failures) == 1 and failures[0].startswith(f"assigned:{rid}")
+    assert marked == b"0"
+    assert len(assigned) == 1
+
+
+async def _marker(kv, key: str) -> bytes | None:
+    import nats.js.errors
+
+    try:
+        return (await kv.get(key)).value
+    except nats.js.errors.KeyNotFoundError:
+        return None
+
+
+async def _no_marker(kv, key: str) -> bool:
+    return await _marker(kv, key) is None
