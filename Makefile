@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test unit integration docs bench clean
+.PHONY: run test unit integration docs bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ integration: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m devtools.bench
+
+# a long run (one million requests by default; KEFU_SOAK_COUNT, KEFU_SOAK_RATE): memory must stay flat
+soak: $(STAMP)
+	$(PY) -m devtools.bench soak
 
 docs: $(STAMP)
 	$(PY) -m devtools.gen_docs

@@ -129,7 +129,7 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def start_kefu(url: str, var: Path) -> dict[str, subprocess.Popen]:
+def start_kefu(url: str, var: Path, replicas: dict[str, int] | None = None) -> dict[str, subprocess.Popen]:
     # the caller's per-service settings (e.g. KEFU_ROUTING_WORKERS) pass through; the rest is the bench's
     own = tuple(f"KEFU_{name.upper()}_" for name in SERVICES)
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_") or k.startswith(own)} | {
@@ -137,11 +137,13 @@ def start_kefu(url: str, var: Path) -> dict[str, subprocess.Popen]:
         "KEFU_FEEDBACK_SURVEY_SECRET": "bench", "KEFU_LOG_LEVEL": "WARNING",
     }
     procs = {}
-    for name in SERVICES:
-        env[f"KEFU_{name.upper()}_HTTP_PORT"] = str(port := free_port())
-        procs[name] = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=dict(env),
-                                       stdout=subprocess.DEVNULL, stderr=open(var / f"{name}.log", "w"))
-        procs[name].port = port  # type: ignore[attr-defined]
+    for service in SERVICES:
+        for n in range(1, (replicas or {}).get(service, 1) + 1):
+            name = service if n == 1 else f"{service}-{n}"
+            env[f"KEFU_{service.upper()}_HTTP_PORT"] = str(port := free_port())
+            procs[name] = subprocess.Popen([sys.executable, "-m", f"services.{service}"], cwd=ROOT, env=dict(env),
+                                           stdout=subprocess.DEVNULL, stderr=open(var / f"{name}.log", "w"))
+            procs[name].port = port  # type: ignore[attr-defined]
     deadline = time.time() + 60
     for name, proc in procs.items():
         while True:
@@ -210,6 +212,14 @@ async def main() -> int:
             memory[n]["after_kib"] = rss_kib(p.pid)
         stop(procs)
 
+        # scale-out: the same max-rate load with two processes of the bottleneck service
+        scaled = os.environ.get("KEFU_BENCH_SCALE", "routing")
+        if scaled:
+            procs = start_kefu(url, var, {scaled: 2})
+            results.append(await drive(url, f"kefu {scaled}x2", "max rate", kefu_items(burst, run + "s"),
+                                       REQUEST_ASSIGNED, assigned, None))
+            stop(procs)
+
         subprocess.run([sys.executable, "-m", "devtools.bench_bare", "setup", url], cwd=ROOT, check=True)
         workers = [subprocess.Popen([sys.executable, "-m", "devtools.bench_bare", "worker", url, a, b], cwd=ROOT)
                    for a, b in (("bench.a", "bench.b"), ("bench.b", "bench.c"))]
@@ -227,11 +237,11 @@ async def main() -> int:
     kefu_max = next(r for r in results if r.name == "kefu" and r.mode == "max rate")
     bare_max = next(r for r in results if r.name == "bare" and r.mode == "max rate")
     ratio = round(kefu_max.throughput_per_s / bare_max.throughput_per_s, 2) if bare_max.throughput_per_s else None
-    print(f"\n{'pipeline':8} {'mode':11} {'offered/s':>9} {'sent':>6} {'done':>6} {'thru/s':>8} "
+    print(f"\n{'pipeline':15} {'mode':11} {'offered/s':>9} {'sent':>6} {'done':>6} {'thru/s':>8} "
           f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for r in results:
         offered = f"{r.offered_per_s:.0f}" if r.offered_per_s else "max"
-        print(f"{r.name:8} {r.mode:11} {offered:>9} {r.sent:>6} {r.completed:>6} {r.throughput_per_s:>8} "
+        print(f"{r.name:15} {r.mode:11} {offered:>9} {r.sent:>6} {r.completed:>6} {r.throughput_per_s:>8} "
               f"{r.p50_ms:>8} {r.p95_ms:>8} {r.p99_ms:>8} {r.max_ms:>8}")
     print(f"\nkefu / bare throughput at max rate: {ratio}")
     for name, m in memory.items():
@@ -246,5 +256,87 @@ async def main() -> int:
     return 0
 
 
+async def soak() -> int:
+    """`make soak`: a long run at a fixed rate (KEFU_SOAK_COUNT requests, default 1,000,000, at
+    KEFU_SOAK_RATE/s, default 80); every assigned request is closed through routing's API so that
+    nothing accumulates by design; each process's RSS is sampled 20 times. Memory counts as flat when
+    no sample after the first 10% exceeds the 10% sample by more than 10%."""
+    count = int(os.environ.get("KEFU_SOAK_COUNT", "1000000"))
+    rate = float(os.environ.get("KEFU_SOAK_RATE", "80"))
+    var = ROOT / "var" / "bench"
+    var.mkdir(parents=True, exist_ok=True)
+    server = None
+    url = os.environ.get("KEFU_NATS_URL")
+    if not url:
+        server = NatsServer(Path(tempfile.mkdtemp(prefix="kefu-soak-"))).start()
+        url = server.url
+    procs = start_kefu(url, var)
+    pids = {n: p.pid for n, p in procs.items()} | ({"nats-server": server.proc.pid} if server else {})
+    routing = f"http://127.0.0.1:{procs['routing'].port}"  # type: ignore[attr-defined]
+    samples: list[dict[str, float]] = []
+    closed = 0
+    try:
+        nc = await nats.connect(url)
+        js = nc.jetstream()
+        closing = asyncio.Semaphore(64)
+        http = httpx.AsyncClient(base_url=routing, headers={"Authorization": "Bearer bench"}, timeout=30)
+        pending: set[asyncio.Task] = set()
+
+        async def close(request_id: str) -> None:
+            nonlocal closed
+            async with closing:
+                try:
+                    resp = await http.post(f"/v1/requests/{request_id}/close", json={"reason": "soak"})
+                except httpx.HTTPError:
+                    return
+                closed += resp.status_code == 200
+
+        async def on_assigned(msg) -> None:
+            task = asyncio.create_task(close(json.loads(msg.data)["request_id"]))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+        await nc.subscribe(REQUEST_ASSIGNED, cb=on_assigned)
+        channels = list(Channel)
+        run = uuid.uuid4().hex[:8]
+        start = time.perf_counter()
+        every = max(1, count // 20)
+        for i in range(count):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            channel = channels[i % len(channels)]
+            source = f"{run}-{i}" if channel is not Channel.email else f"{run}-{i}@soak.example"
+            await js.publish(intake_subject(channel), payload(channel, source, contact=f"13{i % 10**9:09d}"),
+                             headers={"Nats-Msg-Id": source}, timeout=30)
+            if (i + 1) % every == 0:
+                samples.append({"requests": i + 1, "closed": closed,
+                                **{n: round(rss_kib(pid) / 1024, 1) for n, pid in pids.items()}})
+                print(f"{i + 1:>9} sent {closed:>9} closed  " +
+                      "  ".join(f"{n} {samples[-1][n]} MiB" for n in pids), flush=True)
+        deadline = time.perf_counter() + 120
+        while closed < count and time.perf_counter() < deadline:  # the last ones are still on their way
+            await asyncio.sleep(0.5)
+        await asyncio.gather(*pending, return_exceptions=True)
+        await http.aclose()
+        await nc.close()
+    finally:
+        stop(procs)
+        if server is not None:
+            server.stop()
+    base = samples[max(0, len(samples) // 10 - 1)] if samples else {}
+    growth = {n: round(100 * (max(x[n] for x in samples[len(samples) // 10:]) / base[n] - 1), 1)
+              for n in pids if base.get(n)}
+    flat = all(g <= 10 for n, g in growth.items() if n != "nats-server")
+    print(f"\n{count} sent, {closed} closed through the API")
+    print(f"RSS growth after warm-up (%): {growth}; services flat within 10%: {flat}")
+    out = {"count": count, "rate": rate, "closed": closed, "samples": samples, "growth_pct": growth, "flat": flat,
+           "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+           "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    (var / "soak.json").write_text(json.dumps(out, indent=2))
+    print(f"written {var / 'soak.json'}")
+    return 0 if flat else 1
+
+
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(asyncio.run(soak() if sys.argv[1:] == ["soak"] else main()))

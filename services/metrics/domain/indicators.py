@@ -73,9 +73,10 @@ class Histogram:
         return [*out, ("+Inf", self.count)]
 
 
-@dataclass
+@dataclass(slots=True)
 class Facts:
-    """What the indicators need of one request."""
+    """What the indicators need of one request (kept for the 7-day windows: slots, no __dict__,
+    about 0.4 KiB each instead of 1 KiB)."""
 
     channel: str
     received_at: datetime
