@@ -178,17 +178,21 @@ def stop(procs) -> None:
             proc.kill()
 
 
+def prepare(prefix: str) -> tuple[Path, NatsServer | None, str]:
+    """var/bench, and KEFU_NATS_URL or the bundled nats-server on a fresh store."""
+    var = ROOT / "var" / "bench"
+    var.mkdir(parents=True, exist_ok=True)
+    if url := os.environ.get("KEFU_NATS_URL"):
+        return var, None, url
+    server = NatsServer(Path(tempfile.mkdtemp(prefix=prefix))).start()
+    return var, server, server.url
+
+
 async def main() -> int:
     rate = float(os.environ.get("KEFU_BENCH_RATE", "300"))
     seconds = float(os.environ.get("KEFU_BENCH_SECONDS", "10"))
     burst = int(os.environ.get("KEFU_BENCH_MAX_COUNT", "4000"))
-    var = ROOT / "var" / "bench"
-    var.mkdir(parents=True, exist_ok=True)
-    server = None
-    url = os.environ.get("KEFU_NATS_URL")
-    if not url:
-        server = NatsServer(Path(tempfile.mkdtemp(prefix="kefu-bench-"))).start()
-        url = server.url
+    var, server, url = prepare("kefu-bench-")
     results: list[Result] = []
     memory: dict[str, dict[str, int]] = {}
     cpu_ms: dict[str, float] = {}
@@ -263,13 +267,7 @@ async def soak() -> int:
     no sample after the first 10% exceeds the 10% sample by more than 10%."""
     count = int(os.environ.get("KEFU_SOAK_COUNT", "1000000"))
     rate = float(os.environ.get("KEFU_SOAK_RATE", "80"))
-    var = ROOT / "var" / "bench"
-    var.mkdir(parents=True, exist_ok=True)
-    server = None
-    url = os.environ.get("KEFU_NATS_URL")
-    if not url:
-        server = NatsServer(Path(tempfile.mkdtemp(prefix="kefu-soak-"))).start()
-        url = server.url
+    var, server, url = prepare("kefu-soak-")
     procs = start_kefu(url, var)
     pids = {n: p.pid for n, p in procs.items()} | ({"nats-server": server.proc.pid} if server else {})
     routing = f"http://127.0.0.1:{procs['routing'].port}"  # type: ignore[attr-defined]
