@@ -158,6 +158,10 @@ class RequestResolved(RequestChange):
     resolution: str
     first_contact: bool = False
     channel: Channel | None = None
+    # where the request stands when it is resolved (after any transfer or reopen)
+    department: str | None = None
+    priority: Priority | None = None
+    tier: Tier | None = None
 
 
 class RequestReopened(RequestChange):

@@ -22,7 +22,6 @@ from shared.enums import Language
 from shared.models import (
     FollowupCompleted,
     FollowupScheduled,
-    RequestAssigned,
     RequestReceived,
     RequestReopened,
     RequestResolved,
@@ -86,11 +85,7 @@ class Feedback:
     async def on_request_event(self, subject: str, body: dict[str, Any]) -> None:
         if subject == s.REQUEST_RECEIVED:
             await self._received(RequestReceived.model_validate(body))
-        elif subject == s.REQUEST_ASSIGNED:
-            a = RequestAssigned.model_validate(body)
-            await self.store.views.change(a.request_id, lambda v: v.model_copy(
-                update={"department": a.department, "priority": a.priority, "tier": a.tier}))
-        elif subject == s.REQUEST_RESOLVED:
+        elif subject == s.REQUEST_RESOLVED:  # carries department, priority and tier as they are then
             await self._resolved(RequestResolved.model_validate(body))
 
     async def _received(self, r: RequestReceived) -> None:
@@ -104,16 +99,17 @@ class Feedback:
 
     async def _resolved(self, event: RequestResolved) -> None:
         now = datetime.now(UTC)
-        found = await self.store.views.get(event.request_id)
-        if found is None:
-            log.warning("resolved request never seen received", extra={"request_id": event.request_id})
-            return
         survey_id = survey_id_for(f"resolved:{event.event_id}")
         view = await self.store.views.change(event.request_id, lambda v: None if v.resolved_at == event.occurred_at
                                              else v.model_copy(update={
                                                  "resolved_at": event.occurred_at, "resolution": event.resolution,
-                                                 "resolutions": v.resolutions + 1}))
-        assert view is not None
+                                                 "resolutions": v.resolutions + 1,
+                                                 "department": event.department or v.department,
+                                                 "priority": event.priority or v.priority,
+                                                 "tier": event.tier or v.tier}))
+        if view is None:
+            log.warning("resolved request never seen received", extra={"request_id": event.request_id})
+            return
         items = [outbox.item(s.outbound_subject(view.channel), m.message(
             view, kind="result", message_id=f"result.{survey_id}", text=m.result_text(view, self.config.messages),
             at=now), msg_id=f"result:{survey_id}")]

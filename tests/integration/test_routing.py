@@ -237,5 +237,8 @@ async def test_lifecycle_api_with_pending_resumed_by_the_customers_reply(nats_se
         "received", "assigned", "offered", "accepted", "note", "pending", "resumed", "resolved", "closed"]
     assert record["history"][4]["actor"] == "a1" and record["history"][4]["detail"]["to_customer"] is True
     assert rid not in agent["active"]  # (the reply itself is a new request, which a1 may hold)
+    resolved_event = events.of(s.REQUEST_RESOLVED, request_id=rid)[0]
+    assert (resolved_event["department"], resolved_event["priority"], resolved_event["tier"]) == (
+        "business", "normal", "standard")  # where it stands when resolved, for feedback
     kinds = [subject.rsplit(".", 1)[-1] for subject, body in events.messages if body.get("request_id") == rid]
     assert kinds == ["received", "assigned", "dispatched", "accepted", "noted", "pending", "resumed", "resolved", "closed"]

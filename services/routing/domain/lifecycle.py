@@ -286,7 +286,8 @@ def resolve(record: RequestRecord, ctx: Context, *, actor: str, resolution: str,
         record, ctx, actor=actor, action="resolved", detail={"resolution": resolution, "first_contact": first_contact},
         events=[(s.REQUEST_RESOLVED, RequestResolved(
             request_id=record.request_id, actor=actor, resolution=resolution, first_contact=first_contact,
-            channel=record.request.channel, occurred_at=ctx.now))],
+            channel=record.request.channel, department=record.department, priority=record.priority,
+            tier=record.request.customer.tier, occurred_at=ctx.now))],
         release=[record.agent_id] if record.agent_id else [],
         state="resolved", sla=sla, resolution=resolution, first_contact=first_contact,
     )
