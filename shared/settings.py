@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -89,6 +89,13 @@ class KefuSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 0
     service_name: str = "kefu"
+
+    @field_validator("token_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < 32:
+            raise ValueError("KEFU_TOKEN_SECRET must be at least 32 bytes (HS256 key; e.g. openssl rand -base64 32)")
+        return value
 
     def adapter_key_map(self) -> dict[str, str]:
         """key -> adapter name."""

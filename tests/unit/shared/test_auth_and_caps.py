@@ -88,3 +88,13 @@ def test_the_cap_key_is_a_hashed_contact_per_day() -> None:
     assert key == cap_key({"email": "x@example.com", "phone": "+8613900001111"}, date(2026, 11, 24))
     assert cap_key({}, date(2026, 11, 24)) is None
     assert cap_key({"department": "hr"}, date(2026, 11, 24)) is not None
+
+
+def test_a_token_secret_shorter_than_an_hs256_key_is_refused_at_start() -> None:
+    from pydantic import ValidationError
+
+    from shared.settings import KefuSettings
+
+    with pytest.raises(ValidationError, match="at least 32 bytes"):
+        KefuSettings(token_secret="short")
+    assert KefuSettings(token_secret="s" * 32).token_secret is not None
