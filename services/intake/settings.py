@@ -16,8 +16,11 @@ class IntakeSettings(KefuSettings):
     timezone: str = "Asia/Shanghai"  # the channels' local time, for payload times without an offset
     phone_region: str = "CN"  # numbers without a country code are read as this region's
     batch_size: int = 32
-    # messages handled at once per process (each is idempotent; state changes are revision-checked)
-    workers: int = 16
+    # messages handled at once per process (each is idempotent; state changes are revision-checked).
+    # 1 by default: on 2 cores more did not raise throughput, and FastStream 0.7.8's concurrent pull
+    # subscriber logs ClosedResourceError when stopped with messages in its buffer (they are
+    # redelivered, nothing is lost) - see docs/performance.md
+    workers: int = 1
     # signing secrets of adapters that sign webhooks instead of sending a key: `name:secret,...`
     adapter_secrets: SecretStr | None = None
     rate_limit_per_second: float = 50.0  # per adapter and process; 429 beyond
