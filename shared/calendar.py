@@ -8,6 +8,8 @@ time (urgent requests run 24x7). Both are pure: no "now", no I/O.
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -48,24 +50,19 @@ class WeekdayCalendar:
         return day.weekday() < 5
 
 
+@functools.lru_cache(maxsize=20_000)  # decades of days; asked for every deadline of every request
+def _chinese_workday(day: date) -> bool:
+    try:
+        return bool(chinese_calendar.is_workday(day))
+    except NotImplementedError:  # a year the package has no data for
+        return WeekdayCalendar().is_workday(day)
+
+
 class ChineseWorkCalendar:
     """Mainland China: public holidays off, make-up Saturdays and Sundays worked."""
 
-    def __init__(self) -> None:
-        self._fallback = WeekdayCalendar()
-        self._days: dict[date, bool] = {}  # asked for every deadline of every request: remembered
-
     def is_workday(self, day: date) -> bool:
-        known = self._days.get(day)
-        if known is not None:
-            return known
-        try:
-            answer = bool(chinese_calendar.is_workday(day))
-        except NotImplementedError:  # a year the package has no data for
-            answer = self._fallback.is_workday(day)
-        if len(self._days) < 20_000:  # a bound: decades of days
-            self._days[day] = answer
-        return answer
+        return _chinese_workday(day)
 
 
 CALENDARS: dict[str, type[WorkCalendar]] = {"chinese": ChineseWorkCalendar, "weekdays": WeekdayCalendar}
