@@ -24,7 +24,8 @@ _ASCII_WORD = re.compile(r"^[\x00-\x7f]+$")
 
 def compile_phrases(phrases: list[str]) -> re.Pattern[str] | None:
     """One regex for a phrase list. ASCII phrases match whole words ("fire" not in "firewall");
-    Chinese phrases match anywhere (Chinese has no spaces between words). Case-insensitive."""
+    Chinese phrases match anywhere (Chinese has no spaces between words). Case-insensitive: the
+    phrases are lowered here and `PhraseRule.matches` is given lowered text."""
     parts = []
     for phrase in phrases:
         p = phrase.strip().lower()
@@ -32,7 +33,8 @@ def compile_phrases(phrases: list[str]) -> re.Pattern[str] | None:
             continue
         escaped = re.escape(p).replace(r"\ ", r"\s+")
         parts.append(rf"(?<![a-z0-9]){escaped}(?![a-z0-9])" if _ASCII_WORD.match(p) else escaped)
-    return re.compile("|".join(parts), re.IGNORECASE) if parts else None
+    # callers match lowered text (phrases are lowered here): no IGNORECASE, which costs on Unicode
+    return re.compile("|".join(parts)) if parts else None
 
 
 class PhraseRule(BaseModel):
