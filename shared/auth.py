@@ -14,6 +14,7 @@ Roles:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -52,6 +53,7 @@ class TokenRefused(Exception):
         self.detail = detail
 
 
+@functools.lru_cache(maxsize=8)  # asked on every staff request; the secrets change only with a restart
 def signing_key(token_secret: str | None, admin_token: str) -> bytes:
     if token_secret:
         return token_secret.encode()
