@@ -110,24 +110,26 @@ def make_runtime(settings: KefuSettings, *, consumer: str) -> Runtime:
 OnStart = Callable[[Runtime], Awaitable[None]]
 
 
-def durable_subscriber(router: Any, settings: KefuSettings, *, subject: str, stream: str, durable: str,
+def durable_subscriber(router: Any, settings: KefuSettings, *, subject: str | list[str], stream: str, durable: str,
                        description: str, batch_size: int = 32, workers: int = 1) -> Any:
     """The one way kefu consumes: a durable pull consumer with explicit acks, bounded redelivery
     (settled by the settle middleware), the service's own reply inbox. With `workers` > 1 up to
     that many messages are handled at once (for handlers that are safe to run concurrently: each
-    message's effects are idempotent and revision-checked)."""
+    message's effects are idempotent and revision-checked). Several subjects: one consumer with
+    those filter subjects (the server delivers nothing else)."""
     from faststream import AckPolicy
     from faststream.nats import ConsumerConfig, JStream, PullSub
 
     from .bus import inbox_prefix
 
+    several = isinstance(subject, list)
     return router.subscriber(
-        subject,
+        "" if several else subject,
         stream=JStream(stream, declare=False),
         durable=durable,
         pull_sub=PullSub(batch_size=batch_size, timeout=1.0),
         config=ConsumerConfig(ack_wait=settings.ack_wait_seconds, max_deliver=settings.max_deliver,
-                              max_ack_pending=1000),
+                              max_ack_pending=1000, filter_subjects=list(subject) if several else []),
         ack_policy=AckPolicy.NACK_ON_ERROR,
         inbox_prefix=inbox_prefix(settings),
         title=durable,

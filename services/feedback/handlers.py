@@ -19,11 +19,13 @@ def build_router(runtime: Runtime, holder: dict[str, Feedback], *, batch_size: i
     router = NatsRouter()
     settings = runtime.settings
 
-    def durable(subject: str, stream: str, name: str, description: str) -> Any:
+    def durable(subject: str | list[str], stream: str, name: str, description: str) -> Any:
         return durable_subscriber(router, settings, subject=subject, stream=stream, durable=name,
                                   batch_size=batch_size, description=description)
 
-    @durable("kefu.events.request.>", s.STREAM_EVENTS, s.CONSUMER_FEEDBACK,
+    # only what feedback uses: the server filters out the rest (a consumer created by an older
+    # version keeps its wider filter, and the handler ignores what it does not use)
+    @durable([s.REQUEST_RECEIVED, s.REQUEST_RESOLVED], s.STREAM_EVENTS, s.CONSUMER_FEEDBACK,
              "Keeps what feedback needs of each request; on resolution sends the result and the survey.")
     async def on_request_event(msg: NatsMessage) -> None:
         await holder["feedback"].on_request_event(msg.raw_message.subject, json.loads(msg.body))
