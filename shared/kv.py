@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -63,11 +64,34 @@ class ModelBucket(Generic[T]):
         raise Conflict(key)
 
     async def keys(self) -> list[str]:
-        try:
-            return await self.kv.keys()
-        except nats.js.errors.NoKeysError:
-            return []
+        """Every key, including deleted ones (their `get` is None): for buckets without deletes on
+        a hot path (a listing of a bucket with many delete markers would return all of them)."""
+        return await list_keys(self.kv)
 
     async def delete(self, key: str) -> None:
         with contextlib.suppress(nats.js.errors.KeyNotFoundError):
             await self.kv.delete(key)
+
+
+async def list_keys(kv: KeyValue) -> list[str]:
+    """Every key of a bucket with a value or a delete marker (a `get` of the latter finds nothing).
+
+    Read from the stream's per-subject state, page by page, instead of nats-py's `KeyValue.keys()`:
+    its watcher can signal "no more keys" before the buffered ones are processed and then reports
+    an empty bucket (nats-io/nats.py#842; seen here as a flaky monthly-sample test)."""
+    js = kv._js  # noqa: SLF001 - the JetStream context and stream the bucket object already holds
+    prefix = kv._pre  # noqa: SLF001 - "$KV.<bucket>."
+    keys: list[str] = []
+    offset = 0
+    while True:
+        resp = await js._api_request(  # noqa: SLF001 - stream info with paging (nats-py has no offset)
+            f"{js._prefix}.STREAM.INFO.{kv._stream}",  # noqa: SLF001
+            json.dumps({"subjects_filter": f"{prefix}>", "offset": offset}).encode(),
+            timeout=10,
+        )
+        subjects = (resp.get("state") or {}).get("subjects") or {}
+        keys += [subject[len(prefix):] for subject in subjects]
+        total = resp.get("total") or 0
+        offset += len(subjects)
+        if not subjects or offset >= total:
+            return keys

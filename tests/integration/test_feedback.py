@@ -211,6 +211,7 @@ async def test_monthly_sample_surveys_a_share_of_unsurveyed_requests_per_departm
         await events.wait_for(s.FOLLOWUP_SCHEDULED, count=3)
         month = datetime.now(UTC).astimezone(business_hours(CONFIG).tz).strftime("%Y-%m")
         sample = (await admin.post(f"/v1/samples/monthly?month={month}")).json()
+        assert sample["surveyed"] == 1, sample
         sent = await events.wait_for(s.SURVEY_SENT, count=1)
         again = (await admin.post(f"/v1/samples/monthly?month={month}")).json()
     assert sample["surveyed"] == 1 and sample["request_ids"][0] in ids  # 10% of 3 in one department: 1
