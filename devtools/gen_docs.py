@@ -59,30 +59,21 @@ def asyncapi() -> dict[str, Any]:
     events = JStream(s.STREAM_EVENTS, declare=False)
     for subject, model, description in PUBLISHED:
         broker.publisher(subject, stream=events, schema=model, title=subject, description=description)
+
+    def publishes(subject: str, stream: str, model: type, description: str, title: str | None = None) -> None:
+        broker.publisher(subject, stream=JStream(stream, declare=False), schema=model, title=title or subject,
+                         description=description)
+
     for channel in Channel:
-        broker.publisher(
-            s.outbound_subject(channel),
-            stream=JStream(s.STREAM_OUTBOUND, declare=False),
-            schema=m.OutboundMessage,
-            title=s.outbound_subject(channel),
-            description=f"Messages for customers on {channel.value}, for its adapter to deliver.",
-        )
-    broker.publisher(
-        "kefu.outbound.supervisor.{department}",
-        stream=JStream(s.STREAM_OUTBOUND, declare=False),
-        schema=m.SupervisorAlert,
-        title="kefu.outbound.supervisor.<department>",
-        description="Alerts for a department's supervisors: emergencies, escalations, offers nobody accepted.",
-    )
+        publishes(s.outbound_subject(channel), s.STREAM_OUTBOUND, m.OutboundMessage,
+                  f"Messages for customers on {channel.value}, for its adapter to deliver.")
+    publishes("kefu.outbound.supervisor.{department}", s.STREAM_OUTBOUND, m.SupervisorAlert,
+              "Alerts for a department's supervisors: emergencies, escalations, offers nobody accepted.",
+              title="kefu.outbound.supervisor.<department>")
     for action, what in (("request.read", "a request's record (routing)"), ("customer.read", "a customer (intake)"),
                          ("rejected.read", "a rejected payload's raw bytes (intake)")):
-        broker.publisher(
-            s.audit_subject(action),
-            stream=JStream(s.STREAM_AUDIT, declare=False),
-            schema=m.AuditRecord,
-            title=s.audit_subject(action),
-            description=f"Audit trail: a staff member read {what} through the API.",
-        )
+        publishes(s.audit_subject(action), s.STREAM_AUDIT, m.AuditRecord,
+                  f"Audit trail: a staff member read {what} through the API.")
     spec = AsyncAPI(
         *consumers,
         broker,

@@ -126,3 +126,53 @@ def may_see_agent(p: Principal, *, agent_id: str, department: str) -> bool:
 
 def is_supervisor(p: Principal) -> bool:
     return p.role in ("supervisor", "admin")
+
+
+# -- decisions the staff APIs make (each raises Refused; the edge turns it into the HTTP answer) ----
+
+class Refused(Exception):
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.error, self.detail = status, error, detail
+
+
+def accepting_agent(p: Principal, named: str | None) -> str:
+    """Who takes a request on `accept`: agents themselves; supervisors and admins name the agent."""
+    if p.role == "agent":
+        if named not in (None, p.subject):
+            raise Refused(403, "forbidden", "agents accept for themselves")
+        return p.subject
+    if named is None:
+        raise Refused(422, "invalid_body", "agent_id: name the agent who takes the request")
+    return named
+
+
+def may_assign_to(p: Principal, *, agent_department: str) -> bool:
+    """A supervisor hands requests only to agents of their departments."""
+    return p.role != "supervisor" or agent_department in p.departments
+
+
+def may_see_department(p: Principal, department: str | None) -> bool:
+    """Per-department data (drill-downs): admins, and staff of that department."""
+    return p.is_admin or (department is not None and department in p.departments)
+
+
+def staff_principal(*, subject: str, role: Role, requested: Iterable[str], agent_department: str | None,
+                    known: Iterable[str]) -> Principal:
+    """The principal a new token names: an agent's departments come from their profile
+    (`agent_department`), a supervisor's are named and known, an admin has none."""
+    requested = set(requested)
+    if role == "agent":
+        if requested:
+            raise Refused(422, "invalid_body", "departments: an agent's come from their profile")
+        departments = {agent_department} if agent_department else set()
+    elif role == "supervisor":
+        unknown = sorted(requested - set(known))
+        if not requested or unknown:
+            raise Refused(422, "invalid_body", f"departments: name known departments (unknown: {unknown})")
+        departments = requested
+    else:
+        if requested:
+            raise Refused(422, "invalid_body", "departments: admins have none")
+        departments = set()
+    return Principal(subject=subject, role=role, departments=frozenset(departments))

@@ -13,6 +13,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 import nats.errors
 from shared import subjects as s
+from shared import auth
 from shared.runtime import ApiError, Runtime, Supervisor
 
 from .domain.indicators import Projection
@@ -94,7 +95,7 @@ def build_api(runtime: Runtime, *, departments: tuple[str, ...], tz: ZoneInfo, l
                     department: Annotated[str | None, Query(max_length=64)] = None) -> dict[str, Any]:
         if (week is None) == (month is None):
             raise ApiError(422, "invalid_query", "give exactly one of week or month")
-        if not who.is_admin and department not in who.departments:
+        if not auth.may_see_department(who, department):
             raise ApiError(403, "forbidden", "supervisors drill down into their own departments (department=...)")
         start, end = _week(week) if week else month_bounds(month or "", tz)
         projection = await period_projection(runtime, departments, start - lookback)

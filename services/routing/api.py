@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -90,6 +92,15 @@ class TokenIssued(BaseModel):
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)}
 
 
+@contextmanager
+def refusals() -> Iterator[None]:
+    """A pure access decision's refusal as the HTTP answer."""
+    try:
+        yield
+    except auth.Refused as refused:
+        raise ApiError(refused.status, refused.error, refused.detail) from None
+
+
 def build_api(holder: dict[str, Routing]) -> APIRouter:
     api = APIRouter()
 
@@ -132,16 +143,10 @@ def build_api(holder: dict[str, Routing]) -> APIRouter:
     @api.post("/v1/requests/{request_id}/accept", tags=["requests"], responses=ERRORS,
               summary="An agent accepts the request (first response); also resumes a pending one")
     async def accept(request_id: REQUEST_ID, body: Accept, who: Staff) -> dict[str, Any]:
-        if who.role == "agent":
-            if body.agent_id not in (None, who.subject):
-                raise ApiError(403, "forbidden", "agents accept for themselves")
-            agent_id = who.subject
-        elif body.agent_id is None:
-            raise ApiError(422, "invalid_body", "agent_id: name the agent who takes the request")
-        else:
-            agent_id = body.agent_id
+        with refusals():
+            agent_id = auth.accepting_agent(who, body.agent_id)
         agent = await _known_agent(agent_id)
-        if not who.is_admin and who.role == "supervisor" and agent.department not in who.departments:
+        if not auth.may_assign_to(who, agent_department=agent.department):
             raise ApiError(403, "forbidden", "that agent is not in your departments")
         return await change(request_id, who, lambda r, c: lc.accept(r, c, agent_id=agent_id))
 
@@ -248,21 +253,12 @@ def build_api(holder: dict[str, Routing]) -> APIRouter:
               summary="Issue a staff bearer token (admins): an agent's (departments from their profile), "
               "a supervisor's (their departments) or a named admin's")
     async def issue_token(body: TokenRequest, _: Admin, request: Request) -> TokenIssued:
-        known = set(routing().config.departments.departments)
-        if body.role == "agent":
-            if body.departments:
-                raise ApiError(422, "invalid_body", "departments: an agent's come from their profile")
-            departments = [(await _known_agent(body.subject)).department]
-        elif body.role == "supervisor":
-            unknown = sorted(set(body.departments) - known)
-            if not body.departments or unknown:
-                raise ApiError(422, "invalid_body", f"departments: name known departments (unknown: {unknown})")
-            departments = sorted(set(body.departments))
-        else:
-            if body.departments:
-                raise ApiError(422, "invalid_body", "departments: admins have none")
-            departments = []
-        principal = Principal(subject=body.subject, role=body.role, departments=frozenset(departments))
+        agent_department = (await _known_agent(body.subject)).department if body.role == "agent" else None
+        with refusals():
+            principal = auth.staff_principal(subject=body.subject, role=body.role, requested=body.departments,
+                                             agent_department=agent_department,
+                                             known=routing().config.departments.departments)
+        departments = sorted(principal.departments)
         token, expires = auth.issue(staff_key(request), principal, now=datetime.now(UTC),
                                     ttl=timedelta(minutes=body.ttl_minutes))
         return TokenIssued(token=token, subject=body.subject, role=body.role, departments=departments,

@@ -98,3 +98,30 @@ def test_a_token_secret_shorter_than_an_hs256_key_is_refused_at_start() -> None:
     with pytest.raises(ValidationError, match="at least 32 bytes"):
         KefuSettings(token_secret="short")
     assert KefuSettings(token_secret="s" * 32).token_secret is not None
+
+
+def test_who_takes_a_request_on_accept() -> None:
+    assert auth.accepting_agent(AGENT, None) == auth.accepting_agent(AGENT, "a1") == "a1"
+    with pytest.raises(auth.Refused) as other:
+        auth.accepting_agent(AGENT, "a2")
+    assert other.value.status == 403
+    assert auth.accepting_agent(SUPERVISOR, "a2") == "a2"
+    with pytest.raises(auth.Refused) as unnamed:
+        auth.accepting_agent(auth.ADMIN, None)
+    assert unnamed.value.status == 422
+    assert auth.may_assign_to(SUPERVISOR, agent_department="quality")
+    assert not auth.may_assign_to(SUPERVISOR, agent_department="hr") and auth.may_assign_to(auth.ADMIN, agent_department="hr")
+
+
+def test_what_a_new_token_names() -> None:
+    known = ["business", "quality", "hr"]
+    agent = auth.staff_principal(subject="a1", role="agent", requested=[], agent_department="business", known=known)
+    assert agent.departments == frozenset({"business"})
+    supervisor = auth.staff_principal(subject="s1", role="supervisor", requested=["hr", "hr"], agent_department=None,
+                                      known=known)
+    assert supervisor.departments == frozenset({"hr"})
+    for role, requested in (("agent", ["hr"]), ("supervisor", []), ("supervisor", ["nowhere"]), ("admin", ["hr"])):
+        with pytest.raises(auth.Refused):
+            auth.staff_principal(subject="x", role=role, requested=requested, agent_department="hr", known=known)
+    assert auth.may_see_department(SUPERVISOR, "quality") and not auth.may_see_department(SUPERVISOR, None)
+    assert auth.may_see_department(auth.ADMIN, None)
