@@ -30,13 +30,12 @@ class ModelBucket(Generic[T]):
             return None
         return self.model.model_validate_json(entry.value), entry.revision
 
-    async def create(self, key: str, value: T) -> bool:
-        """False when the key exists already."""
+    async def create(self, key: str, value: T) -> int | None:
+        """The new revision (truthy), or None when the key exists already."""
         try:
-            await self.kv.create(key, value.model_dump_json().encode())
-            return True
+            return await self.kv.create(key, value.model_dump_json().encode())
         except nats.js.errors.KeyWrongLastSequenceError:
-            return False
+            return None
 
     async def update(self, key: str, value: T, revision: int) -> int:
         """Write if the key is still at `revision`; returns the new revision."""

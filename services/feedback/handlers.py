@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from faststream.nats import NatsMessage, NatsRouter
+from faststream.nats import NatsRouter
 
 from shared import subjects as s
 from shared.models import SurveyReplied
@@ -27,8 +27,9 @@ def build_router(runtime: Runtime, holder: dict[str, Feedback], *, batch_size: i
     # version keeps its wider filter, and the handler ignores what it does not use)
     @durable([s.REQUEST_RECEIVED, s.REQUEST_RESOLVED], s.STREAM_EVENTS, s.CONSUMER_FEEDBACK,
              "Keeps what feedback needs of each request; on resolution sends the result and the survey.")
-    async def on_request_event(msg: NatsMessage) -> None:
-        await holder["feedback"].on_request_event(msg.raw_message.subject, json.loads(msg.body))
+    async def on_request_event(body: bytes) -> None:
+        raw = runtime.current_message()
+        await holder["feedback"].on_request_event(raw.subject, json.loads(body))
 
     @durable(s.SURVEY_REPLIED, s.STREAM_EVENTS, s.CONSUMER_FEEDBACK_ANSWERS,
              "Records survey answers from the survey page and from replies on the customer's channel.")

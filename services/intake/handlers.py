@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from faststream.nats import NatsMessage, NatsRouter
+from faststream.nats import NatsRouter
 
 from shared import subjects as s
 from shared.runtime import Runtime, durable_subscriber
@@ -17,11 +17,11 @@ def build_router(runtime: Runtime, intake: dict[str, Intake], *, batch_size: int
     @durable_subscriber(router, runtime.settings, subject=s.INTAKE_ALL, stream=s.STREAM_INTAKE,
                         durable=s.CONSUMER_INTAKE, batch_size=batch_size, workers=workers,
                         description="Every payload an adapter published, in its channel's own format.")
-    async def on_payload(msg: NatsMessage) -> None:
-        raw = msg.raw_message
+    async def on_payload(body: bytes) -> None:
+        raw = runtime.current_message()
         await intake["intake"].handle(
             channel_name=s.channel_of_intake_subject(raw.subject),
-            raw=msg.body,
+            raw=body,
             stored_at=raw.metadata.timestamp,
             via="http" if (raw.headers or {}).get("Kefu-Via") == "http" else "nats",
         )

@@ -118,12 +118,16 @@ class Routing:
         # is not acknowledged, and its redelivery flushes again. Only a flush that fails leaves a
         # marker, for the reconcile loop (in case the message runs out of deliveries).
         marked = True  # a redelivery: a failed flush may have left a marker
-        if await self.store.create(record):
+        known: tuple[RequestRecord, int] | None = None  # what flush would otherwise read back
+        revision = await self.store.create(record)
+        if revision:
             self.metrics.routed.labels(decision.category.value, decision.priority.value, decision.department).inc()
             # offer at once when someone is free, so the routing decision can name the agent
             marked = await self._offer_first(record)
+            if not marked:  # no offer: the record is as just written
+                known = (record, revision)
         try:
-            await self.flush(request.request_id, unmark=marked)
+            await self.flush(request.request_id, known=known, unmark=marked)
         except Exception:
             with contextlib.suppress(Exception):
                 await self.store.mark_outbox_if_absent(request.request_id)

@@ -115,8 +115,9 @@ class RoutingStore:
     async def get(self, request_id: str) -> tuple[RequestRecord, int] | None:
         return await self.records.get(request_id)
 
-    async def create(self, record: RequestRecord) -> bool:
-        """Store a new record. False if one exists already (another delivery or replica won)."""
+    async def create(self, record: RequestRecord) -> int | None:
+        """Store a new record: its revision, or None if one exists already (another delivery or
+        replica won)."""
         return await self.records.create(record.request_id, record)
 
     async def update(self, record: RequestRecord, revision: int) -> int:
