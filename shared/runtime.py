@@ -37,7 +37,16 @@ from . import auth
 from . import subjects as s
 from .models import AuditRecord
 from .outbox import OutboundGate
-from .bus import Publisher, RetryPolicy, broker_kwargs, make_dead_letter, provision, settle_middleware, verify
+from .bus import (
+    Publisher,
+    RetryPolicy,
+    broker_kwargs,
+    make_dead_letter,
+    plain_header_parsing,
+    provision,
+    settle_middleware,
+    verify,
+)
 from .settings import KefuSettings
 
 log = logging.getLogger("kefu.runtime")
@@ -187,7 +196,7 @@ def base_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         broker = runtime.broker
         await broker.connect()
-        js = broker.connection.jetstream()
+        js = plain_header_parsing(broker.connection.jetstream())
         if runtime.settings.provision:
             await provision(js, runtime.settings)
         else:
