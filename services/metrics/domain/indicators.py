@@ -17,6 +17,7 @@ Definitions (docs/metrics.md):
 from __future__ import annotations
 
 import bisect
+import sys
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,8 +38,9 @@ CATEGORIES = tuple(c.value for c in Category)
 
 
 def bounded(value: Any, allowed: tuple[str, ...] | set[str], other: str) -> str:
-    """Label values come from bounded sets only: anything else is folded into `other`."""
-    return value if isinstance(value, str) and value in allowed else other
+    """Label values come from bounded sets only: anything else is folded into `other`. Interned:
+    the facts of many requests share one copy of each label instead of one per decoded event."""
+    return sys.intern(value) if isinstance(value, str) and value in allowed else other
 
 
 def _time(value: Any) -> datetime | None:
@@ -73,6 +75,48 @@ class Histogram:
         return [*out, ("+Inf", self.count)]
 
 
+class Rolling:
+    """Rolling-window sums in one bucket per minute: memory and reading cost bounded by the longest
+    window (7 days: at most 10,080 buckets) instead of growing with the events in it. A window
+    counts the whole minute its start falls in (edges move by the minute)."""
+
+    __slots__ = ("buckets",)
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, list[float]] = {}  # minute -> [sum of values, number of values]
+
+    def add(self, at: datetime, value: float, count: int = 1) -> None:
+        bucket = self.buckets.get(minute := _minute(at))
+        if bucket is None:
+            self.buckets[minute] = [float(value), count]
+        else:
+            bucket[0] += value
+            bucket[1] += count
+
+    def total(self, since: datetime) -> tuple[float, float]:
+        first = _minute(since)
+        hits = n = 0.0
+        for minute, (value, count) in self.buckets.items():
+            if minute >= first:
+                hits += value
+                n += count
+        return hits, n
+
+    def share(self, since: datetime) -> float | None:
+        """Sum over count (a share of 0/1 values, or a mean); None when nothing was counted."""
+        hits, n = self.total(since)
+        return hits / n if n else None
+
+    def prune(self, horizon: datetime) -> None:
+        first = _minute(horizon)
+        for minute in [m for m in self.buckets if m < first]:
+            del self.buckets[minute]
+
+
+def _minute(at: datetime) -> int:
+    return int(at.timestamp() // 60)
+
+
 @dataclass(slots=True)
 class Facts:
     """What the indicators need of one request (kept for the 7-day windows: slots, no __dict__,
@@ -95,8 +139,8 @@ class Facts:
     open: bool = False
     rating: int | None = None
     rated_at: datetime | None = None
-    breaches: list[tuple[str, datetime]] = field(default_factory=list)
-    reopened_at: list[datetime] = field(default_factory=list)
+    breaches: tuple[tuple[str, datetime], ...] = ()  # tuples: most requests have none, and () is shared
+    reopened_at: tuple[datetime, ...] = ()
 
     @property
     def accurate(self) -> bool:
@@ -124,14 +168,15 @@ class Projection:
     followup_due: dict[str, datetime] = field(default_factory=dict)
     followup_request: dict[str, str] = field(default_factory=dict)
     followup_done: set[str] = field(default_factory=set)
-    window: dict[str, deque[tuple[datetime, Any]]] = field(default_factory=dict)
+    window: dict[str, Rolling] = field(default_factory=dict)
+    revisits_done: deque[tuple[datetime, str]] = field(default_factory=deque)
     last_event_at: datetime | None = None
     keep_all: bool = False  # reports keep every fact of their period
     applied: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("acceptance", "fcr", "feedback", "csat", "complaint", "revisit_done"):
-            self.window.setdefault(name, deque())
+        for name in ("acceptance", "fcr", "feedback", "csat", "complaint", "accuracy"):
+            self.window.setdefault(name, Rolling())
 
     # -- applying events -------------------------------------------------------------------------
     def apply(self, subject: str, e: dict[str, Any]) -> None:
@@ -180,12 +225,13 @@ class Projection:
         f.priority = bounded(e.get("priority"), PRIORITIES, "unknown")
         f.department = self._dept(e.get("department"))
         f.emergency = bool(e.get("emergency"))
-        f.topic = e.get("topic") if isinstance(e.get("topic"), str) else None
+        topic = e.get("topic")
+        f.topic = sys.intern(topic) if isinstance(topic, str) and len(topic) <= 100 else None
         due = e.get("due") or {}
         f.due_first, f.due_resolution = _time(due.get("first_response")), _time(due.get("resolution"))
         f.open = True
         self.assigned[(f.category, f.priority, f.department)] += 1
-        self.window["complaint"].append((at, f.category == "complaint"))
+        self.window["complaint"].add(at, f.category == "complaint")
 
     def _accepted(self, e: dict[str, Any], at: datetime) -> None:
         f = self.facts.get(str(e.get("request_id")))
@@ -194,7 +240,7 @@ class Projection:
         f.accepted_at = at
         timely = f.due_first is None or at <= f.due_first
         self.accepted[(f.channel, f.department, str(timely).lower())] += 1
-        self.window["acceptance"].append((at, timely))
+        self.window["acceptance"].add(at, timely)
         key = (f.channel, f.priority)
         self.first_response.setdefault(key, Histogram(FIRST_RESPONSE_BUCKETS)).observe(
             max((at - f.received_at).total_seconds(), 0.0))
@@ -210,8 +256,9 @@ class Projection:
         f.first_contact = bool(e.get("first_contact"))
         in_time = f.due_resolution is None or at <= f.due_resolution
         self.resolved[(f.channel, f.department, str(f.first_contact).lower(), str(in_time).lower())] += 1
-        self.window["fcr"].append((at, f.first_contact))
-        self.window["feedback"].append((at, in_time))
+        self.window["fcr"].add(at, f.first_contact)
+        self.window["feedback"].add(at, in_time)
+        self.window["accuracy"].add(at, f.accurate)
         self.resolution.setdefault((f.channel, f.priority), Histogram(RESOLUTION_BUCKETS)).observe(
             max((at - f.received_at).total_seconds(), 0.0))
 
@@ -219,11 +266,19 @@ class Projection:
         f = self.facts.get(str(e.get("request_id")))
         if f is None:
             return
+        was_accurate = f.accurate
         f.reopened += 1
-        f.reopened_at.append(at)
+        f.reopened_at = (*f.reopened_at, at)
+        self._accuracy_lost(f, was_accurate)
         f.open = True
         f.priority = bounded(e.get("priority"), PRIORITIES, f.priority) if e.get("priority") else f.priority
         self.reopened[f.department] += 1
+
+    def _accuracy_lost(self, f: Facts, was_accurate: bool) -> None:
+        """A resolved request reopened or moved to another department no longer counts as accurate
+        in the minute it was (first) resolved."""
+        if was_accurate and not f.accurate and f.resolved_at is not None:
+            self.window["accuracy"].add(f.resolved_at, -1, count=0)
 
     def _closed(self, e: dict[str, Any], at: datetime) -> None:
         f = self.facts.get(str(e.get("request_id")))
@@ -234,8 +289,10 @@ class Projection:
         f = self.facts.get(str(e.get("request_id")))
         department = e.get("department")
         if f is not None and department and self._dept(department) != f.department:
+            was_accurate = f.accurate
             f.misrouted = True  # routed to the wrong department first
             f.department = self._dept(department)
+            self._accuracy_lost(f, was_accurate)
 
     def _breached(self, e: dict[str, Any], at: datetime) -> None:
         f = self.facts.get(str(e.get("request_id")))
@@ -243,7 +300,7 @@ class Projection:
         sla = bounded(e.get("sla"), SLAS, "other")
         self.breaches[(sla, priority)] += 1
         if f is not None:
-            f.breaches.append((sla, at))
+            f.breaches = (*f.breaches, (sla, at))
 
     def _warned(self, e: dict[str, Any], at: datetime) -> None:
         f = self.facts.get(str(e.get("request_id")))
@@ -257,7 +314,7 @@ class Projection:
         rating = e.get("rating")
         if isinstance(rating, int) and 1 <= rating <= 5:
             self.responses[str(rating)] += 1
-            self.window["csat"].append((at, rating))
+            self.window["csat"].add(at, rating)
             f = self.facts.get(str(e.get("request_id")))
             if f is not None:
                 f.rating, f.rated_at = rating, at
@@ -280,19 +337,21 @@ class Projection:
             return
         self.followup_done.add(fid)
         self.followups[outcome] += 1
-        self.window["revisit_done"].append((at, fid))
+        self.revisits_done.append((at, fid))
 
     def _prune(self, now: datetime) -> None:
-        """Bounded memory: facts of closed requests and window entries older than the longest window."""
+        """Bounded memory: revisits done and (amortised) window buckets and facts of closed requests
+        older than the longest window."""
         horizon = now - KEEP
-        for entries in self.window.values():
-            while entries and entries[0][0] < horizon:
-                entries.popleft()
+        while self.revisits_done and self.revisits_done[0][0] < horizon:
+            self.revisits_done.popleft()
         if self.applied % 5000 == 0:  # amortised
             self.compact(now)
 
     def compact(self, now: datetime) -> None:
         horizon = now - KEEP
+        for rolling in self.window.values():
+            rolling.prune(horizon)
         for rid in [rid for rid, f in self.facts.items()
                     if not f.open and (f.resolved_at or f.received_at) < horizon]:
             del self.facts[rid]
@@ -310,26 +369,21 @@ class Projection:
         return min(times) if times else None
 
     def ratios(self, now: datetime) -> dict[str, dict[str, float | None]]:
-        """Each ratio per window; None when there is nothing to divide (no series value)."""
+        """Each ratio per window; None when there is nothing to divide (no series value). Reads the
+        minute buckets, never the facts: a scrape costs the same at 1,000 or 1,000,000 requests a week."""
         out: dict[str, dict[str, float | None]] = {}
+        done = {fid for _, fid in self.revisits_done}
         for window, length in WINDOWS.items():
             since = now - length
-
-            def share(name: str) -> float | None:
-                values = [v for t, v in self.window[name] if t >= since]
-                return sum(1 for v in values if v) / len(values) if values else None
-
-            resolved = [f for f in self.facts.values() if f.resolved_at and f.resolved_at >= since]
             due = [fid for fid, d in self.followup_due.items() if since <= d <= now]
-            done = {fid for t, fid in self.window["revisit_done"]}
-            ratings = [v for t, v in self.window["csat"] if t >= since]
+            share = {name: rolling.share(since) for name, rolling in self.window.items()}
             out[window] = {
-                "acceptance_timeliness": share("acceptance"),
-                "first_contact_resolution": share("fcr"),
-                "feedback_timeliness": share("feedback"),
-                "processing_accuracy": (sum(1 for f in resolved if f.accurate) / len(resolved)) if resolved else None,
-                "complaint": share("complaint"),
+                "acceptance_timeliness": share["acceptance"],
+                "first_contact_resolution": share["fcr"],
+                "feedback_timeliness": share["feedback"],
+                "processing_accuracy": share["accuracy"],
+                "complaint": share["complaint"],
                 "revisit_completion": (sum(1 for fid in due if fid in done) / len(due)) if due else None,
-                "csat": (sum(ratings) / len(ratings)) if ratings else None,
+                "csat": share["csat"],
             }
         return out
