@@ -175,10 +175,19 @@ def decoder_for(handler: Callable[..., Any]) -> Callable[[Any], Any]:
     kind = typing.get_type_hints(handler).get(params[0]) if params else bytes
     if isinstance(kind, type) and issubclass(kind, BaseModel):
         model = kind
-        return lambda msg: model.model_validate_json(msg.body)
-    if kind is bytes:
-        return lambda msg: msg.body
-    return lambda msg: json.loads(msg.body)
+
+        async def as_model(msg: Any) -> Any:
+            return model.model_validate_json(msg.body)
+        return as_model
+
+    # coroutines: FastStream runs a plain function given as decoder in a worker thread
+    async def as_bytes(msg: Any) -> bytes:
+        return msg.body
+
+    async def as_json(msg: Any) -> Any:
+        return json.loads(msg.body)
+
+    return as_bytes if kind is bytes else as_json
 
 
 def base_app(
