@@ -64,6 +64,7 @@ def _timeouts_as_nats_timeouts(fetch: Callable[..., Awaitable[Any]]) -> Callable
 if not hasattr(JetStreamContext.PullSubscription.fetch, "__wrapped__"):
     JetStreamContext.PullSubscription.fetch = _timeouts_as_nats_timeouts(JetStreamContext.PullSubscription.fetch)
 
+
 class _HeaderLines:
     """Stands in for `email.parser.BytesParser` where nats-py's JetStreamManager.get_msg parses a
     stored message's headers (every KV get): NATS headers are not e-mail headers, and nats-py's

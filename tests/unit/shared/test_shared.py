@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import inspect
 from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 import shared
 from shared import subjects as s
@@ -134,3 +138,25 @@ def test_failure_reasons_never_quote_the_customers_data() -> None:
         _json.loads('{"phone": "13900001111"')
     except _json.JSONDecodeError as exc:
         assert "13900001111" not in describe(exc)
+
+
+async def test_consumers_decode_each_body_once_as_the_handler_asks() -> None:
+    from shared.runtime import decoder_for
+
+    async def wants_model(event: RequestReceived) -> None: ...
+    async def wants_bytes(body: bytes) -> None: ...
+    async def wants_json(body: dict[str, Any]) -> None: ...
+
+    body = (b'{"request_id": "req_x", "channel": "sms", "source_id": "1", '
+            b'"received_at": "2026-11-24T10:00:00+08:00", "customer": {}, "body": "hi", "language": "en"}')
+    msg = SimpleNamespace(body=body)
+    decoders = [decoder_for(h) for h in (wants_model, wants_bytes, wants_json)]
+    # coroutines: FastStream would run a plain function in a worker thread
+    assert all(inspect.iscoroutinefunction(d) for d in decoders)
+    as_model, as_bytes, as_json = decoders
+    event = await as_model(msg)
+    assert isinstance(event, RequestReceived) and event.request_id == "req_x"
+    assert await as_bytes(msg) is body
+    assert (await as_json(msg))["source_id"] == "1"
+    with pytest.raises(ValidationError):  # dead-lettered by the settle middleware
+        await as_model(SimpleNamespace(body=b'{"request_id": 1'))
