@@ -256,7 +256,7 @@ class Routing:
                     supervisor_id=supervisor.agent_id if supervisor else None))
                 await self.dispatch()
             else:
-                self.metrics.timers.labels(body["kind"]).inc()
+                self.metrics.timers.labels(body["kind"] if body["kind"] in ("warning", "breach") else "other").inc()
                 due = datetime.fromisoformat(body["due"])
                 await self.apply(request_id, lambda r, c: sla_timer(
                     r, c, deadline=body["deadline"], kind=body["kind"], due=due))
