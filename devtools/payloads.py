@@ -20,8 +20,15 @@ CONTENT_TYPES = {
 }
 
 
-def payload(channel: Channel, source_id: str, text: str | None = None, contact: str = "13900001111") -> bytes:
+DEFAULT_CONTACT = "13900001111"
+
+
+def payload(channel: Channel, source_id: str, text: str | None = None, contact: str = DEFAULT_CONTACT) -> bytes:
+    """A payload in the channel's own format. `contact` is the phone number where the channel has
+    one; for e-mail and WeChat a contact other than the default gives an address / OpenID of its
+    own, so that loads of many customers are many customers on every channel."""
     now = datetime.now(UTC).replace(microsecond=0)
+    own = contact != DEFAULT_CONTACT
     if channel is Channel.phone:
         return _json({"call_id": source_id, "caller": contact, "called": "4008008888", "started_at": now.isoformat(),
                       "ivr_path": [1, 3], "transcript": text or "你好，我家的冰箱不制冷了，需要上门维修"})
@@ -32,7 +39,7 @@ def payload(channel: Channel, source_id: str, text: str | None = None, contact: 
                           "Body": text or "我的宽带断了三天了，一直没人解决，我要投诉"}).encode()
     if channel is Channel.email:
         msg = EmailMessage()
-        msg["From"] = "王芳 <wangfang@example.cn>"
+        msg["From"] = f"王芳 <wangfang.{contact}@example.cn>" if own else "王芳 <wangfang@example.cn>"
         msg["To"] = "service@example.cn"
         msg["Subject"] = "咨询发票"
         msg["Date"] = format_datetime(now)
@@ -45,7 +52,8 @@ def payload(channel: Channel, source_id: str, text: str | None = None, contact: 
                       "page_url": "https://example.cn/contact"})
     if channel is Channel.wechat:
         return (
-            "<xml><ToUserName><![CDATA[gh_3f9e]]></ToUserName><FromUserName><![CDATA[oUpF8uMuAJO_M2pxb1Q9]]>"
+            "<xml><ToUserName><![CDATA[gh_3f9e]]></ToUserName>"
+            f"<FromUserName><![CDATA[{f'oUpF8u{contact}' if own else 'oUpF8uMuAJO_M2pxb1Q9'}]]>"
             f"</FromUserName><CreateTime>{int(now.timestamp())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
             f"<Content><![CDATA[{text or '热水器冒烟了，还有烧焦的味道'}]]></Content><MsgId>{source_id}</MsgId></xml>"
         ).encode()
