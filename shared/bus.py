@@ -188,6 +188,18 @@ def bucket_configs(settings: KefuSettings) -> list[KeyValueConfig]:
     ]
 
 
+MIN_SERVER = (2, 12)  # KEFU_TIMERS relies on message schedules (allow_msg_schedules), new in 2.12
+
+
+def require_server(major: int, minor: int) -> None:
+    """Refuse to start against a nats-server too old for kefu's streams: an older server has no
+    message schedules (it ignores the setting or refuses the stream), and SLA deadlines would never
+    fire. 0.0: not reported."""
+    if (major, minor) != (0, 0) and (major, minor) < MIN_SERVER:
+        raise SystemExit(f"nats-server {major}.{minor} is too old: kefu needs {MIN_SERVER[0]}.{MIN_SERVER[1]} "
+                         "or later (KEFU_TIMERS uses message schedules)")
+
+
 async def provision(js: JetStreamContext, settings: KefuSettings) -> None:
     """Create or update every stream and bucket. Idempotent; any service may run it first."""
     for cfg in stream_configs(settings):

@@ -45,6 +45,7 @@ from .bus import (
     make_dead_letter,
     plain_header_parsing,
     provision,
+    require_server,
     settle_middleware,
     verify,
 )
@@ -231,6 +232,8 @@ def base_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         broker = runtime.broker
         await broker.connect()
+        server = broker.connection.connected_server_version
+        require_server(server.major, server.minor)
         js = plain_header_parsing(broker.connection.jetstream())
         if runtime.settings.provision:
             await provision(js, runtime.settings)

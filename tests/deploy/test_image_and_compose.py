@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from shared.bus import MIN_SERVER
+
 ROOT = Path(__file__).parents[2]
 COMPOSE = ROOT / "deploy" / "compose" / "compose.yaml"
 SERVICES = ("intake", "routing", "feedback", "metrics")
@@ -53,6 +55,8 @@ def test_compose_wiring() -> None:
     compose = yaml.safe_load(COMPOSE.read_text())
     services = compose["services"]
     for node in ("nats-1", "nats-2", "nats-3"):
+        tag = services[node]["image"].split(":")[1]
+        assert tuple(map(int, tag.split("-")[0].split(".")[:2])) >= MIN_SERVER  # message schedules
         assert "ports" not in services[node]  # client and monitoring ports stay on the private network
         for volume in services[node]["volumes"]:
             source = volume.split(":")[0]

@@ -10,6 +10,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from shared.bus import MIN_SERVER
+
 ROOT = Path(__file__).parents[2]
 K8S = ROOT / "deploy" / "k8s"
 VERSION = "1.33.0"
@@ -72,3 +74,5 @@ def test_nats_helm_values_ask_for_a_durable_three_node_cluster() -> None:
     assert values["config"]["jetstream"]["fileStore"]["pvc"]["enabled"] is True
     assert values["config"]["jetstream"]["merge"]["sync_interval"] == "always"
     assert values["podDisruptionBudget"]["enabled"] is True
+    major, minor = map(int, values["container"]["image"]["tag"].split("-")[0].split(".")[:2])
+    assert (major, minor) >= MIN_SERVER  # message schedules

@@ -160,3 +160,13 @@ async def test_consumers_decode_each_body_once_as_the_handler_asks() -> None:
     assert (await as_json(msg))["source_id"] == "1"
     with pytest.raises(ValidationError):  # dead-lettered by the settle middleware
         await as_model(SimpleNamespace(body=b'{"request_id": 1'))
+
+
+def test_a_nats_server_without_message_schedules_is_refused_at_start() -> None:
+    from shared.bus import require_server
+
+    with pytest.raises(SystemExit, match="2.11 is too old"):
+        require_server(2, 11)
+    require_server(2, 12)
+    require_server(3, 0)
+    require_server(0, 0)  # the server did not say: the stream checks decide
