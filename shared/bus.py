@@ -213,9 +213,12 @@ async def provision(js: JetStreamContext, settings: KefuSettings) -> None:
             await js.create_key_value(kv)
         except nats.js.errors.BadRequestError:
             # exists with other settings: keep it, but apply a changed retention (KEFU_RETENTION_RECORDS_DAYS)
+            # and allow per-message TTLs (removal markers that expire, shared.kv.remove), which
+            # buckets made by older nats-py versions lack
             info = await js.stream_info(f"KV_{kv.bucket}")
-            if (info.config.max_age or 0) != (kv.ttl or 0):
+            if (info.config.max_age or 0) != (kv.ttl or 0) or not info.config.allow_msg_ttl:
                 info.config.max_age = kv.ttl or 0
+                info.config.allow_msg_ttl = True
                 await js.update_stream(info.config)
 
 

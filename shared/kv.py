@@ -94,3 +94,25 @@ async def list_keys(kv: KeyValue) -> list[str]:
         offset += len(subjects)
         if not subjects or offset >= total:
             return keys
+
+
+MARKER_TTL = 60.0  # seconds a removal marker of a transient key is kept (then the key leaves no trace)
+
+
+async def remove(kv: KeyValue, key: str, *, last: int | None = None, marker_ttl: float = MARKER_TTL) -> None:
+    """Remove a transient key (a queue entry, an outbox marker) without leaving a marker behind
+    for ever: a KV delete keeps one message per key ever used, so the bucket's stream, nats-server's
+    per-subject memory and every listing of the bucket (routing's reconcile pass) grew with every
+    request (found by `make soak`). A purge marker with a per-message TTL (nats-server 2.11+, the
+    stream allowing message TTLs) is seen by watchers like any removal and then expires.
+    `last`: remove only if the key is still at that revision (else KeyWrongLastSequenceError)."""
+    headers = {"KV-Operation": "PURGE", "Nats-Rollup": "sub"}
+    if last:
+        headers["Nats-Expected-Last-Subject-Sequence"] = str(last)
+    try:
+        await kv._js.publish(f"{kv._pre}{key}", b"", headers=headers, msg_ttl=marker_ttl)  # noqa: SLF001
+    except nats.js.errors.APIError as err:
+        if err.err_code in (10071, 10164):  # wrong last sequence, as nats-py's own KV update maps it
+            raise nats.js.errors.KeyWrongLastSequenceError(description=err.description) from err
+        raise
+

@@ -26,7 +26,7 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from pydantic import BaseModel
 
 from shared import subjects as s
-from shared.kv import Conflict, ModelBucket
+from shared.kv import Conflict, ModelBucket, remove
 
 from .domain.dispatch import Agent, Waiting
 from .domain.record import RequestRecord
@@ -143,7 +143,7 @@ class RoutingStore:
             return
         if entry.value and int(entry.value.decode() or 0) <= flushed:
             with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError):
-                await self.outbox_kv.delete(request_id, last=entry.revision)
+                await remove(self.outbox_kv, request_id, last=entry.revision)
 
     async def outbox_ids(self) -> list[str]:
         """Requests with a marker: for the reconcile pass only (lists the bucket)."""
@@ -158,8 +158,7 @@ class RoutingStore:
 
     async def dequeue(self, request_id: str) -> None:
         if request_id in self.waiting.items:
-            with contextlib.suppress(nats.js.errors.KeyNotFoundError):
-                await self.waiting_kv.delete(request_id)
+            await remove(self.waiting_kv, request_id)
 
     # -- pending on the customer -------------------------------------------------------------
     async def set_pending(self, customer_id: str, request_id: str, pending: bool) -> None:

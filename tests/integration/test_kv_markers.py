@@ -1,0 +1,68 @@
+"""Transient keys (queue entries, outbox markers) leave nothing behind once their removal expires."""
+
+from __future__ import annotations
+
+import nats.js.errors
+import pytest
+from nats.js.api import StorageType, StreamConfig
+
+from shared import subjects as s
+from shared.bus import provision
+from shared.kv import list_keys, remove
+from shared.settings import KefuSettings
+from tests.support.services import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_removed_key_is_gone_at_once_for_readers_and_watchers_and_leaves_no_marker(js) -> None:
+    kv = await js.key_value(s.BUCKET_WAITING)  # provisioned by the fixture, as by every service
+    watcher = await kv.watchall()
+    assert await watcher.updates(timeout=5) is None  # the initial (empty) state is delivered
+    await kv.put("req_a", b"{}")
+    await kv.put("req_b", b"{}")
+    await remove(kv, "req_a", marker_ttl=1)
+    with pytest.raises(nats.js.errors.KeyNotFoundError):
+        await kv.get("req_a")
+    seen = [await watcher.updates(timeout=5) for _ in range(3)]
+    assert [(e.key, e.operation) for e in seen] == [("req_a", None), ("req_b", None), ("req_a", "PURGE")]
+    await watcher.stop()
+
+    async def marker_expired() -> bool:
+        return await list_keys(kv) == ["req_b"]
+
+    await wait_until(marker_expired, what="the removal marker to expire")
+
+
+async def test_a_removal_checked_against_a_revision_refuses_a_newer_value(js) -> None:
+    kv = await js.key_value(s.BUCKET_OUTBOX)
+    first = await kv.put("req_c", b"1")
+    await kv.put("req_c", b"2")  # a newer change marked the key meanwhile
+    with pytest.raises(nats.js.errors.KeyWrongLastSequenceError):
+        await remove(kv, "req_c", last=first)
+    assert (await kv.get("req_c")).value == b"2"
+
+
+async def test_provisioning_lets_an_older_bucket_expire_its_markers(nats_server) -> None:
+    import nats
+
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    try:
+        # a bucket as older nats-py versions made it: no per-message TTLs
+        await js.add_stream(StreamConfig(name=f"KV_{s.BUCKET_OUTBOX}", subjects=[f"$KV.{s.BUCKET_OUTBOX}.>"],
+                                         storage=StorageType.FILE, allow_rollup_hdrs=True, deny_delete=True,
+                                         max_msgs_per_subject=1, allow_direct=False))
+        assert not (await js.stream_info(f"KV_{s.BUCKET_OUTBOX}")).config.allow_msg_ttl
+        await provision(js, KefuSettings())
+        assert (await js.stream_info(f"KV_{s.BUCKET_OUTBOX}")).config.allow_msg_ttl
+        kv = await js.key_value(s.BUCKET_OUTBOX)
+        await kv.put("req_d", b"1")
+        await remove(kv, "req_d", marker_ttl=1)
+        await wait_until(lambda: _no_keys(kv), what="the removal marker to expire")
+    finally:
+        await nc.close()
+
+
+async def _no_keys(kv) -> bool:
+    return await list_keys(kv) == []
