@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 import nats
 
+from devtools.bench_bare import run
 from devtools.natsserver import NatsServer, free_port
 from devtools.payloads import payload
 from services.intake.domain.canonical import request_id_for
@@ -251,7 +252,8 @@ async def main() -> int:
     for name, m in memory.items():
         print(f"RSS {name:8} {m['before_kib'] / 1024:6.1f} MiB -> {m.get('after_kib', 0) / 1024:6.1f} MiB")
     print("CPU per request at max rate (ms): " + ", ".join(f"{n} {v}" for n, v in cpu_ms.items()))
-    out = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+    out = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                       "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0]},
            "results": [asdict(r) for r in results], "kefu_over_bare": ratio, "rss_kib": memory,
            "cpu_ms_per_request": cpu_ms,
            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -337,4 +339,4 @@ async def soak() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(soak() if sys.argv[1:] == ["soak"] else main()))
+    sys.exit(run(soak() if sys.argv[1:] == ["soak"] else main()))

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 import nats
 import nats.errors
@@ -47,12 +49,21 @@ async def worker(url: str, source: str, target: str, batch: int = 32) -> None:
             await msg.ack()
 
 
+def run(main: Coroutine[Any, Any, Any]) -> Any:
+    """On the event loop kefu's services run on (uvloop where installed), so that the ceiling is fair."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
 def main() -> None:
     command, url = sys.argv[1], sys.argv[2]
     if command == "setup":
-        asyncio.run(setup(url))
+        run(setup(url))
     else:
-        asyncio.run(worker(url, sys.argv[3], sys.argv[4]))
+        run(worker(url, sys.argv[3], sys.argv[4]))
 
 
 if __name__ == "__main__":
