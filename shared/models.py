@@ -162,6 +162,13 @@ class RequestResolved(RequestChange):
     department: str | None = None
     priority: Priority | None = None
     tier: Tier | None = None
+    # what reporting the result back and asking how it went needs, so that feedback keeps nothing of
+    # a request until it is resolved (it no longer consumes request.received)
+    language: Language | None = None
+    subject: str | None = None
+    summary: str | None = Field(None, max_length=500, description="The start of the request as the customer put it.")
+    customer: CustomerRef | None = Field(None, description="Who to report back to, as on request.received.")
+    app_user_id: str | None = Field(None, description="The app user to deliver to (app channel).")
 
 
 class RequestReopened(RequestChange):

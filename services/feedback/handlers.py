@@ -24,9 +24,10 @@ def build_router(runtime: Runtime, holder: dict[str, Feedback], *, batch_size: i
                                   batch_size=batch_size, description=description)
 
     # only what feedback uses: the server filters out the rest (a consumer created by an older
-    # version keeps its wider filter, and the handler ignores what it does not use)
-    @durable([s.REQUEST_RECEIVED, s.REQUEST_RESOLVED], s.STREAM_EVENTS, s.CONSUMER_FEEDBACK,
-             "Keeps what feedback needs of each request; on resolution sends the result and the survey.")
+    # version keeps its wider filter, and the handler ignores what it does not use). request.resolved
+    # carries the customer: feedback keeps nothing of a request before it is resolved.
+    @durable(s.REQUEST_RESOLVED, s.STREAM_EVENTS, s.CONSUMER_FEEDBACK,
+             "On resolution: the result and the survey through the customer's channel, the revisit.")
     async def on_request_event(body: bytes) -> None:
         raw = runtime.current_message()
         await holder["feedback"].on_request_event(raw.subject, json.loads(body))

@@ -22,7 +22,6 @@ from shared.enums import Language
 from shared.models import (
     FollowupCompleted,
     FollowupScheduled,
-    RequestReceived,
     RequestReopened,
     RequestResolved,
     SurveyAnswered,
@@ -38,7 +37,6 @@ from .domain.followup import Followup, Outcome, followup_id_for, monthly_sample
 from .domain.rules import FeedbackConfig
 from .domain.survey import (
     AnswerRefused,
-    Customer,
     RequestView,
     Survey,
     answer,
@@ -47,6 +45,7 @@ from .domain.survey import (
     reminder_time,
     survey_id_for,
     survey_url,
+    view_of,
 )
 from .store import FeedbackStore
 
@@ -83,32 +82,34 @@ class Feedback:
 
     # -- the request's story -------------------------------------------------------------------
     async def on_request_event(self, subject: str, body: dict[str, Any]) -> None:
-        if subject == s.REQUEST_RECEIVED:
-            await self._received(RequestReceived.model_validate(body))
-        elif subject == s.REQUEST_RESOLVED:  # carries department, priority and tier as they are then
+        # a consumer created before 2026-12 still filters request.received too: nothing to do there
+        if subject == s.REQUEST_RESOLVED:  # carries the customer, department, priority and tier as they are then
             await self._resolved(RequestResolved.model_validate(body))
 
-    async def _received(self, r: RequestReceived) -> None:
-        c = r.customer
-        contacts = {k: v for k, v in {"phone": c.phone, "email": c.email, "wechat_openid": c.wechat_openid,
-                                      "app_user_id": r.channel_meta.get("app_user_id")}.items() if v}
-        summary = (r.subject + "\n" if r.subject else "") + r.body
-        await self.store.views.create(r.request_id, RequestView(
-            request_id=r.request_id, channel=r.channel, language=r.language, subject=r.subject,
-            summary=summary[:500], customer=Customer(customer_id=c.customer_id, name=c.name, contacts=contacts)))
+    async def _view_on_resolution(self, event: RequestResolved) -> RequestView | None:
+        """The request's view with this resolution recorded: made from the event the first time,
+        changed on a later resolution (after a reopen) or where a view exists already."""
+        for _ in range(20):
+            view = await self.store.views.change(event.request_id, lambda v: None if v.resolved_at == event.occurred_at
+                                                 else v.model_copy(update={
+                                                     "resolved_at": event.occurred_at, "resolution": event.resolution,
+                                                     "resolutions": v.resolutions + 1,
+                                                     "department": event.department or v.department,
+                                                     "priority": event.priority or v.priority,
+                                                     "tier": event.tier or v.tier}))
+            if view is not None:
+                return view
+            fresh = view_of(event)
+            if fresh is None or await self.store.views.create(event.request_id, fresh):
+                return fresh
+        return None
 
     async def _resolved(self, event: RequestResolved) -> None:
         now = datetime.now(UTC)
         survey_id = survey_id_for(f"resolved:{event.event_id}")
-        view = await self.store.views.change(event.request_id, lambda v: None if v.resolved_at == event.occurred_at
-                                             else v.model_copy(update={
-                                                 "resolved_at": event.occurred_at, "resolution": event.resolution,
-                                                 "resolutions": v.resolutions + 1,
-                                                 "department": event.department or v.department,
-                                                 "priority": event.priority or v.priority,
-                                                 "tier": event.tier or v.tier}))
+        view = await self._view_on_resolution(event)
         if view is None:
-            log.warning("resolved request never seen received", extra={"request_id": event.request_id})
+            log.warning("resolved request without its customer", extra={"request_id": event.request_id})
             return
         items = [outbox.item(s.outbound_subject(view.channel), m.message(
             view, kind="result", message_id=f"result.{survey_id}", text=m.result_text(view, self.config.messages),

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from shared.enums import Channel, Language, Priority, Tier
-from shared.models import Timestamp
+from shared.models import RequestResolved, Timestamp
 
 Status = Literal["open", "answered", "expired"]
 
@@ -22,7 +22,8 @@ class Customer(BaseModel):
 
 
 class RequestView(BaseModel):
-    """What feedback keeps of a request, from request.received / assigned / resolved."""
+    """What feedback keeps of a request, from the request.resolved events (from request.received
+    before 2026-12: views made then stay valid)."""
 
     request_id: str
     channel: Channel
@@ -37,6 +38,23 @@ class RequestView(BaseModel):
     resolution: str | None = None
     resolutions: int = 0
     surveyed: bool = False
+
+
+def view_of(event: RequestResolved) -> RequestView | None:
+    """Feedback's view of a request, from its (first) resolution; None when the event comes from a
+    routing older than the one that puts the customer on it (that routing's feedback kept a view
+    from request.received)."""
+    c = event.customer
+    if c is None or event.channel is None:
+        return None
+    contacts = {k: v for k, v in {"phone": c.phone, "email": c.email, "wechat_openid": c.wechat_openid,
+                                  "app_user_id": event.app_user_id}.items() if v}
+    return RequestView(
+        request_id=event.request_id, channel=event.channel, language=event.language or Language.zh,
+        subject=event.subject, summary=event.summary or "",
+        customer=Customer(customer_id=c.customer_id, name=c.name, contacts=contacts),
+        department=event.department, priority=event.priority or Priority.normal, tier=event.tier or c.tier,
+        resolved_at=event.occurred_at, resolution=event.resolution, resolutions=1)
 
 
 class Survey(BaseModel):

@@ -287,10 +287,21 @@ def resolve(record: RequestRecord, ctx: Context, *, actor: str, resolution: str,
         events=[(s.REQUEST_RESOLVED, RequestResolved(
             request_id=record.request_id, actor=actor, resolution=resolution, first_contact=first_contact,
             channel=record.request.channel, department=record.department, priority=record.priority,
-            tier=record.request.customer.tier, occurred_at=ctx.now))],
+            tier=record.request.customer.tier, occurred_at=ctx.now, **reported_back(record.request)))],
         release=[record.agent_id] if record.agent_id else [],
         state="resolved", sla=sla, resolution=resolution, first_contact=first_contact,
     )
+
+
+def reported_back(request: RequestReceived) -> dict[str, Any]:
+    """What of the request `request.resolved` carries for feedback's result and survey."""
+    summary = (request.subject + "\n" if request.subject else "") + request.body
+    return {"language": request.language, "subject": request.subject, "summary": summary[:500],
+            "customer": request.customer, "app_user_id": _text(request.channel_meta.get("app_user_id"))}
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def close(record: RequestRecord, ctx: Context, *, actor: str, reason: str | None) -> RequestRecord:

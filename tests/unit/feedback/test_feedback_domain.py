@@ -20,8 +20,10 @@ from services.feedback.domain.survey import (
     survey_id_for,
     survey_url,
     token_ok,
+    view_of,
 )
-from shared.enums import Channel, Language, Priority
+from shared.enums import Channel, Language, Priority, Tier
+from shared.models import CustomerRef, RequestResolved
 
 NOW = datetime(2026, 11, 24, 2, tzinfo=UTC)
 REASONS = ["Too slow", "Other"]
@@ -123,3 +125,19 @@ def test_monthly_sample_takes_a_share_per_department_of_the_unsurveyed() -> None
 def test_previous_month() -> None:
     assert previous_month(datetime(2026, 1, 1).date()) == "2025-12"
     assert previous_month(datetime(2026, 11, 24).date()) == "2026-10"
+
+
+def test_view_of_the_first_resolution_has_what_reporting_back_needs() -> None:
+    event = RequestResolved(
+        request_id="req_r", resolution="已补发", channel=Channel.app, department="business", priority=Priority.important,
+        tier=Tier.vip, language=Language.en, subject="Points", summary="Points\nmissing since May",
+        customer=CustomerRef(customer_id="c-1", name="Li", phone="+8613900001111", tier=Tier.vip),
+        app_user_id="u-7", occurred_at=NOW)
+    view = view_of(event)
+    assert view is not None
+    assert view.customer == Customer(customer_id="c-1", name="Li", contacts={"phone": "+8613900001111", "app_user_id": "u-7"})
+    assert (view.channel, view.language, view.summary, view.resolved_at, view.resolutions) == (
+        Channel.app, Language.en, "Points\nmissing since May", NOW, 1)
+    assert (view.department, view.priority, view.tier) == ("business", Priority.important, Tier.vip)
+    # a resolution from a routing that did not carry the customer: the view comes from request.received
+    assert view_of(event.model_copy(update={"customer": None})) is None

@@ -174,6 +174,10 @@ def test_full_lifecycle_and_invalid_transitions(config) -> None:
     assert r.state == "accepted"
     r = lc.resolve(r, c, actor="a1", resolution="积分已补发", first_contact=True)
     assert r.state == "resolved" and r.release == ["a1"]
+    resolved = next(i for i in r.outbox if i.subject == s.REQUEST_RESOLVED)
+    # what feedback reports back with: it keeps nothing of a request before it is resolved
+    assert resolved.payload["customer"]["phone"] == "+8613900001111"
+    assert (resolved.payload["summary"], resolved.payload["channel"]) == ("请问会员积分怎么查询", "sms")
     with pytest.raises(lc.InvalidTransition, match="resolved"):
         lc.resolve(r, c, actor="a1", resolution="again", first_contact=False)
     r = lc.close(r, c, actor="a1", reason=None)
