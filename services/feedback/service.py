@@ -155,6 +155,9 @@ class Feedback:
         survey, view = opened
         url = self.url(survey_id)
         now = datetime.now(UTC)
+        # replies are linked to the survey before the invitation goes out: a reply to it always
+        # finds its survey (the other way round, a fast reply was taken for a new request)
+        await self.store.link_replies(survey.reply_keys, survey_id)
         await outbox.publish(self.publisher, [
             outbox.item(s.outbound_subject(view.channel), m.message(
                 view, kind="survey", message_id=f"survey.{survey_id}",
@@ -163,7 +166,6 @@ class Feedback:
                                                   channel=survey.channel, url=url, occurred_at=now),
                         msg_id=f"sent:{survey_id}"),
         ])
-        await self.store.link_replies(survey.reply_keys, survey_id)
         await timers.schedule(self.publisher, service=TIMER_SERVICE, key=survey_id, name="expire",
                               at=survey.expires_at, body={"timer": "expire", "survey_id": survey_id})
         if survey.reminder_at is not None:
