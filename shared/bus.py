@@ -287,6 +287,17 @@ class Publisher:
         )
 
 
+async def together(*operations: Awaitable[Any]) -> list[Any]:
+    """Independent NATS operations in flight at once: the client writes them in one go and their
+    answers come back together, so they cost about one round trip instead of one each. Waits for
+    all of them to finish (none is left running), then raises the first failure, if any."""
+    results = await asyncio.gather(*operations, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
+
+
 DeadLetter = Callable[[Msg, str], Awaitable[None]]
 
 

@@ -18,7 +18,7 @@ from nats.js import JetStreamContext
 from pydantic import BaseModel
 
 from . import subjects as s
-from .bus import Publisher
+from .bus import Publisher, together
 from .caps import DailyCount, admit, cap_key
 from .kv import Conflict, ModelBucket
 
@@ -79,6 +79,15 @@ class OutboundGate:
 
 
 async def publish(publisher: Publisher, items: list[OutboxItem]) -> None:
+    """Publish in order within each stream (a consumer reads one stream in order); the streams'
+    sequences run concurrently (an event and a message to the customer do not wait for each other)."""
+    by_stream: dict[str | None, list[OutboxItem]] = {}
+    for i in items:
+        by_stream.setdefault(i.stream, []).append(i)
+    await together(*(_publish_in_order(publisher, group) for group in by_stream.values()))
+
+
+async def _publish_in_order(publisher: Publisher, items: list[OutboxItem]) -> None:
     gate: OutboundGate | None = getattr(publisher, "outbound_gate", None)
     for i in items:
         if gate is not None and i.stream == s.STREAM_OUTBOUND and not await gate.admit(i.payload):

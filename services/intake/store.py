@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
@@ -112,12 +114,21 @@ class IntakeStore:
                 pass  # re-pointed meanwhile
 
     async def find_customer(self, contact: Contact) -> CustomerRecord | None:
-        for kind, value in contact.lookup_keys():
-            try:
-                entry = await self.contacts.get(contact_key(kind, value))
-            except nats.js.errors.KeyNotFoundError:
+        """The registered customer of the first of the contact's keys (phone, email, ...) that
+        leads to one. The index entries are read together (one round trip, not one per key)."""
+        keys = list(contact.lookup_keys())
+        linked = await asyncio.gather(*(self._linked(kind, value) for kind, value in keys))
+        for (kind, value), customer_id in zip(keys, linked):
+            if customer_id is None:
                 continue
-            found = await self.get_customer(entry.value.decode())
+            found = await self.get_customer(customer_id)
             if found is not None and (kind, value) in found[0].contacts():
                 return found[0]
         return None
+
+    async def _linked(self, kind: str, value: str) -> str | None:
+        try:
+            entry = await self.contacts.get(contact_key(kind, value))
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        return entry.value.decode() if entry.value else None

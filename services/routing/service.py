@@ -17,7 +17,7 @@ import nats.js.errors
 from prometheus_client import CollectorRegistry, Counter
 
 from shared import outbox, timers
-from shared.bus import Publisher
+from shared.bus import Publisher, together
 from shared.enums import Category, Priority
 from shared.models import RequestReceived, RequestReopened
 
@@ -96,7 +96,7 @@ class Routing:
     async def on_received(self, request: RequestReceived) -> None:
         customer_id = request.customer.customer_id
         if customer_id:
-            for other in await self.store.pending_for(customer_id):
+            for other in self.store.pending_for(customer_id):
                 if other != request.request_id:  # the customer replied: their pending requests resume
                     with contextlib.suppress(NotFound, InvalidTransition):
                         await self.apply(other, lambda r, c: resume_on_reply(
@@ -183,16 +183,12 @@ class Routing:
         if found is None:
             return
         record, _ = found
-        await outbox.publish(self.publisher, record.outbox)
-        await self.sync(record)
         desired = timers_for(record, self.context())
         scheduled = {name: at.isoformat() for name, (at, _) in desired.items()}
-        for name, (at, payload) in desired.items():
-            if record.timers.get(name) != at.isoformat():
-                await timers.schedule(self.publisher, service=TIMER_SERVICE, key=request_id, name=name, at=at,
-                                      body={"request_id": request_id, "timer": name, **payload})
-        for name in set(record.timers) - set(desired):
-            await timers.cancel(self.publisher, service=TIMER_SERVICE, key=request_id, name=name)
+        # the events, the projections and the timers do not depend on each other: all in flight at
+        # once (each is idempotent, and the record keeps its outbox until all three are done)
+        await together(outbox.publish(self.publisher, record.outbox), self.sync(record),
+                       self._sync_timers(record, desired))
         published = {i.msg_id for i in record.outbox}
         released = set(record.release)
         for attempt in range(20):
@@ -214,6 +210,15 @@ class Routing:
                 continue
         if unmark:
             await self.store.unmark_outbox(request_id, record.version)
+
+    async def _sync_timers(self, record: RequestRecord, desired: dict[str, tuple[datetime, dict]]) -> None:
+        request_id = record.request_id
+        for name, (at, payload) in desired.items():
+            if record.timers.get(name) != at.isoformat():
+                await timers.schedule(self.publisher, service=TIMER_SERVICE, key=request_id, name=name, at=at,
+                                      body={"request_id": request_id, "timer": name, **payload})
+        for name in set(record.timers) - set(desired):
+            await timers.cancel(self.publisher, service=TIMER_SERVICE, key=request_id, name=name)
 
     async def sync(self, record: RequestRecord) -> None:
         """Bring waiting queue, agents' holds and pending index in line with the record."""

@@ -6,7 +6,7 @@ revision check. The other buckets are projections of it, kept in step by `Routin
 - `kefu_agents`: agents, and the requests each holds (the capacity guard, also revision-checked);
 - `kefu_pending`: per customer, the requests waiting on them, so that the customer's reply resumes them;
 - `kefu_outbox`: requests with a change whose events are not yet published.
-Agents and waiting requests are mirrored in memory by KV watchers for fast dispatch decisions;
+Agents, waiting requests and the pending index are mirrored in memory by KV watchers for fast dispatch decisions;
 every decision is then confirmed by a revision-checked write.
 """
 
@@ -23,7 +23,7 @@ from typing import Generic, Literal, TypeVar
 import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
-from pydantic import BaseModel
+from pydantic import BaseModel, RootModel
 
 from shared import subjects as s
 from shared.kv import Conflict, ModelBucket, remove
@@ -38,9 +38,10 @@ T = TypeVar("T", bound=BaseModel)
 class KvMirror(Generic[T]):
     """An in-memory copy of a bucket, kept current by a watcher (other replicas' writes included)."""
 
-    def __init__(self, kv: KeyValue, model: type[T]) -> None:
+    def __init__(self, kv: KeyValue, model: type[T], keep: Callable[[T], bool] = lambda item: True) -> None:
         self.kv = kv
         self.model = model
+        self.keep = keep  # entries that do not pass are held like deleted ones
         self.items: dict[str, T] = {}
         self.loaded = asyncio.Event()
         self.changed: Callable[[], None] = lambda: None
@@ -62,10 +63,14 @@ class KvMirror(Generic[T]):
                 self.items.pop(entry.key, None)
             else:
                 try:
-                    self.items[entry.key] = self.model.model_validate_json(entry.value)
+                    item = self.model.model_validate_json(entry.value)
                 except ValueError:
                     log.warning("undecodable entry", extra={"bucket": self.kv._name, "key": entry.key})
                     continue
+                if self.keep(item):
+                    self.items[entry.key] = item
+                else:
+                    self.items.pop(entry.key, None)
             if self.loaded.is_set():
                 self.changed()
 
@@ -77,6 +82,10 @@ class KvMirror(Generic[T]):
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+
+
+class PendingRequests(RootModel[list[str]]):
+    """A customer's requests waiting on them (a `kefu_pending` entry)."""
 
 
 def customer_key(customer_id: str) -> str:
@@ -93,6 +102,9 @@ class RoutingStore:
         self.outbox_kv = outbox
         self.agents = KvMirror(agents, Agent)
         self.waiting = KvMirror(waiting, Waiting)
+        # read for every received request (does this customer have requests waiting on them?):
+        # from memory, not a round trip; holds only customers with something pending
+        self.pending = KvMirror(pending, PendingRequests, keep=lambda p: bool(p.root))
 
     @classmethod
     async def open(cls, js: JetStreamContext) -> RoutingStore:
@@ -105,11 +117,13 @@ class RoutingStore:
         )
         await store.agents.start()
         await store.waiting.start()
+        await store.pending.start()
         return store
 
     async def close(self) -> None:
         await self.agents.stop()
         await self.waiting.stop()
+        await self.pending.stop()
 
     # -- requests ----------------------------------------------------------------------------
     async def get(self, request_id: str) -> tuple[RequestRecord, int] | None:
@@ -184,12 +198,9 @@ class RoutingStore:
                 continue
         raise Conflict(key)
 
-    async def pending_for(self, customer_id: str) -> list[str]:
-        try:
-            entry = await self.pending_kv.get(customer_key(customer_id))
-        except nats.js.errors.KeyNotFoundError:
-            return []
-        return list(json.loads(entry.value or b"[]"))
+    def pending_for(self, customer_id: str) -> list[str]:
+        found = self.pending.items.get(customer_key(customer_id))
+        return list(found.root) if found is not None else []
 
     # -- agents -------------------------------------------------------------------------------
     async def get_agent(self, agent_id: str) -> tuple[Agent, int] | None:
