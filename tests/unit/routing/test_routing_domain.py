@@ -4,6 +4,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.routing.domain.assign import assignment, departments_for
 from services.routing.domain.classify import judge
@@ -36,6 +38,31 @@ def test_unless_phrases_are_removed_before_matching() -> None:
     rule = PhraseRule(name="fire", phrases=["fire"], unless=["fire extinguisher"])
     assert not rule.matches("the fire extinguisher is out of stock")
     assert rule.matches("there is a fire and the fire extinguisher is empty")
+
+
+def _regex_only(rule: PhraseRule, text: str) -> bool:
+    if rule.unless_pattern is not None:
+        text = rule.unless_pattern.sub(" ", text)
+    return rule.pattern is not None and rule.pattern.search(text) is not None
+
+
+def _every_rule(config: RoutingConfig) -> list[PhraseRule]:
+    r = config.rules
+    return [*r.emergency, *r.categories, *r.important, *r.complex, *r.topics]
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_the_substring_prefilter_never_changes_a_rule_verdict(config, data) -> None:
+    """Texts made of pieces of the configured phrases (and of their `unless` phrases) with noise
+    between them: `matches` (prefilter, then regex) agrees with the regex alone for every rule."""
+    rules = _every_rule(config)
+    pieces = sorted({p.lower() for r in rules for p in [*r.phrases, *r.unless]})
+    fragment = st.one_of(st.sampled_from(pieces), st.sampled_from(pieces).map(lambda p: p[: max(1, len(p) // 2)]),
+                         st.text(alphabet="ab 1,。的了", max_size=4))
+    text = "".join(data.draw(st.lists(fragment, max_size=8)))
+    for rule in rules:
+        assert rule.matches(text) == _regex_only(rule, text), (rule.name, text)
 
 
 def test_adapter_hint_is_an_input_not_a_verdict(config) -> None:
