@@ -50,11 +50,7 @@ class IntakeStore:
     # -- exactly once -------------------------------------------------------------------------
     async def seen(self, channel: Channel, source_id: str) -> str | None:
         """The request id already made from this (channel, source id), if any."""
-        try:
-            entry = await self.sources.get(source_key(channel, source_id))
-        except nats.js.errors.KeyNotFoundError:
-            return None
-        return entry.value.decode() if entry.value else None
+        return await _text_of(self.sources, source_key(channel, source_id))
 
     async def mark(self, channel: Channel, source_id: str, request_id: str) -> None:
         try:
@@ -64,11 +60,7 @@ class IntakeStore:
 
     async def open_survey(self, kind: str, value: str) -> str | None:
         """The survey a reply from this contact would answer (kept by feedback)."""
-        try:
-            entry = await self.open_surveys.get(contact_key(kind, value))
-        except nats.js.errors.KeyNotFoundError:
-            return None
-        return entry.value.decode() if entry.value else None
+        return await _text_of(self.open_surveys, contact_key(kind, value))
 
     # -- customer directory -------------------------------------------------------------------
     async def get_customer(self, customer_id: str) -> tuple[CustomerRecord, int] | None:
@@ -117,7 +109,7 @@ class IntakeStore:
         """The registered customer of the first of the contact's keys (phone, email, ...) that
         leads to one. The index entries are read together (one round trip, not one per key)."""
         keys = list(contact.lookup_keys())
-        linked = await asyncio.gather(*(self._linked(kind, value) for kind, value in keys))
+        linked = await asyncio.gather(*(_text_of(self.contacts, contact_key(kind, value)) for kind, value in keys))
         for (kind, value), customer_id in zip(keys, linked):
             if customer_id is None:
                 continue
@@ -126,9 +118,11 @@ class IntakeStore:
                 return found[0]
         return None
 
-    async def _linked(self, kind: str, value: str) -> str | None:
-        try:
-            entry = await self.contacts.get(contact_key(kind, value))
-        except nats.js.errors.KeyNotFoundError:
-            return None
-        return entry.value.decode() if entry.value else None
+
+async def _text_of(kv: KeyValue, key: str) -> str | None:
+    """A key's value as text; None when absent or deleted."""
+    try:
+        entry = await kv.get(key)
+    except nats.js.errors.KeyNotFoundError:
+        return None
+    return entry.value.decode() if entry.value else None
