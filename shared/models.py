@@ -169,10 +169,18 @@ class RequestResolved(RequestChange):
     summary: str | None = Field(None, max_length=500, description="The start of the request as the customer put it.")
     customer: CustomerRef | None = Field(None, description="Who to report back to, as on request.received.")
     app_user_id: str | None = Field(None, description="The app user to deliver to (app channel).")
+    misrouted: bool = Field(False, description="Moved to another department since it was first routed.")
 
 
 class RequestReopened(RequestChange):
     priority: Priority | None = None
+    # where the request stood, so that a consumer keeps nothing of a closed request in case it is
+    # reopened (metrics drops a request's facts when it is closed)
+    department: str | None = None
+    channel: Channel | None = None
+    first_resolved_at: Timestamp | None = Field(None, description="When the request was first resolved.")
+    counted_accurate: bool | None = Field(
+        None, description="Whether its first resolution counted as accurate (never reopened before, not misrouted).")
 
 
 class RequestClosed(RequestChange):

@@ -44,6 +44,7 @@ from .domain.survey import (
     raised,
     reminder_time,
     survey_id_for,
+    reopened_context,
     survey_url,
     view_of,
 )
@@ -94,6 +95,8 @@ class Feedback:
                                                  else v.model_copy(update={
                                                      "resolved_at": event.occurred_at, "resolution": event.resolution,
                                                      "resolutions": v.resolutions + 1,
+                                                     "first_resolved_at": v.first_resolved_at or v.resolved_at,
+                                                     "misrouted": v.misrouted or event.misrouted,
                                                      "department": event.department or v.department,
                                                      "priority": event.priority or v.priority,
                                                      "tier": event.tier or v.tier}))
@@ -220,8 +223,8 @@ class Feedback:
         view = (await self.store.views.get(request_id) or (None, 0))[0]
         priority = raised(view.priority) if view else None
         items = [outbox.item(s.REQUEST_REOPENED, RequestReopened(
-            request_id=request_id, actor="customer", reason=reason, priority=priority, occurred_at=now),
-            msg_id=f"reopened:{key}")]
+            request_id=request_id, actor="customer", reason=reason, priority=priority, occurred_at=now,
+            **(reopened_context(view) if view else {})), msg_id=f"reopened:{key}")]
         if view is not None and view.department:
             items.append(outbox.item(f"{s.OUTBOUND_PREFIX}.supervisor.{view.department}", SupervisorAlert(
                 alert_id=f"alert.reopened.{key}", request_id=request_id, department=view.department,

@@ -35,8 +35,10 @@ class RequestView(BaseModel):
     priority: Priority = Priority.normal
     tier: Tier = Tier.standard
     resolved_at: Timestamp | None = None
+    first_resolved_at: Timestamp | None = None
     resolution: str | None = None
     resolutions: int = 0
+    misrouted: bool = False
     surveyed: bool = False
 
 
@@ -54,7 +56,15 @@ def view_of(event: RequestResolved) -> RequestView | None:
         subject=event.subject, summary=event.summary or "",
         customer=Customer(customer_id=c.customer_id, name=c.name, contacts=contacts),
         department=event.department, priority=event.priority or Priority.normal, tier=event.tier or c.tier,
-        resolved_at=event.occurred_at, resolution=event.resolution, resolutions=1)
+        resolved_at=event.occurred_at, first_resolved_at=event.occurred_at, resolution=event.resolution,
+        resolutions=1, misrouted=event.misrouted)
+
+
+def reopened_context(view: RequestView) -> dict[str, object]:
+    """What `request.reopened` carries of the request, for consumers that keep nothing of closed ones."""
+    return {"department": view.department, "channel": view.channel,
+            "first_resolved_at": view.first_resolved_at or view.resolved_at,
+            "counted_accurate": view.resolutions <= 1 and not view.misrouted}
 
 
 class Survey(BaseModel):

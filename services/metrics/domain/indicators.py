@@ -263,8 +263,13 @@ class Projection:
             max((at - f.received_at).total_seconds(), 0.0))
 
     def _reopened(self, e: dict[str, Any], at: datetime) -> None:
-        f = self.facts.get(str(e.get("request_id")))
+        rid = str(e.get("request_id"))
+        f = self.facts.get(rid)
         if f is None:
+            f = self._reopened_after_close(rid, e, at)
+            if f is None:
+                return
+            self.reopened[f.department] += 1
             return
         was_accurate = f.accurate
         f.reopened += 1
@@ -280,10 +285,33 @@ class Projection:
         if was_accurate and not f.accurate and f.resolved_at is not None:
             self.window["accuracy"].add(f.resolved_at, -1, count=0)
 
+    def _reopened_after_close(self, rid: str, e: dict[str, Any], at: datetime) -> Facts | None:
+        """A closed request's facts are gone (`_closed`): the reopened event says where it stood.
+        Its first resolution's accuracy is taken back as it would have been from the facts; it is
+        open again (for the open-requests gauge) and was accepted and resolved before (a later
+        acceptance or resolution is not a first one)."""
+        resolved = _time(e.get("first_resolved_at"))
+        department = e.get("department")
+        if resolved is None or not department:
+            return None  # from a feedback older than the one that says it: nothing to go on
+        if e.get("counted_accurate"):
+            self.window["accuracy"].add(resolved, -1, count=0)
+        f = Facts(channel=bounded(e.get("channel"), CHANNELS, "unknown"), received_at=resolved,
+                  priority=bounded(e.get("priority"), PRIORITIES, "unknown"), department=self._dept(department),
+                  accepted_at=resolved, resolved_at=resolved, reopened=1, reopened_at=(at,), open=True)
+        self.facts[rid] = f
+        return f
+
     def _closed(self, e: dict[str, Any], at: datetime) -> None:
-        f = self.facts.get(str(e.get("request_id")))
-        if f is not None:
-            f.open = False
+        rid = str(e.get("request_id"))
+        f = self.facts.get(rid)
+        if f is None:
+            return
+        f.open = False
+        if not self.keep_all:
+            # nothing but a reopen refers to a closed request again, and request.reopened carries
+            # what the indicators need then: memory holds open and recently resolved requests only
+            del self.facts[rid]
 
     def _transferred(self, e: dict[str, Any], at: datetime) -> None:
         f = self.facts.get(str(e.get("request_id")))

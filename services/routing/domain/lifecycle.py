@@ -287,7 +287,9 @@ def resolve(record: RequestRecord, ctx: Context, *, actor: str, resolution: str,
         events=[(s.REQUEST_RESOLVED, RequestResolved(
             request_id=record.request_id, actor=actor, resolution=resolution, first_contact=first_contact,
             channel=record.request.channel, department=record.department, priority=record.priority,
-            tier=record.request.customer.tier, occurred_at=ctx.now, **reported_back(record.request)))],
+            tier=record.request.customer.tier, occurred_at=ctx.now, **reported_back(record.request),
+            misrouted=any(h.action == "transferred" and h.detail.get("department") != record.assignment.department
+                          for h in record.history)))],
         release=[record.agent_id] if record.agent_id else [],
         state="resolved", sla=sla, resolution=resolution, first_contact=first_contact,
     )

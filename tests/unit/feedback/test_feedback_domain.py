@@ -19,6 +19,7 @@ from services.feedback.domain.survey import (
     reminder_time,
     survey_id_for,
     survey_url,
+    reopened_context,
     token_ok,
     view_of,
 )
@@ -141,3 +142,16 @@ def test_view_of_the_first_resolution_has_what_reporting_back_needs() -> None:
     assert (view.department, view.priority, view.tier) == ("business", Priority.important, Tier.vip)
     # a resolution from a routing that did not carry the customer: the view comes from request.received
     assert view_of(event.model_copy(update={"customer": None})) is None
+
+
+def test_a_reopen_says_where_the_request_stood() -> None:
+    event = RequestResolved(request_id="req_r", resolution="ok", channel=Channel.sms, department="quality",
+                            customer=CustomerRef(phone="+8613900001111"), misrouted=False, occurred_at=NOW)
+    view = view_of(event)
+    assert view is not None
+    assert reopened_context(view) == {"department": "quality", "channel": Channel.sms, "first_resolved_at": NOW,
+                                      "counted_accurate": True}
+    again = view.model_copy(update={"resolutions": 2, "resolved_at": NOW + timedelta(days=1)})
+    assert reopened_context(again)["first_resolved_at"] == NOW and not reopened_context(again)["counted_accurate"]
+    moved = view_of(event.model_copy(update={"misrouted": True}))
+    assert moved is not None and not reopened_context(moved)["counted_accurate"]

@@ -150,3 +150,46 @@ def test_drilldown_lists_the_requests_behind_an_indicator() -> None:
 
 def test_month_bounds() -> None:
     assert month_bounds("2026-12", SH) == (datetime(2026, 12, 1, tzinfo=SH), datetime(2027, 1, 1, tzinfo=SH))
+
+
+def _close_then_reopen(t0: datetime) -> list[tuple[str, dict]]:
+    """The script, then B (resolved at first contact, accurate) is closed and reopened by a revisit:
+    request.reopened carries where B stood, as feedback publishes it."""
+    from shared import subjects as s
+
+    def ev(subject: str, minutes: float, n: int, **body) -> tuple[str, dict]:
+        return subject, {"event_id": f"x{n:03d}", "occurred_at": (t0 + timedelta(minutes=minutes)).isoformat(),
+                         "schema_version": 1, **body}
+
+    return [*scripted.events(t0),
+            ev(s.REQUEST_CLOSED, 400, 1, request_id="req_b", actor="a2"),
+            ev(s.REQUEST_REOPENED, 500, 2, request_id="req_b", reason="problem recurred (revisit)", priority="important",
+               department="business", channel="app", first_resolved_at=(t0 + timedelta(minutes=30)).isoformat(),
+               counted_accurate=True)]
+
+
+def test_closed_requests_leave_memory_and_a_reopen_counts_as_if_they_had_stayed() -> None:
+    live, kept = Projection(departments=DEPARTMENTS), Projection(departments=DEPARTMENTS, keep_all=True)
+    for subject, body in _close_then_reopen(T0)[:-1]:
+        live.apply(subject, body)
+        kept.apply(subject, body)
+    assert "req_b" not in live.facts and "req_b" in kept.facts
+    subject, body = _close_then_reopen(T0)[-1]
+    live.apply(subject, body)
+    kept.apply(subject, body)
+    now = T0 + timedelta(hours=10)
+    assert live.ratios(now) == kept.ratios(now)
+    assert live.ratios(now)["24h"]["processing_accuracy"] == 0.0  # A reopened, B reopened: none accurate
+    assert dict(live.reopened) == dict(kept.reopened) == {"customer_service": 1, "business": 1}
+    assert live.open_requests() == kept.open_requests()
+    assert live.open_requests()[("business", "important")] == 1
+    # accepted and resolved again later: neither is a first response nor a first resolution
+    live.apply(*scripted_event("request.accepted", 520, request_id="req_b", agent_id="a2"))
+    live.apply(*scripted_event("request.resolved", 560, request_id="req_b", resolution="ok", channel="app"))
+    assert sum(live.resolved.values()) == sum(kept.resolved.values()) == 2
+    assert live.first_response[("app", "normal")].total == 600
+
+
+def scripted_event(name: str, minutes: float, **body) -> tuple[str, dict]:
+    return f"kefu.events.{name}", {"event_id": f"y{minutes}", "occurred_at": (T0 + timedelta(minutes=minutes)).isoformat(),
+                                   "schema_version": 1, **body}

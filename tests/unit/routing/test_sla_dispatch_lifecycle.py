@@ -178,6 +178,7 @@ def test_full_lifecycle_and_invalid_transitions(config) -> None:
     # what feedback reports back with: it keeps nothing of a request before it is resolved
     assert resolved.payload["customer"]["phone"] == "+8613900001111"
     assert (resolved.payload["summary"], resolved.payload["channel"]) == ("请问会员积分怎么查询", "sms")
+    assert resolved.payload["misrouted"] is False
     with pytest.raises(lc.InvalidTransition, match="resolved"):
         lc.resolve(r, c, actor="a1", resolution="again", first_contact=False)
     r = lc.close(r, c, actor="a1", reason=None)
@@ -209,6 +210,9 @@ def test_transfer_to_department_requeues_and_releases(config) -> None:
     r = lc.transfer(r, c, actor="a1", reason="quality issue", department="quality", queue=None, agent_id=None)
     assert (r.state, r.department, r.queue, r.agent_id) == ("queued", "quality", "quality.normal", None)
     assert r.release == ["a1"]
+    r = lc.resolve(lc.accept(r, c, agent_id="a2"), c, actor="a2", resolution="fixed", first_contact=False)
+    resolved = next(i for i in r.outbox if i.subject == s.REQUEST_RESOLVED)
+    assert resolved.payload["misrouted"] is True and resolved.payload["department"] == "quality"
 
 
 def test_sla_timers_fire_once_and_stale_ones_do_nothing(config) -> None:
