@@ -264,11 +264,11 @@ async def main() -> int:
 
 async def soak() -> int:
     """`make soak`: a long run at a fixed rate (KEFU_SOAK_COUNT requests, default 1,000,000, at
-    KEFU_SOAK_RATE/s, default 80); every assigned request is closed through routing's API so that
+    KEFU_SOAK_RATE/s, default 200); every assigned request is closed through routing's API so that
     nothing accumulates by design; each process's RSS is sampled 20 times. Memory counts as flat when
     no sample after the first 10% exceeds the 10% sample by more than 10%."""
     count = int(os.environ.get("KEFU_SOAK_COUNT", "1000000"))
-    rate = float(os.environ.get("KEFU_SOAK_RATE", "80"))
+    rate = float(os.environ.get("KEFU_SOAK_RATE", "200"))
     var, server, url = prepare("kefu-soak-")
     procs = start_kefu(url, var)
     pids = {n: p.pid for n, p in procs.items()} | ({"nats-server": server.proc.pid} if server else {})
