@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from faststream.nats import NatsRouter
@@ -30,7 +29,7 @@ def build_router(runtime: Runtime, holder: dict[str, Feedback], *, batch_size: i
              "On resolution: the result and the survey through the customer's channel, the revisit.")
     async def on_request_event(body: bytes) -> None:
         raw = runtime.current_message()
-        await holder["feedback"].on_request_event(raw.subject, json.loads(body))
+        await holder["feedback"].on_request_event(raw.subject, body)
 
     @durable(s.SURVEY_REPLIED, s.STREAM_EVENTS, s.CONSUMER_FEEDBACK_ANSWERS,
              "Records survey answers from the survey page and from replies on the customer's channel.")

@@ -45,6 +45,7 @@ from .domain.survey import (
     reminder_time,
     survey_id_for,
     reopened_context,
+    resolved_again,
     survey_url,
     view_of,
 )
@@ -82,24 +83,16 @@ class Feedback:
         return survey_url(self.base_url, self.secret, survey_id)
 
     # -- the request's story -------------------------------------------------------------------
-    async def on_request_event(self, subject: str, body: dict[str, Any]) -> None:
+    async def on_request_event(self, subject: str, body: bytes) -> None:
         # a consumer created before 2026-12 still filters request.received too: nothing to do there
         if subject == s.REQUEST_RESOLVED:  # carries the customer, department, priority and tier as they are then
-            await self._resolved(RequestResolved.model_validate(body))
+            await self._resolved(RequestResolved.model_validate_json(body))
 
     async def _view_on_resolution(self, event: RequestResolved) -> RequestView | None:
         """The request's view with this resolution recorded: made from the event the first time,
         changed on a later resolution (after a reopen) or where a view exists already."""
         for _ in range(20):
-            view = await self.store.views.change(event.request_id, lambda v: None if v.resolved_at == event.occurred_at
-                                                 else v.model_copy(update={
-                                                     "resolved_at": event.occurred_at, "resolution": event.resolution,
-                                                     "resolutions": v.resolutions + 1,
-                                                     "first_resolved_at": v.first_resolved_at or v.resolved_at,
-                                                     "misrouted": v.misrouted or event.misrouted,
-                                                     "department": event.department or v.department,
-                                                     "priority": event.priority or v.priority,
-                                                     "tier": event.tier or v.tier}))
+            view = await self.store.views.change(event.request_id, lambda v: resolved_again(v, event))
             if view is not None:
                 return view
             fresh = view_of(event)

@@ -5,7 +5,6 @@ Anything that cannot be understood is kept raw and published as `request.rejecte
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,7 +14,7 @@ from zoneinfo import ZoneInfo
 from prometheus_client import CollectorRegistry, Counter
 
 from shared import subjects as s
-from shared.bus import Publisher
+from shared.bus import Publisher, together
 from shared.enums import Channel
 from shared.models import RawRef, RequestRejected, SurveyReplied
 
@@ -92,7 +91,7 @@ class Intake:
         request_id = request_id_for(channel, parsed.source_id)
         # three independent reads in one round trip (the client sends them together): a payload
         # seen before wastes the other two, every new one saves two waits
-        seen, survey_id, record = await asyncio.gather(
+        seen, survey_id, record = await together(
             self.store.seen(channel, parsed.source_id), self.survey_reply_target(channel, parsed),
             self.store.find_customer(parsed.contact))
         if seen:

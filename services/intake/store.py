@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from shared import subjects as s
+from shared.bus import together
 from shared.enums import Channel
 
 from .domain.canonical import CustomerRecord, source_key
@@ -109,7 +108,7 @@ class IntakeStore:
         """The registered customer of the first of the contact's keys (phone, email, ...) that
         leads to one. The index entries are read together (one round trip, not one per key)."""
         keys = list(contact.lookup_keys())
-        linked = await asyncio.gather(*(_text_of(self.contacts, contact_key(kind, value)) for kind, value in keys))
+        linked = await together(*(_text_of(self.contacts, contact_key(kind, value)) for kind, value in keys))
         for (kind, value), customer_id in zip(keys, linked):
             if customer_id is None:
                 continue

@@ -60,6 +60,18 @@ def view_of(event: RequestResolved) -> RequestView | None:
         resolutions=1, misrouted=event.misrouted)
 
 
+def resolved_again(view: RequestView, event: RequestResolved) -> RequestView | None:
+    """The view with a later resolution (after a reopen) recorded; None for the resolution it
+    has already (a redelivery). Department, priority and tier follow the request as it stands."""
+    if view.resolved_at == event.occurred_at:
+        return None
+    return view.model_copy(update={
+        "resolved_at": event.occurred_at, "resolution": event.resolution, "resolutions": view.resolutions + 1,
+        "first_resolved_at": view.first_resolved_at or view.resolved_at,
+        "misrouted": view.misrouted or event.misrouted, "department": event.department or view.department,
+        "priority": event.priority or view.priority, "tier": event.tier or view.tier})
+
+
 def reopened_context(view: RequestView) -> dict[str, object]:
     """What `request.reopened` carries of the request, for consumers that keep nothing of closed ones."""
     return {"department": view.department, "channel": view.channel,

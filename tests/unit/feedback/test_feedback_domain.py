@@ -20,6 +20,7 @@ from services.feedback.domain.survey import (
     survey_id_for,
     survey_url,
     reopened_context,
+    resolved_again,
     token_ok,
     view_of,
 )
@@ -155,3 +156,16 @@ def test_a_reopen_says_where_the_request_stood() -> None:
     assert reopened_context(again)["first_resolved_at"] == NOW and not reopened_context(again)["counted_accurate"]
     moved = view_of(event.model_copy(update={"misrouted": True}))
     assert moved is not None and not reopened_context(moved)["counted_accurate"]
+
+
+def test_a_later_resolution_is_recorded_once_and_keeps_the_first() -> None:
+    first = RequestResolved(request_id="req_r", resolution="ok", channel=Channel.sms, department="quality",
+                            customer=CustomerRef(phone="+8613900001111"), occurred_at=NOW)
+    view = view_of(first)
+    assert view is not None and resolved_again(view, first) is None  # a redelivery changes nothing
+    later = first.model_copy(update={"occurred_at": NOW + timedelta(days=2), "resolution": "fixed",
+                                     "department": "after_sales", "misrouted": True})
+    again = resolved_again(view, later)
+    assert again is not None
+    assert (again.resolutions, again.resolved_at, again.first_resolved_at) == (2, NOW + timedelta(days=2), NOW)
+    assert (again.department, again.misrouted, again.resolution) == ("after_sales", True, "fixed")
