@@ -1,12 +1,20 @@
-"""Raw RFC 5322 mail: MIME multipart, RFC 2047 headers, any charset, HTML-only bodies, attachments."""
+"""Raw RFC 5322 mail: MIME multipart, RFC 2047 headers, any charset, HTML-only bodies, attachments.
+
+The MIME structure is parsed with the stdlib's `compat32` policy, whose headers are plain strings,
+and only the headers kefu reads are decoded (RFC 2047, RFC 2231, 8-bit) by `policy.default`'s
+header factory, once each. Parsing with `policy.default` gives the same values but builds a header
+object on every access (13 per message: 1.7 ms of the 1.8 ms an e-mail took, against ~0.1 ms for
+every other channel; docs/performance.md).
+"""
 
 from __future__ import annotations
 
+import copy
 import email
 import hashlib
 from datetime import UTC, datetime
 from email import policy
-from email.message import EmailMessage, Message
+from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 
 from shared.models import Attachment
@@ -25,10 +33,10 @@ def parse_email(raw: bytes, ctx: ParseContext) -> ParsedRequest:
     if not raw.strip():
         raise UnparseablePayload("email is empty")
     try:
-        msg = email.message_from_bytes(raw, policy=policy.default)
+        msg = email.message_from_bytes(raw, policy=policy.compat32)
     except Exception as exc:  # the stdlib parser is lenient; anything it raises is a broken message
         raise UnparseablePayload(f"email cannot be parsed: {exc}") from exc
-    if not isinstance(msg, EmailMessage) or (not msg.keys() and not msg.get_payload()):
+    if not msg.keys() and not msg.get_payload():
         raise UnparseablePayload("email has no headers")
     if len(msg.keys()) == 0 or not any(h in msg for h in ("From", "Subject", "Message-ID", "Date")):
         raise UnparseablePayload("not an RFC 5322 message: no From, Subject, Message-ID or Date header")
@@ -57,12 +65,16 @@ def parse_email(raw: bytes, ctx: ParseContext) -> ParsedRequest:
 
 
 def _header(msg: Message, name: str) -> str | None:
-    """A header decoded (RFC 2047, any charset), or None; a header too broken to decode is None."""
-    try:
-        value = msg.get(name)
-    except Exception:
-        return None
-    return str(value) if value is not None else None
+    """A header decoded (RFC 2047, any charset), or None; a header too broken to decode is None.
+    The first of that name, decoded as `policy.default` would (its `get`) from the raw value."""
+    wanted = name.lower()
+    for key, value in msg.raw_items():
+        if key.lower() == wanted:
+            try:
+                return str(policy.default.header_fetch_parse(key, value))
+            except Exception:
+                return None
+    return None
 
 
 def _sender(msg: Message) -> tuple[str | None, str | None]:
@@ -104,6 +116,7 @@ def _content(msg: Message) -> tuple[str, list[Attachment]]:
             break
         if part.is_multipart():
             continue
+        part = _decoded_mime(part)
         ctype = part.get_content_type()
         disposition = (part.get_content_disposition() or "").lower()
         filename = _filename(part)
@@ -122,6 +135,25 @@ def _content(msg: Message) -> tuple[str, list[Attachment]]:
             plain.append(normalise_whitespace(text))
     body = "\n\n".join(t for t in plain if t) or "\n\n".join(t for t in html if t)
     return body, attachments
+
+
+_MIME_HEADERS = ("Content-Type", "Content-Disposition", "Content-Transfer-Encoding")
+
+
+def _decoded_mime(part: Message) -> Message:
+    """`part` itself when its MIME headers are plain ASCII (nearly every real part); else a view of
+    it with those headers decoded as `policy.default` decodes them (an RFC 2047 file name as mail
+    clients write it, 8-bit bytes), so that type, charset and file name read as they always did."""
+    wanted = {name.lower() for name in _MIME_HEADERS}
+    if all(value.isascii() and "=?" not in value for key, value in part.raw_items() if key.lower() in wanted):
+        return part
+    view = copy.copy(part)  # the same payload (raw 8-bit bytes included); deleting gives it its own header list
+    for name in _MIME_HEADERS:
+        decoded = _header(part, name)
+        del view[name]
+        if decoded is not None:
+            view[name] = decoded
+    return view
 
 
 def _filename(part: Message) -> str | None:
