@@ -14,6 +14,7 @@ Delivery guarantees (see docs/reliability.md):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -29,6 +30,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import (
     DiscardPolicy,
+    Header,
     KeyValueConfig,
     PubAck,
     RetentionPolicy,
@@ -81,6 +83,82 @@ def plain_header_parsing(js: JetStreamContext) -> JetStreamContext:
     if hasattr(js, "_hdr_parser") and hasattr(nats.aio.client.Client, "_parse_header_lines"):
         js._hdr_parser = _HeaderLines()  # noqa: SLF001 - see _HeaderLines
     return js
+
+
+class AckingJetStream(JetStreamContext):
+    """nats-py's JetStreamContext with a leaner `publish`: the same signature, headers, errors and
+    timeout, with less work per message. Every JetStream write of a service goes through it (its
+    own publishes, and KV puts, creates, updates and removals, which nats-py's KeyValue makes with
+    its context's `publish`).
+
+    nats-py's `publish` is a request: a new NUID and random token per message, `asyncio.wait_for`
+    on the reply, and a PubAck built by introspecting the dataclass's fields. Here: one reply
+    subscription on the service's own inbox, a counter for the token, a timer instead of wait_for
+    (py-spy: that machinery was ~9 % of routing's CPU, which writes 7 times per request)."""
+
+    _PUBACK_FIELDS = frozenset(f.name for f in dataclasses.fields(PubAck))
+
+    def __init__(self, conn: nats.aio.client.Client, **opts: Any) -> None:
+        super().__init__(conn, **opts)
+        self._acks: dict[str, asyncio.Future[Msg]] = {}
+        self._ack_prefix = ""
+        self._sent = 0
+
+    @classmethod
+    async def open(cls, conn: nats.aio.client.Client, **opts: Any) -> AckingJetStream:
+        js = cls(conn, **opts)
+        js._ack_prefix = conn.new_inbox() + "."  # under the service's inbox prefix (its NATS permissions)
+        await conn.subscribe(js._ack_prefix + "*", cb=js._on_ack)
+        return js
+
+    async def _on_ack(self, msg: Msg) -> None:
+        waiting = self._acks.get(msg.subject[len(self._ack_prefix):])
+        if waiting is not None and not waiting.done():
+            waiting.set_result(msg)
+
+    async def publish(  # type: ignore[override]
+        self,
+        subject: str,
+        payload: bytes = b"",
+        timeout: float | None = None,
+        stream: str | None = None,
+        headers: dict[str, Any] | None = None,
+        msg_ttl: float | None = None,
+    ) -> PubAck:
+        if not self._ack_prefix:  # built without open(): nats-py's own way
+            return await super().publish(subject, payload, timeout, stream, headers, msg_ttl)
+        hdr = headers
+        if stream is not None:
+            hdr = hdr or {}
+            hdr[Header.EXPECTED_STREAM] = stream
+        if msg_ttl is not None:
+            hdr = hdr or {}
+            hdr[Header.MSG_TTL] = str(int(msg_ttl))
+        self._sent += 1
+        token = str(self._sent)
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Msg] = loop.create_future()
+        self._acks[token] = answer
+        try:
+            await self._nc.publish(subject, payload, reply=self._ack_prefix + token, headers=hdr)
+            timer = loop.call_later(self._timeout if timeout is None else timeout, _time_out, answer)
+            try:
+                msg = await answer
+            finally:
+                timer.cancel()
+        finally:
+            del self._acks[token]
+        if msg.headers and msg.headers.get(Header.STATUS) == "503":  # no responders: no stream for it
+            raise nats.js.errors.NoStreamResponseError
+        resp = json.loads(msg.data)
+        if "error" in resp:
+            raise nats.js.errors.APIError.from_error(resp["error"])
+        return PubAck(**{k: v for k, v in resp.items() if k in self._PUBACK_FIELDS})
+
+
+def _time_out(answer: asyncio.Future[Msg]) -> None:
+    if not answer.done():
+        answer.set_exception(nats.errors.TimeoutError())
 
 
 DAY = 86_400.0
