@@ -40,6 +40,7 @@ from . import subjects as s
 from .models import AuditRecord
 from .outbox import OutboundGate
 from .bus import (
+    AckingJetStream,
     Publisher,
     RetryPolicy,
     broker_kwargs,
@@ -249,7 +250,7 @@ def base_app(
         await broker.connect()
         server = broker.connection.connected_server_version
         require_server(server.major, server.minor)
-        js = plain_header_parsing(broker.connection.jetstream())
+        js = plain_header_parsing(await AckingJetStream.open(broker.connection))
         if runtime.settings.provision:
             await provision(js, runtime.settings)
         else:
