@@ -41,6 +41,7 @@ from .models import AuditRecord
 from .outbox import OutboundGate
 from .bus import (
     AckingJetStream,
+    Permanent,
     Publisher,
     RetryPolicy,
     broker_kwargs,
@@ -146,6 +147,9 @@ def make_runtime(settings: KefuSettings, *, consumer: str) -> Runtime:
         ],
         graceful_timeout=settings.ack_wait_seconds / 2,
         logger=logging.getLogger(f"kefu.{settings.service_name}.broker"),
+        # every handler takes one parameter, which `decoder_for` makes from the body: fast_depends'
+        # per-message solve (2-3 % of routing's CPU) would only validate it again
+        apply_types=False,
     )
     runtime = Runtime(settings=settings, registry=registry, broker=broker, pipeline=pipeline)
     holder["runtime"] = runtime
@@ -230,7 +234,15 @@ def decoder_for(handler: Callable[..., Any]) -> Callable[[Any], Any]:
     async def as_json(msg: Any) -> Any:
         return json.loads(msg.body)
 
-    return as_bytes if kind is bytes else as_json
+    async def as_object(msg: Any) -> dict[str, Any]:
+        value = json.loads(msg.body)
+        if not isinstance(value, dict):
+            raise Permanent(f"expected a JSON object, got {type(value).__name__}")
+        return value
+
+    if kind is bytes:
+        return as_bytes
+    return as_object if kind is dict or typing.get_origin(kind) is dict else as_json
 
 
 def base_app(

@@ -160,6 +160,12 @@ async def test_consumers_decode_each_body_once_as_the_handler_asks() -> None:
     assert (await as_json(msg))["source_id"] == "1"
     with pytest.raises(ValidationError):  # dead-lettered by the settle middleware
         await as_model(SimpleNamespace(body=b'{"request_id": 1'))
+    # the handler gets exactly what it declared (FastStream calls it without fast_depends): a body
+    # that is JSON but not an object is a permanent failure, dead-lettered at once
+    from shared.bus import Permanent
+
+    with pytest.raises(Permanent):
+        await as_json(SimpleNamespace(body=b'["req_x"]'))
 
 
 def test_a_nats_server_without_message_schedules_is_refused_at_start() -> None:
