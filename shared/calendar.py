@@ -25,6 +25,7 @@ MAX_DAYS = 3700
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|wd)\s*$")
 
 
+@functools.lru_cache(maxsize=1024)  # the few durations in config/, asked for on every request
 def parse_duration(text: str | int | float, workday: timedelta) -> timedelta:
     """`90s`, `30m`, `4h`, `28d` (calendar days), `2wd` (working days, each as long as the business
     day `workday`). A bare number is minutes."""
