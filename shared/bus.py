@@ -27,12 +27,13 @@ import nats.js.errors
 from faststream import BaseMiddleware
 from faststream.exceptions import HandlerException, NackMessage, RejectMessage
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
+from nats.js import JetStreamContext, JetStreamManager
 from nats.js.api import (
     DiscardPolicy,
     Header,
     KeyValueConfig,
     PubAck,
+    RawStreamMsg,
     RetentionPolicy,
     StorageType,
     StreamConfig,
@@ -86,35 +87,57 @@ def plain_header_parsing(js: JetStreamContext) -> JetStreamContext:
 
 
 class AckingJetStream(JetStreamContext):
-    """nats-py's JetStreamContext with a leaner `publish`: the same signature, headers, errors and
-    timeout, with less work per message. Every JetStream write of a service goes through it (its
-    own publishes, and KV puts, creates, updates and removals, which nats-py's KeyValue makes with
-    its context's `publish`).
+    """nats-py's JetStreamContext with a leaner request path under `publish` and the JetStream API
+    calls: the same signatures, headers, errors and timeouts, with less work per message. Every
+    JetStream write and read of a service goes through it: its own publishes, and KV puts, creates,
+    updates, removals and gets, which nats-py's KeyValue makes with its context.
 
-    nats-py's `publish` is a request: a new NUID and random token per message, `asyncio.wait_for`
-    on the reply, and a PubAck built by introspecting the dataclass's fields. Here: one reply
-    subscription on the service's own inbox, a counter for the token, a timer instead of wait_for
-    (py-spy: that machinery was ~9 % of routing's CPU, which writes 7 times per request)."""
+    nats-py makes each of them a `Client.request`: a new NUID and random token per message,
+    `asyncio.wait_for` on the reply, and for a publish a PubAck built by introspecting the
+    dataclass's fields. Here: one reply subscription on the service's own inbox, a counter for the
+    token, a timer instead of wait_for (py-spy: that machinery was ~9 % of routing's CPU, which
+    writes 7 times per request; client CPU per publish 84 -> 60 us)."""
 
     _PUBACK_FIELDS = frozenset(f.name for f in dataclasses.fields(PubAck))
 
     def __init__(self, conn: nats.aio.client.Client, **opts: Any) -> None:
         super().__init__(conn, **opts)
-        self._acks: dict[str, asyncio.Future[Msg]] = {}
-        self._ack_prefix = ""
+        self._replies: dict[str, asyncio.Future[Msg]] = {}
+        self._reply_prefix = ""
         self._sent = 0
 
     @classmethod
     async def open(cls, conn: nats.aio.client.Client, **opts: Any) -> AckingJetStream:
         js = cls(conn, **opts)
-        js._ack_prefix = conn.new_inbox() + "."  # under the service's inbox prefix (its NATS permissions)
-        await conn.subscribe(js._ack_prefix + "*", cb=js._on_ack)
+        js._reply_prefix = conn.new_inbox() + "."  # under the service's inbox prefix (its NATS permissions)
+        await conn.subscribe(js._reply_prefix + "*", cb=js._on_reply)
         return js
 
-    async def _on_ack(self, msg: Msg) -> None:
-        waiting = self._acks.get(msg.subject[len(self._ack_prefix):])
+    async def _on_reply(self, msg: Msg) -> None:
+        waiting = self._replies.get(msg.subject[len(self._reply_prefix):])
         if waiting is not None and not waiting.done():
             waiting.set_result(msg)
+
+    async def _request(self, subject: str, payload: bytes, timeout: float,
+                       headers: dict[str, Any] | None = None) -> Msg:
+        """`Client.request`'s contract: the reply, nats.errors.TimeoutError, NoRespondersError."""
+        self._sent += 1
+        token = str(self._sent)
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Msg] = loop.create_future()
+        self._replies[token] = answer
+        try:
+            await self._nc.publish(subject, payload, reply=self._reply_prefix + token, headers=headers)
+            timer = loop.call_later(timeout, _time_out, answer)
+            try:
+                msg = await answer
+            finally:
+                timer.cancel()
+        finally:
+            del self._replies[token]
+        if msg.headers and msg.headers.get(Header.STATUS) == "503":
+            raise nats.errors.NoRespondersError
+        return msg
 
     async def publish(  # type: ignore[override]
         self,
@@ -125,7 +148,7 @@ class AckingJetStream(JetStreamContext):
         headers: dict[str, Any] | None = None,
         msg_ttl: float | None = None,
     ) -> PubAck:
-        if not self._ack_prefix:  # built without open(): nats-py's own way
+        if not self._reply_prefix:  # built without open(): nats-py's own way
             return await super().publish(subject, payload, timeout, stream, headers, msg_ttl)
         hdr = headers
         if stream is not None:
@@ -134,26 +157,37 @@ class AckingJetStream(JetStreamContext):
         if msg_ttl is not None:
             hdr = hdr or {}
             hdr[Header.MSG_TTL] = str(int(msg_ttl))
-        self._sent += 1
-        token = str(self._sent)
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[Msg] = loop.create_future()
-        self._acks[token] = answer
         try:
-            await self._nc.publish(subject, payload, reply=self._ack_prefix + token, headers=hdr)
-            timer = loop.call_later(self._timeout if timeout is None else timeout, _time_out, answer)
-            try:
-                msg = await answer
-            finally:
-                timer.cancel()
-        finally:
-            del self._acks[token]
-        if msg.headers and msg.headers.get(Header.STATUS) == "503":  # no responders: no stream for it
-            raise nats.js.errors.NoStreamResponseError
+            msg = await self._request(subject, payload, self._timeout if timeout is None else timeout, hdr)
+        except nats.errors.NoRespondersError:
+            raise nats.js.errors.NoStreamResponseError from None
         resp = json.loads(msg.data)
         if "error" in resp:
             raise nats.js.errors.APIError.from_error(resp["error"])
         return PubAck(**{k: v for k, v in resp.items() if k in self._PUBACK_FIELDS})
+
+    async def get_msg(  # type: ignore[override]
+        self, stream_name: str, seq: int | None = None, subject: str | None = None, direct: bool | None = False,
+        next: bool | None = False,  # noqa: A002 - nats-py's name
+    ) -> RawStreamMsg:
+        """A KV get (the last message of a key's subject) as a direct get through the reply mux;
+        anything else as nats-py does it."""
+        if not (direct and subject and seq is None and not next and self._reply_prefix):
+            return await super().get_msg(stream_name, seq, subject, direct, next)
+        msg = await self._request(f"{self._prefix}.DIRECT.GET.{stream_name}.{subject}", b"", self._timeout)
+        return JetStreamManager._lift_msg_to_raw_msg(msg)
+
+    async def _api_request(self, req_subject: str, req: bytes = b"", timeout: float = 5) -> dict[str, Any]:
+        if not self._reply_prefix:
+            return await super()._api_request(req_subject, req, timeout)
+        try:
+            msg = await self._request(req_subject, req, timeout)
+        except nats.errors.NoRespondersError:
+            raise nats.js.errors.ServiceUnavailableError from None
+        resp = json.loads(msg.data)
+        if "error" in resp:
+            raise nats.js.errors.APIError.from_error(resp["error"])
+        return resp
 
 
 def _time_out(answer: asyncio.Future[Msg]) -> None:
@@ -246,10 +280,17 @@ def stream_configs(settings: KefuSettings) -> list[StreamConfig]:
 def bucket_configs(settings: KefuSettings) -> list[KeyValueConfig]:
     common = {"storage": StorageType.FILE, "replicas": settings.stream_replicas}
     records = common | ({"ttl": settings.retention_records_days * DAY} if settings.retention_records_days else {})
+    # Intake's reads (2-3 per request) are direct gets: any replica answers from its store, without
+    # the JetStream API's JSON and base64 (nats-server CPU per read 100-119 -> 25-34 us). A follower
+    # may answer a few milliseconds behind the leader, which these reads tolerate: a source seen a
+    # moment ago is still dropped by its Nats-Msg-Id, a customer registered a moment ago is
+    # recognised from the next message on. Buckets whose writer reads its own writes (routing's
+    # records, agents, queues, outbox; feedback's) stay leader-served (docs/reliability.md).
+    read_by_intake = common | {"direct": True}
     return [
-        KeyValueConfig(bucket=s.BUCKET_CUSTOMERS, history=5, **common),
-        KeyValueConfig(bucket=s.BUCKET_CONTACTS, history=1, **common),
-        KeyValueConfig(bucket=s.BUCKET_INTAKE_SOURCES, history=1, ttl=400 * DAY, **common),
+        KeyValueConfig(bucket=s.BUCKET_CUSTOMERS, history=5, **read_by_intake),
+        KeyValueConfig(bucket=s.BUCKET_CONTACTS, history=1, **read_by_intake),
+        KeyValueConfig(bucket=s.BUCKET_INTAKE_SOURCES, history=1, ttl=400 * DAY, **read_by_intake),
         # a signature is refused twice within its validity (5 min either way): kept 10 minutes
         KeyValueConfig(bucket=s.BUCKET_WEBHOOK_SIGNATURES, history=1, ttl=600, **common),
         KeyValueConfig(bucket=s.BUCKET_REQUESTS, history=10, **records),
@@ -259,7 +300,7 @@ def bucket_configs(settings: KefuSettings) -> list[KeyValueConfig]:
         KeyValueConfig(bucket=s.BUCKET_OUTBOX, history=1, **common),
         KeyValueConfig(bucket=s.BUCKET_FEEDBACK_REQUESTS, history=3, **records),
         KeyValueConfig(bucket=s.BUCKET_SURVEYS, history=3, **records),
-        KeyValueConfig(bucket=s.BUCKET_OPEN_SURVEYS, history=1, **common),
+        KeyValueConfig(bucket=s.BUCKET_OPEN_SURVEYS, history=1, **read_by_intake),
         KeyValueConfig(bucket=s.BUCKET_FOLLOWUPS, history=3, **records),
         # messages sent per customer per day (the outbound cap): two days cover any time zone
         KeyValueConfig(bucket=s.BUCKET_OUTBOUND_CAPS, history=1, ttl=2 * DAY, **common),
@@ -292,11 +333,13 @@ async def provision(js: JetStreamContext, settings: KefuSettings) -> None:
         except nats.js.errors.BadRequestError:
             # exists with other settings: keep it, but apply a changed retention (KEFU_RETENTION_RECORDS_DAYS)
             # and allow per-message TTLs (removal markers that expire, shared.kv.remove), which
-            # buckets made by older nats-py versions lack
+            # buckets made by older nats-py versions lack, and direct gets where kefu wants them
             info = await js.stream_info(f"KV_{kv.bucket}")
-            if (info.config.max_age or 0) != (kv.ttl or 0) or not info.config.allow_msg_ttl:
+            if ((info.config.max_age or 0) != (kv.ttl or 0) or not info.config.allow_msg_ttl
+                    or bool(info.config.allow_direct) != bool(kv.direct)):
                 info.config.max_age = kv.ttl or 0
                 info.config.allow_msg_ttl = True
+                info.config.allow_direct = bool(kv.direct)
                 await js.update_stream(info.config)
 
 

@@ -1,5 +1,6 @@
-"""kefu's JetStream context (`shared.bus.AckingJetStream`) answers every publish as nats-py's does:
-the ack, duplicates, the stream's refusals, no stream, timeouts, and the KV writes built on it."""
+"""kefu's JetStream context (`shared.bus.AckingJetStream`) answers every publish and API request as
+nats-py's does: the ack, duplicates, the stream's refusals, no stream, timeouts, and the KV writes
+and reads built on it."""
 
 from __future__ import annotations
 
@@ -53,11 +54,13 @@ async def test_refusals_raise_what_nats_py_raises(lean) -> None:
     await lean._nc.subscribe("silent.x")  # noqa: SLF001
     with pytest.raises(nats.errors.TimeoutError):
         await lean.publish("silent.x", b"", timeout=0.2)
-    assert not lean._acks  # noqa: SLF001 - nothing left waiting
+    assert not lean._replies  # noqa: SLF001 - nothing left waiting
 
 
-async def test_kv_writes_through_it_keep_their_revision_checks(lean) -> None:
-    kv = await lean.create_key_value(KeyValueConfig(bucket="ack_kv", history=1))
+@pytest.mark.parametrize("direct", [True, False], ids=["direct-gets", "api-gets"])
+async def test_kv_writes_and_reads_through_it_keep_their_revision_checks(lean, direct: bool) -> None:
+    kv = await lean.create_key_value(KeyValueConfig(bucket="ack_kv", history=1, direct=direct))
+    assert kv._direct is direct  # noqa: SLF001
     assert kv._js is lean  # noqa: SLF001 - the bucket writes through kefu's context
     revision = await kv.create("k", b"v1")
     with pytest.raises(nats.js.errors.KeyWrongLastSequenceError):
@@ -65,6 +68,16 @@ async def test_kv_writes_through_it_keep_their_revision_checks(lean) -> None:
     with pytest.raises(nats.js.errors.KeyWrongLastSequenceError):
         await kv.update("k", b"v2", last=revision + 5)
     assert await kv.update("k", b"v2", last=revision) > revision
+    entry = await kv.get("k")  # KV reads are requests through it too
+    assert (entry.value, entry.revision) == (b"v2", revision + 1)
     await remove(kv, "k")
     with pytest.raises(nats.js.errors.KeyNotFoundError):
         await kv.get("k")
+
+
+async def test_api_requests_answer_and_refuse_as_nats_py_does(lean) -> None:
+    info = await lean.stream_info("ACK_TEST")
+    assert info.config.name == "ACK_TEST"
+    with pytest.raises(nats.js.errors.NotFoundError):
+        await lean.stream_info("NO_SUCH_STREAM")
+    assert not lean._replies  # noqa: SLF001

@@ -43,7 +43,8 @@ async def test_a_removal_checked_against_a_revision_refuses_a_newer_value(js) ->
     assert (await kv.get("req_c")).value == b"2"
 
 
-async def test_provisioning_lets_an_older_bucket_expire_its_markers(nats_server) -> None:
+async def test_provisioning_brings_an_older_bucket_in_line(nats_server) -> None:
+    """Markers that expire; direct gets for intake's buckets only (which its KV objects then use)."""
     import nats
 
     nc = await nats.connect(nats_server.url)
@@ -54,8 +55,15 @@ async def test_provisioning_lets_an_older_bucket_expire_its_markers(nats_server)
                                          storage=StorageType.FILE, allow_rollup_hdrs=True, deny_delete=True,
                                          max_msgs_per_subject=1, allow_direct=False))
         assert not (await js.stream_info(f"KV_{s.BUCKET_OUTBOX}")).config.allow_msg_ttl
+        # and one of intake's, made before its reads were direct gets
+        await js.add_stream(StreamConfig(name=f"KV_{s.BUCKET_CONTACTS}", subjects=[f"$KV.{s.BUCKET_CONTACTS}.>"],
+                                         storage=StorageType.FILE, allow_rollup_hdrs=True, deny_delete=True,
+                                         max_msgs_per_subject=1, allow_direct=False))
         await provision(js, KefuSettings())
-        assert (await js.stream_info(f"KV_{s.BUCKET_OUTBOX}")).config.allow_msg_ttl
+        config = (await js.stream_info(f"KV_{s.BUCKET_OUTBOX}")).config
+        assert config.allow_msg_ttl and not config.allow_direct  # routing reads its own writes: leader-served
+        contacts = await js.key_value(s.BUCKET_CONTACTS)
+        assert contacts._direct  # noqa: SLF001 - intake's reads are direct gets
         kv = await js.key_value(s.BUCKET_OUTBOX)
         await kv.put("req_d", b"1")
         await remove(kv, "req_d", marker_ttl=1)
