@@ -199,6 +199,8 @@ class RoutingStore:
         raise Conflict(key)
 
     def pending_for(self, customer_id: str) -> list[str]:
+        if not self.pending.items:  # nobody is waiting on a reply: no key to hash (most of the time)
+            return []
         found = self.pending.items.get(customer_key(customer_id))
         return list(found.root) if found is not None else []
 
