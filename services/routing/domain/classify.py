@@ -29,9 +29,10 @@ def judge(*, text: str, hints: Hints, tier: Tier, rules: RuleSet) -> Judgement:
       customers' complaints, or when the adapter said urgent/important; else normal.
     """
     lowered = text.lower()
+    present = rules.present(lowered)
     matched: list[str] = []
 
-    emergency_rules = [r.name for r in rules.emergency if r.matches(lowered)]
+    emergency_rules = [r.name for r in rules.emergency if r.matches(lowered, present)]
     matched += [f"emergency:{n}" for n in emergency_rules]
     emergency = bool(emergency_rules)
 
@@ -40,7 +41,7 @@ def judge(*, text: str, hints: Hints, tier: Tier, rules: RuleSet) -> Judgement:
     for rule in rules.categories:
         if rule.category not in order:
             order.append(rule.category)
-        if rule.matches(lowered):
+        if rule.matches(lowered, present):
             scores[rule.category] = scores.get(rule.category, 0.0) + rule.weight
             matched.append(f"category:{rule.name}")
     if hints.category is not None:
@@ -51,7 +52,7 @@ def judge(*, text: str, hints: Hints, tier: Tier, rules: RuleSet) -> Judgement:
     else:
         category = Category.help if emergency else rules.default_category
 
-    important = [r.name for r in rules.important if r.matches(lowered)]
+    important = [r.name for r in rules.important if r.matches(lowered, present)]
     matched += [f"important:{n}" for n in important]
     if emergency:
         priority = Priority.urgent
@@ -63,12 +64,12 @@ def judge(*, text: str, hints: Hints, tier: Tier, rules: RuleSet) -> Judgement:
         # an adapter's "urgent" without an emergency in the words is important, not an emergency
         priority = Priority.important
 
-    complex_ = [r.name for r in rules.complex if r.matches(lowered)]
+    complex_ = [r.name for r in rules.complex if r.matches(lowered, present)]
     matched += [f"complex:{n}" for n in complex_]
 
     topics = []
     for rule in rules.topics:
-        if rule.topic not in topics and rule.matches(lowered):
+        if rule.topic not in topics and rule.matches(lowered, present):
             topics.append(rule.topic)
             matched.append(f"topic:{rule.name}")
 

@@ -61,8 +61,13 @@ class PhraseRule(BaseModel):
         miss most texts, and a substring test rules them out far faster than the regex would."""
         return tuple(max(p.lower().split(), key=len) for p in self.phrases if p.strip())
 
-    def matches(self, text: str) -> bool:
-        if not any(needle in text for needle in self.needles):
+    def matches(self, text: str, present: frozenset[str] | None = None) -> bool:
+        """`present`: the needles of the whole rule set found in `text` (`RuleSet.present`), when the
+        caller asks many rules about one text: each needle is then looked for once, not per rule."""
+        if present is not None:
+            if present.isdisjoint(self.needles):
+                return False
+        elif not any(needle in text for needle in self.needles):
             return False  # removing the `unless` phrases could only take matches away
         if self.unless_pattern is not None:
             text = self.unless_pattern.sub(" ", text)
@@ -89,6 +94,16 @@ class RuleSet(BaseModel):
     important: list[PhraseRule] = Field(default_factory=list)
     complex: list[PhraseRule] = Field(default_factory=list)
     topics: list[TopicRule]
+
+    @cached_property
+    def needles(self) -> tuple[str, ...]:
+        """Every rule's needles, each once (rules share many words)."""
+        rules = [*self.emergency, *self.categories, *self.important, *self.complex, *self.topics]
+        return tuple(dict.fromkeys(needle for rule in rules for needle in rule.needles))
+
+    def present(self, lowered: str) -> frozenset[str]:
+        """The needles found in the text: one substring test each, for all rules at once."""
+        return frozenset([needle for needle in self.needles if needle in lowered])
 
 
 class Responsibility(BaseModel):
