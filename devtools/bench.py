@@ -130,12 +130,14 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def start_kefu(url: str, var: Path, replicas: dict[str, int] | None = None) -> dict[str, subprocess.Popen]:
-    # the caller's per-service settings (e.g. KEFU_ROUTING_WORKERS) pass through; the rest is the bench's
+def start_kefu(url: str, var: Path, replicas: dict[str, int] | None = None,
+               log_level: str = "INFO") -> dict[str, subprocess.Popen]:
+    """The services at the log level they are deployed with (INFO: intake logs every request), or
+    KEFU_LOG_LEVEL. The caller's per-service settings (e.g. KEFU_ROUTING_WORKERS) pass through."""
     own = tuple(f"KEFU_{name.upper()}_" for name in SERVICES)
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_") or k.startswith(own)} | {
         "KEFU_NATS_URL": url, "KEFU_ADMIN_TOKEN": "bench", "KEFU_ADAPTER_KEYS": "bench:bench",
-        "KEFU_FEEDBACK_SURVEY_SECRET": "bench", "KEFU_LOG_LEVEL": "WARNING",
+        "KEFU_FEEDBACK_SURVEY_SECRET": "bench", "KEFU_LOG_LEVEL": os.environ.get("KEFU_LOG_LEVEL", log_level),
     }
     procs = {}
     for service in SERVICES:
@@ -270,7 +272,7 @@ async def soak() -> int:
     count = int(os.environ.get("KEFU_SOAK_COUNT", "1000000"))
     rate = float(os.environ.get("KEFU_SOAK_RATE", "200"))
     var, server, url = prepare("kefu-soak-")
-    procs = start_kefu(url, var)
+    procs = start_kefu(url, var, log_level="WARNING")  # a million requests would log ~250 MB at INFO
     pids = {n: p.pid for n, p in procs.items()} | ({"nats-server": server.proc.pid} if server else {})
     routing = f"http://127.0.0.1:{procs['routing'].port}"  # type: ignore[attr-defined]
     samples: list[dict[str, float]] = []
