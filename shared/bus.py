@@ -101,15 +101,15 @@ class AckingJetStream(JetStreamContext):
     _PUBACK_FIELDS = frozenset(f.name for f in dataclasses.fields(PubAck))
 
     def __init__(self, conn: nats.aio.client.Client, **opts: Any) -> None:
+        """Use `open`, which also subscribes to the replies."""
         super().__init__(conn, **opts)
         self._replies: dict[str, asyncio.Future[Msg]] = {}
-        self._reply_prefix = ""
+        self._reply_prefix = conn.new_inbox() + "."  # under the service's inbox prefix (its NATS permissions)
         self._sent = 0
 
     @classmethod
     async def open(cls, conn: nats.aio.client.Client, **opts: Any) -> AckingJetStream:
         js = cls(conn, **opts)
-        js._reply_prefix = conn.new_inbox() + "."  # under the service's inbox prefix (its NATS permissions)
         await conn.subscribe(js._reply_prefix + "*", cb=js._on_reply)
         return js
 
@@ -139,6 +139,14 @@ class AckingJetStream(JetStreamContext):
             raise nats.errors.NoRespondersError
         return msg
 
+    @staticmethod
+    def _answer(msg: Msg) -> dict[str, Any]:
+        """A JetStream reply's JSON, or its API error raised as nats-py raises it."""
+        resp = json.loads(msg.data)
+        if "error" in resp:
+            raise nats.js.errors.APIError.from_error(resp["error"])
+        return resp
+
     async def publish(  # type: ignore[override]
         self,
         subject: str,
@@ -148,8 +156,6 @@ class AckingJetStream(JetStreamContext):
         headers: dict[str, Any] | None = None,
         msg_ttl: float | None = None,
     ) -> PubAck:
-        if not self._reply_prefix:  # built without open(): nats-py's own way
-            return await super().publish(subject, payload, timeout, stream, headers, msg_ttl)
         hdr = headers
         if stream is not None:
             hdr = hdr or {}
@@ -161,10 +167,7 @@ class AckingJetStream(JetStreamContext):
             msg = await self._request(subject, payload, self._timeout if timeout is None else timeout, hdr)
         except nats.errors.NoRespondersError:
             raise nats.js.errors.NoStreamResponseError from None
-        resp = json.loads(msg.data)
-        if "error" in resp:
-            raise nats.js.errors.APIError.from_error(resp["error"])
-        return PubAck(**{k: v for k, v in resp.items() if k in self._PUBACK_FIELDS})
+        return PubAck(**{k: v for k, v in self._answer(msg).items() if k in self._PUBACK_FIELDS})
 
     async def get_msg(  # type: ignore[override]
         self, stream_name: str, seq: int | None = None, subject: str | None = None, direct: bool | None = False,
@@ -172,22 +175,17 @@ class AckingJetStream(JetStreamContext):
     ) -> RawStreamMsg:
         """A KV get (the last message of a key's subject) as a direct get through the reply mux;
         anything else as nats-py does it."""
-        if not (direct and subject and seq is None and not next and self._reply_prefix):
+        if not (direct and subject and seq is None and not next):
             return await super().get_msg(stream_name, seq, subject, direct, next)
         msg = await self._request(f"{self._prefix}.DIRECT.GET.{stream_name}.{subject}", b"", self._timeout)
         return JetStreamManager._lift_msg_to_raw_msg(msg)
 
     async def _api_request(self, req_subject: str, req: bytes = b"", timeout: float = 5) -> dict[str, Any]:
-        if not self._reply_prefix:
-            return await super()._api_request(req_subject, req, timeout)
         try:
             msg = await self._request(req_subject, req, timeout)
         except nats.errors.NoRespondersError:
             raise nats.js.errors.ServiceUnavailableError from None
-        resp = json.loads(msg.data)
-        if "error" in resp:
-            raise nats.js.errors.APIError.from_error(resp["error"])
-        return resp
+        return self._answer(msg)
 
 
 def _time_out(answer: asyncio.Future[Msg]) -> None:

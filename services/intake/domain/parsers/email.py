@@ -138,14 +138,14 @@ def _content(msg: Message) -> tuple[str, list[Attachment]]:
 
 
 _MIME_HEADERS = ("Content-Type", "Content-Disposition", "Content-Transfer-Encoding")
+_MIME_KEYS = frozenset(name.lower() for name in _MIME_HEADERS)
 
 
 def _decoded_mime(part: Message) -> Message:
     """`part` itself when its MIME headers are plain ASCII (nearly every real part); else a view of
     it with those headers decoded as `policy.default` decodes them (an RFC 2047 file name as mail
     clients write it, 8-bit bytes), so that type, charset and file name read as they always did."""
-    wanted = {name.lower() for name in _MIME_HEADERS}
-    if all(value.isascii() and "=?" not in value for key, value in part.raw_items() if key.lower() in wanted):
+    if all(value.isascii() and "=?" not in value for key, value in part.raw_items() if key.lower() in _MIME_KEYS):
         return part
     view = copy.copy(part)  # the same payload (raw 8-bit bytes included); deleting gives it its own header list
     for name in _MIME_HEADERS:
