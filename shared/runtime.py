@@ -15,6 +15,7 @@ import hmac
 import json
 import os
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,8 +29,12 @@ from pydantic import BaseModel
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from faststream.nats import NatsBroker
-from faststream.nats.prometheus.provider import NatsMetricsSettingsProvider
-from faststream.prometheus.middleware import PrometheusMiddleware
+from faststream import BaseMiddleware
+from faststream.exceptions import IgnoredException
+from faststream.message import SourceType
+from faststream.prometheus.consts import PROCESSING_STATUS_BY_ACK_STATUS, PROCESSING_STATUS_BY_HANDLER_EXCEPTION_MAP
+from faststream.prometheus.container import MetricsContainer
+from faststream.prometheus.types import ProcessingStatus
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
@@ -104,17 +109,6 @@ class PipelineMetrics:
                                  ["stream", "consumer"], registry=registry)
 
 
-class _ByConsumer(NatsMetricsSettingsProvider):
-    """FastStream labels each consumed message's metrics with its subject. Timer subjects carry the
-    request id (`kefu.timers.fire.routing.<request>.<timer>`), so every request added a dozen
-    series to each process: unbounded cardinality in Prometheus and memory growing with every
-    request (found by `make soak`: routing +0.6 KiB per request). Labelled by durable consumer."""
-
-    def get_consume_attrs_from_message(self, msg: Any) -> Any:
-        raw = msg.raw_message
-        return {"destination_name": consumer_label(raw), "message_size": len(msg.body), "messages_count": 1}
-
-
 def consumer_label(raw: Msg) -> str:
     """The durable consumer a message came through: a bounded label value."""
     try:
@@ -123,10 +117,75 @@ def consumer_label(raw: Msg) -> str:
         return "core"
 
 
+class _HandlerSeries:
+    """One durable consumer's labelled children of FastStream's handler metrics, looked up once."""
+
+    __slots__ = ("received", "size", "in_process", "duration", "_processed", "_exceptions", "_labels", "_metrics")
+
+    def __init__(self, metrics: MetricsContainer, app_name: str, handler: str) -> None:
+        self._metrics, self._labels = metrics, (app_name, "nats", handler)
+        self.received = metrics.received_messages_total.labels(*self._labels)
+        self.size = metrics.received_messages_size_bytes.labels(*self._labels)
+        self.in_process = metrics.received_messages_in_process.labels(*self._labels)
+        self.duration = metrics.received_processed_messages_duration_seconds.labels(*self._labels)
+        self._processed: dict[str, Any] = {}
+        self._exceptions: dict[str, Any] = {}
+
+    def processed(self, status: str) -> Any:
+        return self._child(self._processed, self._metrics.received_processed_messages_total, status)
+
+    def exception(self, name: str) -> Any:  # the exception types a handler raises: a handful
+        return self._child(self._exceptions, self._metrics.received_processed_messages_exceptions_total, name)
+
+    def _child(self, cache: dict[str, Any], metric: Any, value: str) -> Any:
+        child = cache.get(value)
+        if child is None:
+            child = cache[value] = metric.labels(*self._labels, value)
+        return child
+
+
 def consumer_metrics_middleware(registry: CollectorRegistry, *, app_name: str) -> Any:
-    """FastStream's handler metrics (`faststream_received_*`), with `handler` = the durable consumer."""
-    return PrometheusMiddleware(settings_provider_factory=lambda msg: _ByConsumer(), registry=registry,
-                                app_name=app_name)
+    """FastStream's handler metrics (`faststream_received_*`: the metrics, labels, buckets and
+    statuses of its PrometheusMiddleware, made by its own `MetricsContainer`), with `handler` =
+    the durable consumer. FastStream labels each message with its subject, and timer subjects carry
+    the request id (`kefu.timers.fire.routing.<request>.<timer>`): a dozen series per request,
+    unbounded (found by `make soak`: routing +0.6 KiB per request). And its middleware looks up
+    six labelled series per message through its manager (~19 us of CPU per message); this one
+    looks up each consumer's series once (~5 us)."""
+    metrics = MetricsContainer(registry, custom_label_names=())
+    by_consumer: dict[str, _HandlerSeries] = {}
+
+    class HandlerMetrics(BaseMiddleware):
+        async def consume_scope(self, call_next: Any, msg: Any) -> Any:
+            if msg.source_type is SourceType.RESPONSE:
+                return await call_next(msg)
+            handler = consumer_label(msg.raw_message)
+            series = by_consumer.get(handler)
+            if series is None:
+                series = by_consumer[handler] = _HandlerSeries(metrics, app_name, handler)
+            series.received.inc()
+            series.size.observe(len(msg.body))
+            series.in_process.inc()
+            err: Exception | None = None
+            start = time.perf_counter()
+            try:
+                return await call_next(msg)
+            except Exception as exc:
+                err = exc
+                if not isinstance(exc, IgnoredException):
+                    series.exception(type(exc).__name__).inc()
+                raise
+            finally:
+                series.duration.observe(time.perf_counter() - start)
+                series.in_process.dec()
+                status = ProcessingStatus.acked
+                if msg.committed or err:  # as FastStream's middleware decides it
+                    status = (PROCESSING_STATUS_BY_ACK_STATUS.get(msg.committed)
+                              or PROCESSING_STATUS_BY_HANDLER_EXCEPTION_MAP.get(type(err))
+                              or ProcessingStatus.error)
+                series.processed(status.value).inc()
+
+    return HandlerMetrics
 
 
 def make_runtime(settings: KefuSettings, *, consumer: str) -> Runtime:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import inspect
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -176,3 +177,58 @@ def test_a_nats_server_without_message_schedules_is_refused_at_start() -> None:
     require_server(2, 12)
     require_server(3, 0)
     require_server(0, 0)  # the server did not say: the stream checks decide
+
+
+async def test_handler_metrics_expose_what_faststreams_prometheus_middleware_does_labelled_by_consumer() -> None:
+    """kefu's lean handler-metrics middleware must expose the same series, with the same values, as
+    FastStream's PrometheusMiddleware given the durable consumer as the handler label: dashboards
+    and alerts read `faststream_received_*`. Successes, a nack, a rejection and a crash."""
+    from faststream.exceptions import NackMessage, RejectMessage
+    from faststream.message import SourceType
+    from faststream.nats.prometheus.provider import NatsMetricsSettingsProvider
+    from faststream.prometheus.middleware import PrometheusMiddleware
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from shared.runtime import consumer_label, consumer_metrics_middleware
+
+    class ByConsumer(NatsMetricsSettingsProvider):
+        def get_consume_attrs_from_message(self, msg: Any) -> Any:
+            return {"destination_name": consumer_label(msg.raw_message), "message_size": len(msg.body),
+                    "messages_count": 1}
+
+    def message(consumer: str, size: int) -> Any:
+        raw = SimpleNamespace(metadata=SimpleNamespace(consumer=consumer), reply="$JS.ACK.x")
+        return SimpleNamespace(raw_message=raw, body=b"x" * size, source_type=SourceType.CONSUME, committed=None)
+
+    async def ok(_: Any) -> None:
+        return None
+
+    async def nack(_: Any) -> None:
+        raise NackMessage(delay=1)
+
+    async def reject(_: Any) -> None:
+        raise RejectMessage()
+
+    async def crash(_: Any) -> None:
+        raise KeyError("boom")
+
+    steps = [("routing", 900, ok), ("routing", 20, nack), ("routing-timers", 300, ok), ("routing", 5000, reject),
+             ("intake", 70, crash), ("routing", 900, ok)]
+
+    async def exposition(factory: Any, registry: Any) -> list[str]:
+        for consumer, size, handler in steps:
+            msg = message(consumer, size)
+            with pytest.raises(Exception) if handler is not ok else nullcontext():
+                await factory(msg, context=None).consume_scope(handler, msg)
+        text = generate_latest(registry).decode()
+        # durations and creation times differ between two runs; their counts do not
+        return [line for line in text.splitlines()
+                if "_created" not in line and not ("duration_seconds" in line and "_count" not in line)]
+
+    theirs_registry, ours_registry = CollectorRegistry(), CollectorRegistry()
+    theirs = PrometheusMiddleware(settings_provider_factory=lambda _: ByConsumer(), registry=theirs_registry,
+                                  app_name="kefu_test")
+    ours = consumer_metrics_middleware(ours_registry, app_name="kefu_test")
+    expected = await exposition(theirs, theirs_registry)
+    assert 'status="nacked"' in "\n".join(expected) and 'exception_type="KeyError"' in "\n".join(expected)
+    assert await exposition(ours, ours_registry) == expected
