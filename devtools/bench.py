@@ -123,6 +123,39 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def server_messages(server: NatsServer | None) -> int | None:
+    """Messages nats-server has received from clients so far (/varz in_msgs: publishes, KV writes,
+    JetStream API requests, acks and pull requests alike), when the bench started the server."""
+    if server is None or server.monitor_port is None:
+        return None
+    return httpx.get(f"http://127.0.0.1:{server.monitor_port}/varz", timeout=5).json()["in_msgs"]
+
+
+class CpuMeter:
+    """CPU per request of a set of processes over one run, the messages nats-server received per
+    request, and how many of the machine's cores the run kept busy."""
+
+    def __init__(self, pids: dict[str, int], server: NatsServer | None) -> None:
+        self.pids, self.server = pids, server
+
+    def __enter__(self) -> CpuMeter:
+        self.cpu = {n: cpu_seconds(pid) for n, pid in self.pids.items()}
+        self.messages, self.wall = server_messages(self.server), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.wall
+        self.used = {n: cpu_seconds(pid) - self.cpu[n] for n, pid in self.pids.items()}
+        after = server_messages(self.server)
+        self.received = None if after is None or self.messages is None else after - self.messages
+
+    def report(self, requests: int) -> dict[str, object]:
+        per = {n: round(v * 1000 / requests, 2) for n, v in self.used.items()}
+        return {"cpu_ms_per_request": per, "cpu_ms_per_request_total": round(sum(self.used.values()) * 1000 / requests, 2),
+                "cores_busy": round(sum(self.used.values()) / self.seconds, 2),
+                "server_messages_per_request": None if self.received is None else round(self.received / requests, 1)}
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -187,7 +220,7 @@ def prepare(prefix: str) -> tuple[Path, NatsServer | None, str]:
     var.mkdir(parents=True, exist_ok=True)
     if url := os.environ.get("KEFU_NATS_URL"):
         return var, None, url
-    server = NatsServer(Path(tempfile.mkdtemp(prefix=prefix))).start()
+    server = NatsServer(Path(tempfile.mkdtemp(prefix=prefix)), monitor=True).start()
     return var, server, server.url
 
 
@@ -198,7 +231,7 @@ async def main() -> int:
     var, server, url = prepare("kefu-bench-")
     results: list[Result] = []
     memory: dict[str, dict[str, int]] = {}
-    cpu_ms: dict[str, float] = {}
+    costs: dict[str, dict[str, object]] = {}
     try:
         procs = start_kefu(url, var)
         memory = {n: {"before_kib": rss_kib(p.pid)} for n, p in procs.items()}
@@ -207,11 +240,11 @@ async def main() -> int:
         results.append(await drive(url, "kefu", "fixed rate", kefu_items(int(rate * seconds), run + "f"),
                                    REQUEST_ASSIGNED, assigned, rate))
         profilers = profile(procs, var) if os.environ.get("KEFU_BENCH_PROFILE") else []
-        watched = {n: p.pid for n, p in procs.items()} | ({"nats-server": server.proc.pid} if server else {})
-        cpu_before = {n: cpu_seconds(pid) for n, pid in watched.items()}
-        results.append(await drive(url, "kefu", "max rate", kefu_items(burst, run + "m"), REQUEST_ASSIGNED,
-                                   assigned, None))
-        cpu_ms = {n: round((cpu_seconds(pid) - cpu_before[n]) * 1000 / burst, 2) for n, pid in watched.items()}
+        server_pid = {"nats-server": server.proc.pid} if server else {}
+        with CpuMeter({n: p.pid for n, p in procs.items()} | server_pid | {"driver": os.getpid()}, server) as meter:
+            results.append(await drive(url, "kefu", "max rate", kefu_items(burst, run + "m"), REQUEST_ASSIGNED,
+                                       assigned, None))
+        costs["kefu"] = meter.report(burst)
         for profiler in profilers:
             profiler.send_signal(signal.SIGINT)
             profiler.wait(timeout=60)
@@ -234,8 +267,11 @@ async def main() -> int:
         bare = lambda n, tag: [("bench.a", f"{tag}{i}".encode(), f"{tag}{i}") for i in range(n)]  # noqa: E731
         results.append(await drive(url, "bare", "fixed rate", bare(int(rate * seconds), "f"), "bench.c",
                                    lambda msg: msg.data.decode(), rate))
-        results.append(await drive(url, "bare", "max rate", bare(burst, "m"), "bench.c",
-                                   lambda msg: msg.data.decode(), None))
+        pids = {f"worker-{i}": w.pid for i, w in enumerate(workers, 1)} | server_pid | {"driver": os.getpid()}
+        with CpuMeter(pids, server) as meter:
+            results.append(await drive(url, "bare", "max rate", bare(burst, "m"), "bench.c",
+                                       lambda msg: msg.data.decode(), None))
+        costs["bare"] = meter.report(burst)
         stop(workers)
     finally:
         if server is not None:
@@ -253,11 +289,19 @@ async def main() -> int:
     print(f"\nkefu / bare throughput at max rate: {ratio}")
     for name, m in memory.items():
         print(f"RSS {name:8} {m['before_kib'] / 1024:6.1f} MiB -> {m.get('after_kib', 0) / 1024:6.1f} MiB")
-    print("CPU per request at max rate (ms): " + ", ".join(f"{n} {v}" for n, v in cpu_ms.items()))
+    for name, cost in costs.items():
+        print(f"{name} at max rate, per request: CPU " +
+              ", ".join(f"{n} {v}" for n, v in cost["cpu_ms_per_request"].items()) +  # type: ignore[union-attr]
+              f" = {cost['cpu_ms_per_request_total']} ms; {cost['server_messages_per_request']} messages into "
+              f"nats-server; {cost['cores_busy']} cores busy")
+    if costs and bare_max.throughput_per_s:
+        budget = round((os.cpu_count() or 1) * 1000 / bare_max.throughput_per_s, 2)
+        print(f"at the bare pipeline's rate, {os.cpu_count()} cores give {budget} ms of CPU per request; "
+              f"kefu uses {costs['kefu']['cpu_ms_per_request_total']} ms")
     out = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                        "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0]},
            "results": [asdict(r) for r in results], "kefu_over_bare": ratio, "rss_kib": memory,
-           "cpu_ms_per_request": cpu_ms,
+           "cpu_ms_per_request": costs.get("kefu", {}).get("cpu_ms_per_request", {}), "costs": costs,
            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (var / "result.json").write_text(json.dumps(out, indent=2))
     print(f"written {var / 'result.json'}")

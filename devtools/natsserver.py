@@ -36,9 +36,10 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
 
 
 class NatsServer:
-    def __init__(self, store_dir: Path, port: int | None = None) -> None:
+    def __init__(self, store_dir: Path, port: int | None = None, monitor: bool = False) -> None:
         self.store_dir = store_dir
         self.port = port or free_port()
+        self.monitor_port = free_port() if monitor else None  # nats-server's HTTP monitoring (/varz)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -47,7 +48,8 @@ class NatsServer:
 
     def start(self) -> NatsServer:
         self.proc = subprocess.Popen(
-            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store_dir)],
+            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store_dir),
+             *(["-m", str(self.monitor_port)] if self.monitor_port else [])],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
