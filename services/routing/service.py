@@ -21,15 +21,12 @@ from shared.bus import Publisher, together
 from shared.enums import Category, Priority
 from shared.models import RequestReceived, RequestReopened
 
-from .domain.assign import assignment
-from .domain.classify import judge
-from .domain.dispatch import Waiting, needs_for, plan, supervisor_for
+from .domain.dispatch import Waiting, plan, supervisor_for
 from .domain.lifecycle import (
     Context,
     InvalidTransition,
     offer,
     offer_expired,
-    open_record,
     reopen,
     resume_on_reply,
     sla_timer,
@@ -37,8 +34,8 @@ from .domain.lifecycle import (
 )
 from .domain.messages import Templates
 from .domain.record import RequestRecord
+from .domain.route import route_request
 from .domain.rules import RoutingConfig
-from .domain.sla import start_sla
 from .store import Conflict, RoutingStore
 
 log = logging.getLogger("kefu.routing")
@@ -104,16 +101,8 @@ class Routing:
 
         # a delivery of a request already routed (redelivery, another replica) fails the create and
         # only flushes: judging again costs CPU, reading first would cost a round trip every time
-        ctx = self.context()
-        rules = self.config
-        judgement = judge(text=f"{request.subject or ''}\n{request.body}", hints=request.hints,
-                          tier=request.customer.tier, rules=rules.rules)
-        policy = rules.sla.select(priority=judgement.priority, tier=request.customer.tier,
-                                  category=judgement.category)
-        sla = start_sla(config=rules.sla, policy=policy, received_at=request.received_at)
-        decision = assignment(request=request, judgement=judgement, table=rules.departments, sla=sla, now=ctx.now)
-        record = open_record(request=request, decision=decision, sla=sla, ctx=ctx,
-                             skills=needs_for(topic=decision.topic, skills_by_topic=rules.tuning.skills_by_topic))
+        record = route_request(request, rules=self.config, ctx=self.context())
+        decision = record.assignment
         # No outbox marker on this path: until the flush below has published everything, the message
         # is not acknowledged, and its redelivery flushes again. Only a flush that fails leaves a
         # marker, for the reconcile loop (in case the message runs out of deliveries).

@@ -7,11 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.routing.domain.assign import assignment, departments_for
+from services.routing.domain.assign import departments_for
 from services.routing.domain.classify import judge
+from services.routing.domain.lifecycle import Context
 from services.routing.domain.messages import Templates, receipt
+from services.routing.domain.route import route_request
 from services.routing.domain.rules import PhraseRule, RoutingConfig
-from services.routing.domain.sla import start_sla
 from shared.config import ConfigError, load_yaml_model
 from shared.enums import Category, Channel, Language, Priority, Tier
 from shared.models import CustomerRef, Hints, RequestReceived
@@ -116,10 +117,9 @@ def request(text: str, tier: Tier = Tier.standard) -> RequestReceived:
 
 
 def assign(config: RoutingConfig, req: RequestReceived):
-    judgement = j(config, req.body, tier=req.customer.tier)
-    policy = config.sla.select(priority=judgement.priority, tier=req.customer.tier, category=judgement.category)
-    sla = start_sla(config=config.sla, policy=policy, received_at=req.received_at)
-    return assignment(request=req, judgement=judgement, table=config.departments, sla=sla, now=req.received_at)
+    ctx = Context(now=req.received_at, sla=config.sla, templates=load_yaml_model(CONFIG / "messages.yaml", Templates),
+                  offer_timeout=timedelta(minutes=2), max_offers=2)
+    return route_request(req, rules=config, ctx=ctx).assignment
 
 
 def test_assignment_of_an_emergency_runs_on_the_24x7_clock(config) -> None:

@@ -6,17 +6,16 @@ from pathlib import Path
 import pytest
 
 from services.routing.domain import lifecycle as lc
-from services.routing.domain.assign import assignment
-from services.routing.domain.classify import judge
 from services.routing.domain.dispatch import Agent, Waiting, choose_agent, plan, service_order, supervisor_for
 from services.routing.domain.messages import Templates
+from services.routing.domain.route import route_request
 from services.routing.domain.rules import RoutingConfig
-from services.routing.domain.sla import pause, resume, start_sla
+from services.routing.domain.sla import pause, resume
 from shared.calendar import parse_duration
 from shared import subjects as s
 from shared.config import load_yaml_model
 from shared.enums import Channel, Language, Priority, Tier
-from shared.models import CustomerRef, Hints, RequestReceived
+from shared.models import CustomerRef, RequestReceived
 
 CONFIG = Path(__file__).parents[3] / "config"
 TUESDAY_10 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
@@ -38,11 +37,7 @@ def new_record(config: RoutingConfig, text: str = "请问会员积分怎么查�
         request_id="req_" + "b" * 26, channel=Channel.sms, source_id="SM1", received_at=at,
         customer=CustomerRef(customer_id="c-1", tier=tier, phone="+8613900001111", account_manager="am-1"),
         body=text, language=Language.zh)
-    judgement = judge(text=text, hints=Hints(), tier=tier, rules=config.rules)
-    policy = config.sla.select(priority=judgement.priority, tier=tier, category=judgement.category)
-    sla = start_sla(config=config.sla, policy=policy, received_at=at)
-    decision = assignment(request=request, judgement=judgement, table=config.departments, sla=sla, now=at)
-    return lc.open_record(request=request, decision=decision, skills=[], sla=sla, ctx=ctx(config, at))
+    return route_request(request, rules=config, ctx=ctx(config, at))
 
 
 # -- SLA ------------------------------------------------------------------------------------------
@@ -232,3 +227,21 @@ def test_resolution_breach_tells_the_customer_why_and_when(config) -> None:
     breached = lc.sla_timer(record, ctx(config, d.due), deadline="resolution", kind="breach", due=d.due)
     notice = next(i for i in breached.outbox if i.payload.get("kind") == "notice")
     assert "需要更多时间" in notice.payload["text"] and notice.payload["to"] == {"phone": "+8613900001111"}
+
+
+def test_route_request_opens_a_queued_record_with_decision_receipt_and_escalation(config) -> None:
+    record = new_record(config, text="热水器冒烟了，有烧焦的味道")  # an emergency
+    decision = record.assignment
+    assert record.state == "queued" and decision.emergency and decision.priority is Priority.urgent
+    assert (record.department, record.queue, record.priority) == (decision.department, decision.queue, decision.priority)
+    assert [h.action for h in record.history] == ["received", "assigned", "escalated"]
+    assert [i.subject for i in record.outbox] == [
+        s.REQUEST_ASSIGNED, s.outbound_subject(Channel.sms), s.REQUEST_ESCALATED,
+        lc.supervisor_subject(decision.department)]
+    assert record.sla.policy == "urgent" and decision.due.first_response == TUESDAY_10 + timedelta(minutes=10)
+
+
+def test_route_request_of_an_inquiry_is_not_escalated(config) -> None:
+    record = new_record(config)
+    assert not record.assignment.emergency and record.escalation_level == 0
+    assert [i.subject for i in record.outbox] == [s.REQUEST_ASSIGNED, s.outbound_subject(Channel.sms)]
