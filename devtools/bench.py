@@ -3,6 +3,8 @@
 kefu:  adapter publish -> intake -> request.received -> routing -> request.assigned (all four
        services run as processes, as `make run` runs them)
 bare:  publish -> worker -> publish -> worker -> publish (devtools/bench_bare.py)
+bare kefu-ops: the same two workers making the JetStream operations a kefu request makes (KV reads
+       and writes, the extra publishes), with no business logic (devtools/bench_bare.py)
 
 For each: a fixed offered rate (default 300/s for 10 s) and the highest rate it sustains (as many
 publishes in flight as it takes), latency per request from the adapter's publish to the last event
@@ -30,6 +32,7 @@ import httpx
 import nats
 
 from devtools.bench_bare import run
+from devtools.bench_core import core_cpu_ms
 from devtools.natsserver import NatsServer, free_port
 from devtools.payloads import payload
 from services.intake.domain.canonical import request_id_for
@@ -273,20 +276,40 @@ async def main() -> int:
                                        lambda msg: msg.data.decode(), None))
         costs["bare"] = meter.report(burst)
         stop(workers)
+
+        # the same JetStream operations as a kefu request makes, no business logic
+        subprocess.run([sys.executable, "-m", "devtools.bench_bare", "setup-ops", url], cwd=ROOT, check=True)
+        workers = [subprocess.Popen([sys.executable, "-m", "devtools.bench_bare", "ops-worker", url, role], cwd=ROOT)
+                   for role in ("intake", "routing")]
+        time.sleep(1.0)  # the workers create their consumers
+        ops = lambda n, tag: [("benchops.in", f"{tag}{i}".encode(), f"{tag}{i}") for i in range(n)]  # noqa: E731
+        key = lambda msg: msg.data.split(b" ", 1)[0].decode()  # noqa: E731
+        results.append(await drive(url, "bare kefu-ops", "fixed rate", ops(int(rate * seconds), "f"),
+                                   "benchops.events.assigned", key, rate))
+        pids = {f"{r}-ops": w.pid for r, w in zip(("intake", "routing"), workers)} | server_pid | {"driver": os.getpid()}
+        with CpuMeter(pids, server) as meter:
+            results.append(await drive(url, "bare kefu-ops", "max rate", ops(burst, "m"), "benchops.events.assigned",
+                                       key, None))
+        costs["bare kefu-ops"] = meter.report(burst)
+        stop(workers)
     finally:
         if server is not None:
             server.stop()
+    core = core_cpu_ms(kefu_items(burst, run + "c"))
 
     kefu_max = next(r for r in results if r.name == "kefu" and r.mode == "max rate")
     bare_max = next(r for r in results if r.name == "bare" and r.mode == "max rate")
     ratio = round(kefu_max.throughput_per_s / bare_max.throughput_per_s, 2) if bare_max.throughput_per_s else None
-    print(f"\n{'pipeline':15} {'mode':11} {'offered/s':>9} {'sent':>6} {'done':>6} {'thru/s':>8} "
+    print(f"\n{'pipeline':16} {'mode':11} {'offered/s':>9} {'sent':>6} {'done':>6} {'thru/s':>8} "
           f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for r in results:
         offered = f"{r.offered_per_s:.0f}" if r.offered_per_s else "max"
-        print(f"{r.name:15} {r.mode:11} {offered:>9} {r.sent:>6} {r.completed:>6} {r.throughput_per_s:>8} "
+        print(f"{r.name:16} {r.mode:11} {offered:>9} {r.sent:>6} {r.completed:>6} {r.throughput_per_s:>8} "
               f"{r.p50_ms:>8} {r.p95_ms:>8} {r.p99_ms:>8} {r.max_ms:>8}")
+    ops_max = next(r for r in results if r.name == "bare kefu-ops" and r.mode == "max rate")
+    ops_ratio = round(kefu_max.throughput_per_s / ops_max.throughput_per_s, 2) if ops_max.throughput_per_s else None
     print(f"\nkefu / bare throughput at max rate: {ratio}")
+    print(f"kefu / bare with kefu's JetStream operations at max rate: {ops_ratio}")
     for name, m in memory.items():
         print(f"RSS {name:8} {m['before_kib'] / 1024:6.1f} MiB -> {m.get('after_kib', 0) / 1024:6.1f} MiB")
     for name, cost in costs.items():
@@ -298,10 +321,15 @@ async def main() -> int:
         budget = round((os.cpu_count() or 1) * 1000 / bare_max.throughput_per_s, 2)
         print(f"at the bare pipeline's rate, {os.cpu_count()} cores give {budget} ms of CPU per request; "
               f"kefu uses {costs['kefu']['cpu_ms_per_request_total']} ms")
+    floor = round(float(costs["bare kefu-ops"]["cpu_ms_per_request_total"]) + sum(core.values()), 2)  # type: ignore[arg-type]
+    print(f"kefu's core alone (in-process, no bus): intake {core['intake']}, routing {core['routing']} ms per "
+          f"request; with bare kefu-ops' CPU, {floor} ms per request (bare: "
+          f"{costs['bare']['cpu_ms_per_request_total']} ms)")
     out = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                        "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0]},
-           "results": [asdict(r) for r in results], "kefu_over_bare": ratio, "rss_kib": memory,
+           "results": [asdict(r) for r in results], "kefu_over_bare": ratio, "kefu_over_bare_kefu_ops": ops_ratio, "rss_kib": memory,
            "cpu_ms_per_request": costs.get("kefu", {}).get("cpu_ms_per_request", {}), "costs": costs,
+           "core_cpu_ms_per_request": core, "floor_cpu_ms_per_request": floor,
            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (var / "result.json").write_text(json.dumps(out, indent=2))
     print(f"written {var / 'result.json'}")

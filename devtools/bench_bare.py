@@ -1,21 +1,37 @@
-"""The bare nats-py pipeline the benchmark compares kefu with: the same hops, no business logic.
+"""The bare nats-py pipelines the benchmark compares kefu with, with no business logic.
+
+The issue's ceiling, the same hops:
 
     driver --publish--> BENCH.a --worker--> BENCH.b --worker--> BENCH.c --> driver
 
 Each worker is a process with a durable pull consumer, fetching in batches, publishing the next
 hop to JetStream with its ack awaited (and Nats-Msg-Id set), then acking, as kefu's services do.
+
+And the same JetStream operations as a kefu request makes (counted on the bus: see
+docs/performance.md), in the order and with the concurrency kefu makes them (a fetched batch's
+messages handled at once, as under FastStream), with payloads of kefu's sizes but no parsing,
+judging or models:
+
+    driver --> benchops.in --intake-ops--> benchops.events.received --routing-ops--> benchops.events.assigned --> driver
+
+in streams laid out as kefu's (intake, events, outbound, timers). intake-ops: two KV reads at once (dedup, contact directory; direct gets), publish, KV put (the
+source seen), ack. routing-ops: KV create (the record); at once: publish the decision, KV create
+(the daily cap) then publish the receipt, two KV puts (queue, pending index), publish the timer;
+KV update with the revision (the record's outbox cleared); ack.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import nats
 import nats.errors
-from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, KeyValueConfig, StorageType, StreamConfig
+from nats.js.errors import KeyNotFoundError
 
 STREAM = "BENCH"
 SUBJECTS = ["bench.a", "bench.b", "bench.c"]
@@ -39,14 +55,101 @@ async def worker(url: str, source: str, target: str, batch: int = 32) -> None:
     durable = source.replace(".", "_")
     sub = await js.pull_subscribe(source, durable=durable, stream=STREAM,
                                   config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=1000))
+
+    async def forward(msg: Msg) -> None:
+        await js.publish(target, msg.data, headers={"Nats-Msg-Id": f"{target}:{msg.metadata.sequence.stream}"})
+        await msg.ack()
+
+    await consume(sub, forward, batch=batch, concurrently=False)
+
+
+async def consume(sub: Any, handle: Callable[[Msg], Awaitable[None]], *, batch: int, concurrently: bool) -> None:
+    """Fetch batches for ever; handle a batch's messages one after another, or all at once (as
+    FastStream's pull subscriber, under kefu's services, runs a fetched batch in a task group)."""
     while True:
         try:
             msgs = await sub.fetch(batch, timeout=1.0)
         except (nats.errors.TimeoutError, TimeoutError):
             continue
-        for msg in msgs:
-            await js.publish(target, msg.data, headers={"Nats-Msg-Id": f"{target}:{msg.metadata.sequence.stream}"})
-            await msg.ack()
+        if concurrently:
+            await asyncio.gather(*(handle(msg) for msg in msgs))
+        else:
+            for msg in msgs:
+                await handle(msg)
+
+
+OPS_STREAMS = {"BENCHOPS_IN": "benchops.in", "BENCHOPS_EVENTS": "benchops.events.>",
+               "BENCHOPS_OUTBOUND": "benchops.outbound", "BENCHOPS_TIMERS": "benchops.timers"}  # as kefu's streams
+OPS_BUCKETS = {"ops_sources": True, "ops_contacts": True, "ops_requests": False, "ops_waiting": False,
+               "ops_caps": False}  # bucket: direct gets (intake's buckets have them, as in kefu)
+
+
+def pad(key: bytes, size: int) -> bytes:
+    return key + b" " + b"x" * max(0, size - len(key) - 1)
+
+
+async def setup_ops(url: str) -> None:
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    for name in (*OPS_STREAMS, *(f"KV_{b}" for b in OPS_BUCKETS)):
+        try:
+            await js.delete_stream(name)
+        except Exception:
+            pass
+    for name, subject in OPS_STREAMS.items():
+        await js.add_stream(StreamConfig(name=name, subjects=[subject], storage=StorageType.FILE,
+                                         duplicate_window=120.0))
+    for bucket, direct in OPS_BUCKETS.items():
+        await js.create_key_value(KeyValueConfig(bucket=bucket, history=1, storage=StorageType.FILE, direct=direct))
+    await nc.close()
+
+
+async def ops_worker(url: str, role: str, batch: int = 32) -> None:
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    kv = {b: await js.key_value(b) for b in OPS_BUCKETS}
+    source, stream = ("benchops.in", "BENCHOPS_IN") if role == "intake" else ("benchops.events.received", "BENCHOPS_EVENTS")
+    sub = await js.pull_subscribe(source, durable=f"ops-{role}", stream=stream,
+                                  config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=1000))
+
+    async def missing(bucket: str, key: str) -> None:
+        try:
+            await kv[bucket].get(key)
+        except KeyNotFoundError:
+            pass
+
+    async def publish(subject: str, data: bytes, msg_id: str) -> None:
+        await js.publish(subject, data, headers={"Nats-Msg-Id": msg_id})
+
+    async def receipt(key: str, data: bytes) -> None:
+        await kv["ops_caps"].create(f"cap-{key}", b"c" * 58)
+        await publish("benchops.outbound", data, f"outbound:{key}")
+
+    async def intake(msg: Msg) -> None:
+        key = msg.data.split(b" ", 1)[0]
+        name = key.decode()
+        await asyncio.gather(missing("ops_sources", name), missing("ops_contacts", name))
+        await publish("benchops.events.received", pad(key, 656), f"received:{name}")
+        await kv["ops_sources"].put(name, b"s" * 30)
+
+    async def routing(msg: Msg) -> None:
+        key = msg.data.split(b" ", 1)[0]
+        name = key.decode()
+        revision = await kv["ops_requests"].create(name, b"r" * 3094)
+        await asyncio.gather(publish("benchops.events.assigned", pad(key, 601), f"assigned:{name}"),
+                             receipt(name, pad(key, 430)),
+                             kv["ops_waiting"].put(f"q-{name}", b"w" * 272),
+                             kv["ops_waiting"].put(f"p-{name}", b"w" * 272),
+                             publish("benchops.timers", pad(key, 172), f"timer:{name}"))
+        await kv["ops_requests"].update(name, b"r" * 3094, last=revision)
+
+    work = intake if role == "intake" else routing
+
+    async def handle(msg: Msg) -> None:
+        await work(msg)
+        await msg.ack()
+
+    await consume(sub, handle, batch=batch, concurrently=True)
 
 
 def run(main: Coroutine[Any, Any, Any]) -> Any:
@@ -62,6 +165,10 @@ def main() -> None:
     command, url = sys.argv[1], sys.argv[2]
     if command == "setup":
         run(setup(url))
+    elif command == "setup-ops":
+        run(setup_ops(url))
+    elif command == "ops-worker":
+        run(ops_worker(url, sys.argv[3]))
     else:
         run(worker(url, sys.argv[3], sys.argv[4]))
 
