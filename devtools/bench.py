@@ -37,7 +37,7 @@ from devtools.natsserver import NatsServer, free_port
 from devtools.payloads import payload
 from services.intake.domain.canonical import request_id_for
 from shared.enums import Channel
-from shared.subjects import REQUEST_ASSIGNED, intake_subject
+from shared.subjects import REQUEST_ASSIGNED, REQUEST_RECEIVED, intake_subject
 
 ROOT = Path(__file__).parents[1]
 SERVICES = ("intake", "routing", "feedback", "metrics")
@@ -197,6 +197,43 @@ def start_kefu(url: str, var: Path, replicas: dict[str, int] | None = None,
     return procs
 
 
+async def routing_alone(url: str, var: Path, run: str, count: int, processes: int) -> dict[str, float]:
+    """routing's own throughput with `processes` routing processes and nothing else running: intake
+    first turns `count` requests into a backlog of `request.received` (routing stopped), then the
+    routing processes start and drain it. Completed requests per second from the first
+    `request.assigned` to the last, and how many were assigned."""
+    front = await asyncio.to_thread(start_kefu, url, var, {"routing": 0, "feedback": 0, "metrics": 0})
+    items = kefu_items(count, run)
+    request_id = lambda msg: json.loads(msg.data)["request_id"]  # noqa: E731
+    await drive(url, "intake", "max rate", items, REQUEST_RECEIVED, request_id, None)
+    await asyncio.to_thread(stop, front)
+    wanted = {key for _, _, key in items}
+    assigned_at: dict[str, float] = {}
+    done = asyncio.Event()
+
+    async def on_assigned(msg) -> None:
+        key = request_id(msg)
+        if key in wanted and key not in assigned_at:
+            assigned_at[key] = time.perf_counter()
+            if len(assigned_at) == len(wanted):
+                done.set()
+
+    nc = await nats.connect(url)
+    await nc.subscribe(REQUEST_ASSIGNED, cb=on_assigned)
+    await nc.flush()
+    only = {"intake": 0, "feedback": 0, "metrics": 0, "routing": processes}
+    procs = await asyncio.to_thread(start_kefu, url, var, only)  # the loop keeps receiving meanwhile
+    try:
+        await asyncio.wait_for(done.wait(), 120)
+    except TimeoutError:
+        pass
+    await nc.close()
+    await asyncio.to_thread(stop, procs)
+    times = sorted(assigned_at.values())
+    rate = round((len(times) - 1) / (times[-1] - times[0]), 1) if len(times) > 1 else 0.0
+    return {"throughput_per_s": rate, "completed": len(times)}
+
+
 def profile(procs: dict[str, subprocess.Popen], var: Path) -> list[subprocess.Popen]:
     """py-spy (sampling, from outside the process) on every service during the max-rate run:
     collapsed stacks in var/bench/profile-<service>.txt (KEFU_BENCH_PROFILE=1; py-spy must be installed)."""
@@ -235,6 +272,7 @@ async def main() -> int:
     results: list[Result] = []
     memory: dict[str, dict[str, int]] = {}
     costs: dict[str, dict[str, object]] = {}
+    alone: dict[str, dict[str, float]] = {}
     try:
         procs = start_kefu(url, var)
         memory = {n: {"before_kib": rss_kib(p.pid)} for n, p in procs.items()}
@@ -262,6 +300,9 @@ async def main() -> int:
             results.append(await drive(url, f"kefu {scaled}x2", "max rate", kefu_items(burst, run + "s"),
                                        REQUEST_ASSIGNED, assigned, None))
             stop(procs)
+
+        # scale-out of routing on its own: the whole pipeline above shares two cores among everything
+        alone = {str(n): await routing_alone(url, var, f"{run}a{n}", burst, n) for n in (1, 2)}
 
         subprocess.run([sys.executable, "-m", "devtools.bench_bare", "setup", url], cwd=ROOT, check=True)
         workers = [subprocess.Popen([sys.executable, "-m", "devtools.bench_bare", "worker", url, a, b], cwd=ROOT)
@@ -310,6 +351,11 @@ async def main() -> int:
     ops_ratio = round(kefu_max.throughput_per_s / ops_max.throughput_per_s, 2) if ops_max.throughput_per_s else None
     print(f"\nkefu / bare throughput at max rate: {ratio}")
     print(f"kefu / bare with kefu's JetStream operations at max rate: {ops_ratio}")
+    if alone:
+        one, two = alone["1"]["throughput_per_s"], alone["2"]["throughput_per_s"]
+        print(f"routing alone (a backlog of {burst} received requests drained, nothing else running): 1 process "
+              f"{one}/s ({alone['1']['completed']:.0f} done), 2 processes {two}/s ({alone['2']['completed']:.0f} done)"
+              + (f", {100 * (two / one - 1):+.0f} %" if one else ""))
     for name, m in memory.items():
         print(f"RSS {name:8} {m['before_kib'] / 1024:6.1f} MiB -> {m.get('after_kib', 0) / 1024:6.1f} MiB")
     for name, cost in costs.items():
@@ -329,7 +375,7 @@ async def main() -> int:
                        "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0]},
            "results": [asdict(r) for r in results], "kefu_over_bare": ratio, "kefu_over_bare_kefu_ops": ops_ratio, "rss_kib": memory,
            "cpu_ms_per_request": costs.get("kefu", {}).get("cpu_ms_per_request", {}), "costs": costs,
-           "core_cpu_ms_per_request": core, "floor_cpu_ms_per_request": floor,
+           "core_cpu_ms_per_request": core, "routing_alone_per_s": alone, "floor_cpu_ms_per_request": floor,
            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (var / "result.json").write_text(json.dumps(out, indent=2))
     print(f"written {var / 'result.json'}")
