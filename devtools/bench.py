@@ -3,12 +3,15 @@
 kefu:  adapter publish -> intake -> request.received -> routing -> request.assigned (all four
        services run as processes, as `make run` runs them)
 bare:  publish -> worker -> publish -> worker -> publish (devtools/bench_bare.py)
-bare kefu-ops: the same two workers making the JetStream operations a kefu request makes (KV reads
-       and writes, the extra publishes), with no business logic (devtools/bench_bare.py)
+bare kefu-ops: two workers making the JetStream operations a kefu request makes (KV reads and
+       writes, the extra publishes), with no business logic (devtools/bench_bare.py)
+core:  kefu's parse/judge/SLA/record work alone, in this process (devtools/bench_core.py)
+routing alone: a backlog of received requests drained by one routing process, then by two
 
 For each: a fixed offered rate (default 300/s for 10 s) and the highest rate it sustains (as many
 publishes in flight as it takes), latency per request from the adapter's publish to the last event
-(p50/p95/p99/max) and throughput; kefu's services' RSS before and after. Prints a table and writes
+(p50/p95/p99/max) and throughput; kefu's services' RSS before and after; CPU per request of every
+process, the messages nats-server received per request and the cores kept busy. Prints a table and writes
 var/bench/result.json. Uses KEFU_NATS_URL if set, else starts the bundled nats-server on a fresh store.
 """
 

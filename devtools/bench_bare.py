@@ -14,10 +14,11 @@ judging or models:
 
     driver --> benchops.in --intake-ops--> benchops.events.received --routing-ops--> benchops.events.assigned --> driver
 
-in streams laid out as kefu's (intake, events, outbound, timers). intake-ops: two KV reads at once (dedup, contact directory; direct gets), publish, KV put (the
-source seen), ack. routing-ops: KV create (the record); at once: publish the decision, KV create
-(the daily cap) then publish the receipt, two KV puts (queue, pending index), publish the timer;
-KV update with the revision (the record's outbox cleared); ack.
+in streams laid out as kefu's (intake, events, outbound, timers). intake-ops: two KV reads at once
+(dedup, contact directory; direct gets), publish, KV put (the source seen), ack. routing-ops: KV
+create (the record); at once: publish the decision, KV create (the daily cap) then publish the
+receipt, two KV puts (queue, pending index), publish the timer; KV update with the revision (the
+record's outbox cleared); ack.
 """
 
 from __future__ import annotations
