@@ -398,6 +398,8 @@ async def soak() -> int:
     routing = f"http://127.0.0.1:{procs['routing'].port}"  # type: ignore[attr-defined]
     samples: list[dict[str, float]] = []
     closed = 0
+    cpu_start = {n: cpu_seconds(pid) for n, pid in pids.items()}
+    cpu_ms: dict[str, float] = {}
     try:
         nc = await nats.connect(url)
         js = nc.jetstream()
@@ -443,6 +445,7 @@ async def soak() -> int:
         await asyncio.gather(*pending, return_exceptions=True)
         await http.aclose()
         await nc.close()
+        cpu_ms = {n: round((cpu_seconds(pid) - cpu_start[n]) * 1000 / count, 3) for n, pid in pids.items()}
     finally:
         stop(procs)
         if server is not None:
@@ -453,7 +456,10 @@ async def soak() -> int:
     flat = all(g <= 10 for n, g in growth.items() if n != "nats-server")
     print(f"\n{count} sent, {closed} closed through the API")
     print(f"RSS growth after warm-up (%): {growth}; services flat within 10%: {flat}")
+    print("CPU per request, its routing and its close through the API (ms): "
+          + ", ".join(f"{n} {v}" for n, v in cpu_ms.items()))
     out = {"count": count, "rate": rate, "closed": closed, "samples": samples, "growth_pct": growth, "flat": flat,
+           "cpu_ms_per_request": cpu_ms,
            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (var / "soak.json").write_text(json.dumps(out, indent=2))
