@@ -34,6 +34,11 @@ from .domain.record import RequestRecord
 log = logging.getLogger("kefu.routing.store")
 T = TypeVar("T", bound=BaseModel)
 
+# An outbox marker's removal is kept one second, not shared.kv's minute: nothing watches the outbox
+# (a marker only ever matters to the reconcile pass, which lists the bucket), and the listing walks
+# every removal still kept — a minute of them at 250 changes/s is 15,000 messages per pass.
+OUTBOX_MARKER_TTL = 1.0
+
 
 class KvMirror(Generic[T]):
     """An in-memory copy of a bucket, kept current by a watcher (other replicas' writes included)."""
@@ -145,8 +150,14 @@ class RoutingStore:
     async def mark_outbox_if_absent(self, request_id: str) -> None:
         """Ask the reconcile loop to flush the request (version 0: whatever it holds), keeping a
         marker that is there already."""
-        with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError):
-            await self.outbox_kv.create(request_id, b"0")
+        for _ in range(3):
+            try:
+                await self.outbox_kv.create(request_id, b"0")
+                return
+            except nats.js.errors.KeyWrongLastSequenceError:
+                return  # a marker is there
+            except nats.js.errors.KeyNotFoundError:
+                continue  # the key's removal marker expired between nats-py's two steps: try again
 
     async def unmark_outbox(self, request_id: str, flushed: int) -> None:
         """Remove the marker if it covers nothing newer than what was just flushed (a concurrent change
@@ -157,7 +168,7 @@ class RoutingStore:
             return
         if entry.value and int(entry.value.decode() or 0) <= flushed:
             with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError):
-                await remove(self.outbox_kv, request_id, last=entry.revision)
+                await remove(self.outbox_kv, request_id, last=entry.revision, marker_ttl=OUTBOX_MARKER_TTL)
 
     async def outbox_ids(self) -> list[str]:
         """Requests with a marker: for the reconcile pass only (lists the bucket)."""
