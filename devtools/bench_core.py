@@ -45,8 +45,7 @@ def core_cpu_ms(items: list[tuple[str, bytes, str]]) -> dict[str, float]:
         return event.model_dump_json().encode()
 
     def routed(data: bytes) -> None:
-        ctx = Context(now=datetime.now(UTC), sla=rules.sla, templates=templates,
-                      offer_timeout=rules.duration(rules.tuning.offer_timeout), max_offers=rules.tuning.max_offers)
+        ctx = Context.of(rules, templates, datetime.now(UTC))
         record = route_request(RequestReceived.model_validate_json(data), rules=rules, ctx=ctx)
         record.model_dump_json()
         for event in record.outbox:

@@ -81,13 +81,7 @@ class Routing:
     hold_grace: float = 15.0  # an offer in flight takes milliseconds; a hold this old on a queued request is stale
 
     def context(self) -> Context:
-        return Context(
-            now=datetime.now(UTC),
-            sla=self.config.sla,
-            templates=self.templates,
-            offer_timeout=self.config.duration(self.config.tuning.offer_timeout),
-            max_offers=self.config.tuning.max_offers,
-        )
+        return Context.of(self.config, self.templates, datetime.now(UTC))
 
     # -- a received request --------------------------------------------------------------------
     async def on_received(self, request: RequestReceived) -> None:

@@ -37,6 +37,7 @@ from .messages import Templates, notice, progress, receipt, supervisor_alert
 from shared.outbox import item as outbox_item
 
 from .record import OPEN_STATES, HistoryEntry, RequestRecord
+from .rules import RoutingConfig
 from .sla import (
     DeadlineName,
     SlaConfig,
@@ -103,6 +104,12 @@ class Context:
 
     def policy(self, record: RequestRecord) -> SlaPolicy:
         return next(p for p in self.sla.policies if p.name == record.sla.policy)
+
+    @classmethod
+    def of(cls, rules: RoutingConfig, templates: Templates, now: datetime) -> Context:
+        """The context the routing service runs transitions in: its rule set's SLA and tuning."""
+        return cls(now=now, sla=rules.sla, templates=templates,
+                   offer_timeout=rules.duration(rules.tuning.offer_timeout), max_offers=rules.tuning.max_offers)
 
 
 def _change(
