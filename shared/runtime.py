@@ -44,6 +44,7 @@ from . import auth
 from . import subjects as s
 from .models import AuditRecord
 from .outbox import OutboundGate
+from .progress import ConsumerProgress
 from .bus import (
     AckingJetStream,
     Permanent,
@@ -79,6 +80,7 @@ class Runtime:
     publisher: Publisher | None = None
     pipeline: PipelineMetrics | None = None
     ready: bool = False
+    progress: ConsumerProgress = field(default_factory=ConsumerProgress)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def current_message(self) -> Msg:
@@ -388,12 +390,13 @@ def base_app(
         return {"status": "ok", "service": runtime.settings.service_name, "pid": os.getpid()}
 
     @app.get("/readyz", tags=["operations"], summary="Readiness: connected to NATS and consuming",
-             responses={503: {"description": "not ready (starting, NATS away, replaying)"}})
+             responses={503: {"description": "not ready (starting, NATS away, replaying, a consumer stalled)"}})
     async def readyz() -> JSONResponse:
         connected = _connected(runtime.broker)
-        ok = runtime.ready and connected and caught_up()
+        stalled = sorted(runtime.progress.stalled)
+        ok = runtime.ready and connected and caught_up() and not stalled
         return JSONResponse(
-            {"status": "ready" if ok else "not_ready", "nats_connected": bool(connected)},
+            {"status": "ready" if ok else "not_ready", "nats_connected": bool(connected), "stalled": stalled},
             status_code=200 if ok else 503,
         )
 
@@ -466,9 +469,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return doc
 
 
-async def _watch_consumers(runtime: Runtime, interval: float = 10.0) -> None:
-    """Backlog of this service's durable consumers, for the consumer-backlog alert and KEDA."""
+async def _watch_consumers(runtime: Runtime) -> None:
+    """Backlog of this service's durable consumers, for the consumer-backlog alert and KEDA, and
+    whether each still moves (readiness)."""
     assert runtime.js is not None and runtime.pipeline is not None
+    interval = runtime.settings.consumer_check_seconds
     while True:
         for sub in runtime.broker.subscribers:
             stream = getattr(getattr(sub, "stream", None), "name", None)
@@ -481,6 +486,7 @@ async def _watch_consumers(runtime: Runtime, interval: float = 10.0) -> None:
                 continue
             runtime.pipeline.pending.labels(stream, durable).set(info.num_pending or 0)
             runtime.pipeline.ack_pending.labels(stream, durable).set(info.num_ack_pending or 0)
+            runtime.progress.observe(durable, position=info.delivered.stream_seq or 0, waiting=info.num_pending or 0)
         await asyncio.sleep(interval)
 
 

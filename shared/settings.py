@@ -72,6 +72,10 @@ class KefuSettings(BaseSettings):
         20, ge=1, validation_alias=_common("outbound_daily_cap"),
         description="Most messages sent to one customer per calendar day (receipts, progress, results, "
         "surveys, revisits); beyond it a message is held back and counted.")
+    consumer_check_seconds: float = Field(
+        10, gt=0, validation_alias=_common("consumer_check_seconds"),
+        description="How often each consumer's backlog and progress are read; a consumer that has "
+        "messages waiting and did not move between two reads makes the service not ready.")
     max_deliver: int = Field(8, ge=2, validation_alias=_common("max_deliver"))
     retry_backoff_seconds: tuple[float, ...] = Field(
         (0.5, 2, 5, 15, 30, 60), validation_alias=_common("retry_backoff_seconds")

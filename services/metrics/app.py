@@ -4,6 +4,7 @@ and serves the indicators and the reports."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import UTC, datetime
@@ -47,6 +48,23 @@ class Replay:
         self.seq = msg.metadata.sequence.stream
 
 
+REPLAY = "metrics-replay"
+
+
+async def watch_replay(rt: Runtime, replay: Replay) -> None:
+    """The replay is an ordered push consumer: nothing on the server says it is stuck. Compare its
+    position with the stream's last sequence every check; events waiting and no move = stalled."""
+    assert rt.js is not None
+    while True:
+        await asyncio.sleep(rt.settings.consumer_check_seconds)
+        try:
+            last = (await rt.js.stream_info(s.STREAM_EVENTS)).state.last_seq
+        except Exception:  # noqa: BLE001 - NATS briefly away: readiness says so already
+            continue
+        if rt.progress.observe(REPLAY, position=replay.seq, waiting=last - replay.seq):
+            log.warning("event replay stalled", extra={"position": replay.seq, "last": last})
+
+
 def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     settings = settings or MetricsSettings()
     departments = department_names(settings.config_dir)
@@ -67,7 +85,12 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
             stream=s.STREAM_EVENTS,
         )
 
+        rt.extra["replay_watch"] = asyncio.create_task(watch_replay(rt, replay))
+
     async def on_stop(rt: Runtime) -> None:
+        watch = rt.extra.get("replay_watch")
+        if watch is not None:
+            watch.cancel()
         sub = rt.extra.get("subscription")
         if sub is not None:
             await sub.unsubscribe()

@@ -12,7 +12,7 @@ from pathlib import Path
 import nats
 import pytest
 
-from devtools.natsserver import free_port, nats_server_binary, wait_for_port
+from devtools.natsserver import nats_server_binary
 from devtools.payloads import payload
 from services.feedback.app import create_app as feedback_app
 from services.feedback.settings import FeedbackSettings
@@ -24,14 +24,12 @@ from services.routing.app import create_app as routing_app
 from services.routing.settings import RoutingSettings
 from shared import subjects as s
 from shared.enums import Channel
+from tests.support.secured import NATS_DIR, PASSWORDS, ROOT, connect, password, standalone
 from tests.support.services import common_settings, running, tap
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).parents[2]
-NATS_DIR = ROOT / "deploy" / "nats"
-PASSWORDS = {f"KEFU_NATS_{u.upper()}_PASSWORD": f"pw-{u}"
-             for u in ("admin", "intake", "routing", "feedback", "metrics", "adapter", "sys", "route")}
-ENV = PASSWORDS | {"KEFU_NATS_STORE_DIR": "/tmp/kefu-nats-config-check"}
+ENV = PASSWORDS | {"KEFU_NATS_STORE_DIR": "/tmp/kefu-nats-config-check"} | {
+    f"KEFU_NATS_ROUTE_{n}": f"nats://route:{PASSWORDS['KEFU_NATS_ROUTE_PASSWORD']}@127.0.0.1:{6222 + n}" for n in (1, 2, 3)}
 
 
 @pytest.mark.parametrize("config", ["standalone.conf", "nats-1.conf", "nats-2.conf", "nats-3.conf"])
@@ -43,30 +41,13 @@ def test_nats_server_accepts_every_config(config: str) -> None:
 
 @pytest.fixture
 def secured_nats(tmp_path: Path):
-    port = free_port()
-    proc = subprocess.Popen([nats_server_binary(), "-c", str(NATS_DIR / "standalone.conf"), "-a", "127.0.0.1",
-                             "-p", str(port), "-m", str(free_port())],
-                            env=ENV | {"KEFU_NATS_STORE_DIR": str(tmp_path / "js")},
-                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "nats.log", "w"))
-    wait_for_port(port)
-    yield f"nats://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
+    with standalone(tmp_path) as url:
+        yield url
 
 
 def as_user(nats_url: str, user: str, **extra):
-    return common_settings(nats_url, nats_user=user, nats_password=PASSWORDS[f"KEFU_NATS_{user.upper()}_PASSWORD"],
+    return common_settings(nats_url, nats_user=user, nats_password=password(user),
                            provision=False, config_dir=ROOT / "config", **extra)
-
-
-async def connect(url: str, user: str, errors: list[str] | None = None, inbox: str | None = None):
-    async def on_error(exc: Exception) -> None:
-        if errors is not None:
-            errors.append(str(exc))
-
-    return await nats.connect(url, user=user, password=PASSWORDS[f"KEFU_NATS_{user.upper()}_PASSWORD"],
-                              error_cb=on_error, inbox_prefix=(inbox or f"_INBOX_{user}").encode(),
-                              allow_reconnect=False)
 
 
 async def test_services_work_with_their_own_users_and_nothing_else(secured_nats: str) -> None:
