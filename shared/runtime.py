@@ -56,6 +56,7 @@ from .bus import (
     provision,
     require_server,
     settle_middleware,
+    stream_configs,
     verify,
 )
 from .settings import KefuSettings
@@ -79,6 +80,7 @@ class Runtime:
     js: JetStreamContext | None = None
     publisher: Publisher | None = None
     pipeline: PipelineMetrics | None = None
+    handlers: HandlerSeries | None = None
     ready: bool = False
     progress: ConsumerProgress = field(default_factory=ConsumerProgress)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -109,6 +111,18 @@ class PipelineMetrics:
                                      registry=registry)
         self.ack_pending = Gauge("kefu_consumer_ack_pending_messages", "Messages delivered and not yet acknowledged.",
                                  ["stream", "consumer"], registry=registry)
+
+    def initialise(self, *, consumers: list[tuple[str, str]], streams: list[str]) -> None:
+        """Every series alerts and dashboards read exists at zero from start-up, for each known
+        label value: a counter that first appears at 1 has no increase() to alert on."""
+        for stream, consumer in consumers:
+            self.redelivered.labels(consumer)
+            self.dead_lettered.labels(consumer)
+            self.pending.labels(stream, consumer)
+            self.ack_pending.labels(stream, consumer)
+        for stream in streams:
+            for outcome in ("stored", "duplicate"):
+                self.published.labels(stream, outcome)
 
 
 def consumer_label(raw: Msg) -> str:
@@ -146,7 +160,29 @@ class _HandlerSeries:
         return child
 
 
-def consumer_metrics_middleware(registry: CollectorRegistry, *, app_name: str) -> Any:
+class HandlerSeries:
+    """FastStream's handler metrics of each durable consumer, made once per consumer."""
+
+    def __init__(self, registry: CollectorRegistry, *, app_name: str) -> None:
+        self.metrics = MetricsContainer(registry, custom_label_names=())
+        self.app_name = app_name
+        self.by_consumer: dict[str, _HandlerSeries] = {}
+
+    def of(self, handler: str) -> _HandlerSeries:
+        series = self.by_consumer.get(handler)
+        if series is None:
+            series = self.by_consumer[handler] = _HandlerSeries(self.metrics, self.app_name, handler)
+        return series
+
+    def initialise(self, consumers: list[str]) -> None:
+        """At zero from start-up, with every processing status (see PipelineMetrics.initialise)."""
+        for consumer in consumers:
+            series = self.of(consumer)
+            for status in ProcessingStatus:
+                series.processed(status.value)
+
+
+def consumer_metrics_middleware(handlers: HandlerSeries) -> Any:
     """FastStream's handler metrics (`faststream_received_*`: the metrics, labels, buckets and
     statuses of its PrometheusMiddleware, made by its own `MetricsContainer`), with `handler` =
     the durable consumer. FastStream labels each message with its subject, and timer subjects carry
@@ -154,17 +190,11 @@ def consumer_metrics_middleware(registry: CollectorRegistry, *, app_name: str) -
     unbounded (found by `make soak`: routing +0.6 KiB per request). And its middleware looks up
     six labelled series per message through its manager (~19 us of CPU per message); this one
     looks up each consumer's series once (~5 us)."""
-    metrics = MetricsContainer(registry, custom_label_names=())
-    by_consumer: dict[str, _HandlerSeries] = {}
-
     class HandlerMetrics(BaseMiddleware):
         async def consume_scope(self, call_next: Any, msg: Any) -> Any:
             if msg.source_type is SourceType.RESPONSE:
                 return await call_next(msg)
-            handler = consumer_label(msg.raw_message)
-            series = by_consumer.get(handler)
-            if series is None:
-                series = by_consumer[handler] = _HandlerSeries(metrics, app_name, handler)
+            series = handlers.of(consumer_label(msg.raw_message))
             series.received.inc()
             series.size.observe(len(msg.body))
             series.in_process.inc()
@@ -194,6 +224,7 @@ def make_runtime(settings: KefuSettings, *, consumer: str) -> Runtime:
     registry = CollectorRegistry()
     holder: dict[str, Any] = {}
     pipeline = PipelineMetrics(registry)
+    handlers = HandlerSeries(registry, app_name=f"kefu_{settings.service_name}")
 
     async def dead_letter(msg: Any, reason: str) -> None:
         pipeline.dead_lettered.labels(msg.metadata.consumer or consumer).inc()
@@ -203,7 +234,7 @@ def make_runtime(settings: KefuSettings, *, consumer: str) -> Runtime:
     broker = NatsBroker(
         **broker_kwargs(settings),
         middlewares=[
-            consumer_metrics_middleware(registry, app_name=f"kefu_{settings.service_name}"),
+            consumer_metrics_middleware(handlers),
             settle_middleware(policy, dead_letter, on_redelivery=lambda c: pipeline.redelivered.labels(c).inc()),
         ],
         graceful_timeout=settings.ack_wait_seconds / 2,
@@ -216,7 +247,7 @@ def make_runtime(settings: KefuSettings, *, consumer: str) -> Runtime:
         # per-message solve (2-3 % of routing's CPU) would only validate it again
         apply_types=False,
     )
-    runtime = Runtime(settings=settings, registry=registry, broker=broker, pipeline=pipeline)
+    runtime = Runtime(settings=settings, registry=registry, broker=broker, pipeline=pipeline, handlers=handlers)
     holder["runtime"] = runtime
     return runtime
 
@@ -340,6 +371,7 @@ def base_app(
         if on_start is not None:
             await on_start(runtime)
         await broker.start()
+        _initialise_series(runtime)
         runtime.extra["consumer_watch"] = asyncio.create_task(_watch_consumers(runtime))
         settle_garbage_collector()
         runtime.ready = True
@@ -469,17 +501,33 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return doc
 
 
+def durable_consumers(runtime: Runtime) -> list[tuple[str, str]]:
+    """(stream, durable) of every durable consumer the service's subscribers use."""
+    found = []
+    for sub in runtime.broker.subscribers:
+        stream = getattr(getattr(sub, "stream", None), "name", None)
+        durable = getattr(getattr(sub, "config", None), "durable_name", None)
+        if stream and durable:
+            found.append((stream, durable))
+    return found
+
+
+def _initialise_series(runtime: Runtime) -> None:
+    consumers = durable_consumers(runtime)
+    if runtime.pipeline is not None:
+        runtime.pipeline.initialise(consumers=consumers,
+                                    streams=[c.name for c in stream_configs(runtime.settings) if c.name])
+    if runtime.handlers is not None:
+        runtime.handlers.initialise([durable for _, durable in consumers])
+
+
 async def _watch_consumers(runtime: Runtime) -> None:
     """Backlog of this service's durable consumers, for the consumer-backlog alert and KEDA, and
     whether each still moves (readiness)."""
     assert runtime.js is not None and runtime.pipeline is not None
     interval = runtime.settings.consumer_check_seconds
     while True:
-        for sub in runtime.broker.subscribers:
-            stream = getattr(getattr(sub, "stream", None), "name", None)
-            durable = getattr(getattr(sub, "config", None), "durable_name", None)
-            if not stream or not durable:
-                continue
+        for stream, durable in durable_consumers(runtime):
             try:
                 info = await runtime.js.consumer_info(stream, durable)
             except Exception:  # not created yet, or NATS briefly away: next round

@@ -108,3 +108,49 @@ def test_rules_and_dashboards_only_use_exported_metrics(exported: set[str]) -> N
     missing = sorted(used - known - recorded)
     assert missing == [], missing
     assert "kefu_requests_received_total" in used and "kefu_first_response_seconds" in used
+
+
+PER_INSTANCE = {"kefu_metrics_last_event_timestamp_seconds"}  # replay lag: per replica on purpose
+
+
+def metrics_service_families() -> set[str]:
+    """Families only the metrics service exports: the business series every replica exports whole."""
+    from services.feedback.app import create_app as feedback
+    from services.intake.app import create_app as intake
+    from services.metrics.app import create_app as metrics
+    from services.routing.app import create_app as routing
+
+    def names(create_app) -> set[str]:
+        text = generate_latest(create_app().state.runtime.registry).decode()
+        return {n.removesuffix("_total") for n in re.findall(r"^# HELP (\S+)", text, flags=re.M)}
+
+    return names(metrics) - names(intake) - names(routing) - names(feedback)
+
+
+def test_every_business_series_is_counted_once_whatever_the_replicas() -> None:
+    """Each metrics replica exports the whole log's totals: every query over them reduces the
+    replicas with max (by all of the series' labels, or to one value) before anything else."""
+    families = metrics_service_families() - PER_INSTANCE
+    assert {"kefu_requests_received", "kefu_open_requests", "kefu_first_response_seconds"} <= families
+    exprs = [r["expr"] for g in yaml.safe_load((PROMETHEUS / "rules" / "recording.yml").read_text())["groups"]
+             for r in g["rules"]]
+    exprs += [r["expr"] for g in yaml.safe_load((PROMETHEUS / "rules" / "alerts.yml").read_text())["groups"]
+              for r in g["rules"]]
+    exprs += [t["expr"] for d in dashboards().values() for p in d["panels"] for t in p["targets"]]
+    wrapped = r"max(?: by \([a-z_, ]+\) )?\((?:(?:rate|increase)\()?$"
+    unguarded = []
+    for expr in exprs:
+        for m in re.finditer(r"(?<![:\w])(kefu_[a-z_]+?)(?:_total|_bucket|_sum|_count)?\b", expr):
+            if m.group(1) in families and not re.search(wrapped, expr[:m.start()]):
+                unguarded.append(expr)
+    assert unguarded == []
+
+
+def test_every_metric_the_docs_name_is_exported(exported: set[str]) -> None:
+    known = exported | {f"{n}_total" for n in exported} | {n.removesuffix("_total") for n in exported}
+    texts = {p.name: p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]}
+    metric = r"(?<![:\w])(kefu_[a-z_]+(?:_total|_seconds|_ratio|_score|_messages|_bucket|_sum|_count)|kefu_[a-z_]+(?=\{))"
+    named = {(name, n) for name, text in texts.items() for n in re.findall(metric, text)}
+    missing = sorted((doc, n) for doc, n in named
+                     if re.sub(r"_(bucket|sum|count)$", "", n) not in known and not n.startswith("kefu_test"))
+    assert missing == [], missing

@@ -34,3 +34,17 @@ async def test_handler_metrics_are_labelled_by_consumer_not_by_each_requests_sub
     handlers = set(re.findall(r'faststream_received_messages_total\{[^}]*handler="([^"]+)"', text))
     assert s.CONSUMER_ROUTING_TIMERS in handlers
     assert handlers <= {s.CONSUMER_ROUTING, s.CONSUMER_ROUTING_TIMERS, s.CONSUMER_ROUTING_REOPENED}
+
+
+@pytest.mark.parametrize("service", ["intake", "routing", "feedback"])
+async def test_every_series_alerts_read_exists_at_zero_from_start_up(start, service: str) -> None:
+    """KefuDeadLetters reads increase(kefu_messages_dead_lettered_total): a series that first
+    appears at 1 has no increase. Before any message, each consumer's series are there at 0."""
+    async with start[service]() as svc, svc.client() as admin:
+        text = (await admin.get("/metrics")).text
+    consumers = set(re.findall(r'kefu_messages_dead_lettered_total\{consumer="([^"]+)"\} 0\.0', text))
+    assert consumers and consumers == set(re.findall(r'kefu_messages_redelivered_total\{consumer="([^"]+)"\} 0\.0', text))
+    handled = set(re.findall(r'faststream_received_processed_messages_total\{app_name="[^"]+",broker="nats",'
+                             r'handler="([^"]+)",status="error"\} 0\.0', text))
+    assert handled == consumers
+    assert re.search(r'kefu_messages_published_total\{outcome="stored",stream="KEFU_EVENTS"\} 0\.0', text)

@@ -189,7 +189,7 @@ async def test_handler_metrics_expose_what_faststreams_prometheus_middleware_doe
     from faststream.prometheus.middleware import PrometheusMiddleware
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from shared.runtime import consumer_label, consumer_metrics_middleware
+    from shared.runtime import HandlerSeries, consumer_label, consumer_metrics_middleware
 
     class ByConsumer(NatsMetricsSettingsProvider):
         def get_consume_attrs_from_message(self, msg: Any) -> Any:
@@ -228,7 +228,7 @@ async def test_handler_metrics_expose_what_faststreams_prometheus_middleware_doe
     theirs_registry, ours_registry = CollectorRegistry(), CollectorRegistry()
     theirs = PrometheusMiddleware(settings_provider_factory=lambda _: ByConsumer(), registry=theirs_registry,
                                   app_name="kefu_test")
-    ours = consumer_metrics_middleware(ours_registry, app_name="kefu_test")
+    ours = consumer_metrics_middleware(HandlerSeries(ours_registry, app_name="kefu_test"))
     expected = await exposition(theirs, theirs_registry)
     assert 'status="nacked"' in "\n".join(expected) and 'exception_type="KeyError"' in "\n".join(expected)
     assert await exposition(ours, ours_registry) == expected
