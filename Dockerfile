@@ -1,22 +1,25 @@
 # One image for all four services; the command picks one: services.intake | services.routing |
-# services.feedback | services.metrics (and devtools.provision for the provisioning job).
+# services.feedback | services.metrics (and devtools.provision for the provisioning job). The `kefu`
+# command is installed too (`kefu --help`).
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
+COPY config config
 COPY shared shared
 COPY services services
 COPY devtools devtools
+# the locked, hashed dependencies first, then kefu itself (its default config as package data)
 RUN python -m venv /opt/kefu \
  && /opt/kefu/bin/pip install --no-cache-dir --upgrade pip \
- && /opt/kefu/bin/pip install --no-cache-dir .
+ && /opt/kefu/bin/pip install --no-cache-dir --require-hashes -r requirements.lock \
+ && /opt/kefu/bin/pip install --no-cache-dir --no-deps .
 
 FROM python:3.11-slim
 RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin kefu
 COPY --from=build /opt/kefu /opt/kefu
-COPY config /app/config
 WORKDIR /app
+# configuration: the defaults installed with kefu; mount your own and set KEFU_CONFIG_DIR to change it
 ENV PATH=/opt/kefu/bin:$PATH \
-    KEFU_CONFIG_DIR=/app/config \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 USER 10001

@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test unit integration docs bench soak clean
+.PHONY: run test unit integration docs bench soak lock clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ soak: $(STAMP)
 docs: $(STAMP)
 	$(PY) -m devtools.gen_docs
 	$(PY) -m devtools.gen_dashboards
+
+# the image's pinned, hashed dependencies (requirements.lock) from pyproject.toml
+lock: $(STAMP)
+	$(PY) -m pip install --quiet uv
+	$(VENV)/bin/uv pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	  --generate-hashes --no-header --quiet -o requirements.lock.new
+	{ sed -n 1,2p requirements.lock; cat requirements.lock.new; } > requirements.lock.tmp
+	rm requirements.lock.new && mv requirements.lock.tmp requirements.lock
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis

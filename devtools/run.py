@@ -7,6 +7,7 @@ stops the services gracefully, then NATS.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import secrets
@@ -14,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +25,7 @@ SERVICES = {"intake": 8081, "routing": 8082, "feedback": 8083, "metrics": 8084}
 STOP_GRACE = 30.0
 MAX_BACKOFF = 30.0
 HEALTHY_AFTER = 60.0
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def say(text: str) -> None:
@@ -47,6 +50,17 @@ def secret(path: Path) -> str:
     return path.read_text().strip()
 
 
+def die_with_parent(parent: int) -> Callable[[], None]:
+    """Run in each child before it starts: the kernel sends it SIGTERM when the supervisor dies,
+    even by SIGKILL (the children have sessions of their own, so nothing else would reach them)."""
+    def set_parent_death_signal() -> None:
+        if sys.platform.startswith("linux"):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the supervisor died before the line above
+            os._exit(1)
+    return set_parent_death_signal
+
+
 @dataclass
 class Child:
     name: str
@@ -59,7 +73,8 @@ class Child:
 
     def start(self) -> None:
         # own session: Ctrl-C reaches only the supervisor, which stops services before NATS
-        self.proc = subprocess.Popen(self.argv, env=self.env, start_new_session=True)
+        self.proc = subprocess.Popen(self.argv, env=self.env, start_new_session=True,
+                                     preexec_fn=die_with_parent(os.getpid()))
         self.started = time.monotonic()
         self.restart_at = None
         say(f"{self.name} started (pid {self.proc.pid})")
@@ -143,7 +158,7 @@ def main() -> int:
         port = int(env.get("KEFU_DEV_NATS_PORT", "4222"))
         sup.nats = subprocess.Popen(
             [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(var / "jetstream")],
-            start_new_session=True,
+            start_new_session=True, preexec_fn=die_with_parent(os.getpid()),
         )
         try:
             wait_for_port(port, timeout=15)

@@ -12,6 +12,10 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+# config/ of the repository, installed with the package as shared/defaults (a link in the source tree)
+DEFAULT_CONFIG_DIR = Path(__file__).parent / "defaults"
+
+
 def _common(name: str) -> AliasChoices:
     return AliasChoices(name, f"KEFU_{name.upper()}")
 
@@ -25,7 +29,10 @@ class KefuSettings(BaseSettings):
     nats_creds: Path | None = Field(
         None, validation_alias=_common("nats_creds"), description="Path to a NATS .creds file."
     )
-    config_dir: Path = Field(Path("config"), validation_alias=_common("config_dir"))
+    config_dir: Path = Field(
+        DEFAULT_CONFIG_DIR, validation_alias=_common("config_dir"),
+        description="Directory of rules, departments, calendars, SLA policies and messages. Default: the "
+        "configuration shipped with kefu (the repository's config/).")
 
     admin_token: SecretStr | None = Field(None, validation_alias=_common("admin_token"))
     token_secret: SecretStr | None = Field(

@@ -80,3 +80,46 @@ async def test_make_run_serves_the_request_path_restarts_a_killed_service_and_st
     assert output.rstrip().endswith("[kefu] stopped")
     at = output.find("Traceback")
     assert at < 0, output[max(0, at - 500): at + 2500].replace("\\n", "\n")
+
+
+def children_of(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    left = set()
+    for pid in pids:
+        try:
+            state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            left.add(pid)
+    return left
+
+
+async def test_a_killed_supervisor_takes_nats_and_the_services_with_it(tmp_path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}
+    env |= {"KEFU_VAR_DIR": str(tmp_path / "var"), "KEFU_DEV_NATS_PORT": str(free_port())}
+    env |= {f"KEFU_{name.upper()}_HTTP_PORT": str(free_port()) for name in SERVICES}
+    proc = subprocess.Popen([sys.executable, "-m", "devtools.run"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        children = await wait_until(lambda: len(children_of(proc.pid)) == 5 and children_of(proc.pid),
+                                    timeout=30, what="nats-server and four services started")
+        proc.kill()  # SIGKILL: the supervisor cannot stop anyone itself
+        proc.wait()
+        await wait_until(lambda: not alive(children), timeout=60, what="every child gone with the supervisor")
+    finally:
+        for pid in alive(children_of(proc.pid)):
+            os.kill(pid, signal.SIGKILL)
+    assert not alive(children)
