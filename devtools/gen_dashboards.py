@@ -14,7 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-OUT = Path(__file__).parents[1] / "deploy" / "grafana" / "dashboards"
+ROOT = Path(__file__).parents[1]
+OUT = ROOT / "deploy" / "grafana" / "dashboards"
+RULES = ROOT / "deploy" / "prometheus" / "rules"
+PROMETHEUS_RULE = ROOT / "deploy" / "k8s" / "overlays" / "prod" / "prometheusrule.yaml"
 DATASOURCE = {"type": "prometheus", "uid": "kefu-prometheus"}
 
 # (title, unit, [expressions with legends], kind); kind: timeseries | stat | gauge | bargauge | table
@@ -145,11 +148,27 @@ def documents() -> dict[str, str]:
     }
 
 
+def prometheus_rule() -> str:
+    """deploy/prometheus/rules as one PrometheusRule for kube-prometheus-stack (the same groups)."""
+    import yaml
+
+    groups = [g for name in ("recording.yml", "alerts.yml")
+              for g in yaml.safe_load((RULES / name).read_text())["groups"]]
+    rule = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+            "metadata": {"name": "kefu", "labels": {"release": "kube-prometheus-stack"}},
+            "spec": {"groups": groups}}
+    head = ("# Generated from deploy/prometheus/rules by `make docs` (devtools/gen_dashboards.py): do not edit.\n"
+            "# `release`: the label your Prometheus's ruleSelector matches (the Helm release name).\n")
+    return head + yaml.safe_dump(rule, sort_keys=False, allow_unicode=True, width=120)
+
+
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     for name, text in documents().items():
         (OUT / name).write_text(text, encoding="utf-8")
         print(f"wrote {OUT / name}")
+    PROMETHEUS_RULE.write_text(prometheus_rule(), encoding="utf-8")
+    print(f"wrote {PROMETHEUS_RULE}")
     return 0
 
 
