@@ -82,7 +82,28 @@ def asyncapi() -> dict[str, Any]:
         description="kefu's NATS contract: what adapters publish (kefu.intake.<channel>, raw channel formats, "
         "JetStream stream KEFU_INTAKE) and what kefu publishes (KEFU_EVENTS, KEFU_OUTBOUND, KEFU_AUDIT).",
     )
-    return json.loads(spec.to_specification().to_json())
+    return nats_bindings(json.loads(spec.to_specification().to_json()))
+
+
+NATS_BINDING_VERSION = "0.1.0"  # asyncapi/bindings, nats: only operations have fields (queue)
+
+
+def nats_bindings(doc: dict[str, Any]) -> dict[str, Any]:
+    """FastStream writes a `subject` into channel bindings and a `custom` binding version, which the
+    NATS binding does not define (a channel's subject is its `address`), and lists its generator's
+    default servers. Keep what the binding defines and name the one server kefu documents."""
+    doc["servers"] = {"development": {
+        "host": "127.0.0.1:4222", "protocol": "nats",
+        "description": "`make run`'s bundled nats-server; deployments set KEFU_NATS_URL (docs/deploy.md)."}}
+    for channel in doc.get("channels", {}).values():
+        channel.pop("bindings", None)
+        channel.pop("servers", None)
+    for operation in doc.get("operations", {}).values():
+        binding = (operation.get("bindings") or {}).get("nats")
+        if binding is not None:
+            kept = {k: v for k, v in binding.items() if k == "queue"}
+            operation["bindings"] = {"nats": kept | {"bindingVersion": NATS_BINDING_VERSION}}
+    return doc
 
 
 def openapi(name: str) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+ROOT = Path(__file__).parents[2]
+
 from devtools.gen_docs import OUT, documents
 
 
@@ -24,3 +26,18 @@ def test_contract_documents_name_every_public_path_and_subject() -> None:
     assert '"/v1/requests/{request_id}"' in docs["openapi-routing.json"]
     assert all('"/healthz"' in docs[f"openapi-{n}.json"] for n in ("intake", "routing", "feedback", "metrics"))
     assert Path(OUT).name == "api"
+
+
+def test_documents_declare_servers_licence_security_and_only_defined_nats_bindings() -> None:
+    import json
+
+    asyncapi = json.loads((ROOT / "docs" / "api" / "asyncapi.json").read_text())
+    assert list(asyncapi["servers"]) == ["development"]
+    assert all("bindings" not in channel for channel in asyncapi["channels"].values())  # the NATS binding has none
+    for operation in asyncapi["operations"].values():
+        for binding in (operation.get("bindings") or {}).values():
+            assert set(binding) <= {"queue", "bindingVersion"} and binding["bindingVersion"] == "0.1.0"
+    for path in sorted((ROOT / "docs" / "api").glob("openapi-*.json")):
+        doc = json.loads(path.read_text())
+        assert doc["servers"] and doc["info"]["license"]["identifier"] == "Apache-2.0", path.name
+        assert all("security" in op for ops in doc["paths"].values() for op in ops.values()), path.name

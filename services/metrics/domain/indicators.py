@@ -30,7 +30,7 @@ REJECTION_REASONS = ("unparseable", "missing_content", "too_large", "unsupported
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
 KEEP = WINDOWS["7d"]
 FIRST_RESPONSE_BUCKETS = (60, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800)
-RESOLUTION_BUCKETS = (3600, 14400, 28800, 86400, 172800, 259200, 604800, 1209600, 2592000)
+RESOLUTION_BUCKETS = (300, 900, 1800, 3600, 14400, 28800, 86400, 172800, 259200, 604800, 1209600, 2592000)
 SLAS = ("first_response", "next_response", "resolution")
 CHANNELS = tuple(c.value for c in Channel)
 PRIORITIES = tuple(p.value for p in Priority)
