@@ -94,12 +94,7 @@ class Node:
         self.proc.wait(timeout=30)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        terminate(self.proc, grace=15)
 
     def monitoring(self, path: str) -> dict[str, Any]:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.monitor}{path}", timeout=5) as response:
@@ -112,6 +107,16 @@ class Node:
                 return response.status == 200
         except OSError:
             return False
+
+
+def terminate(proc: subprocess.Popen[bytes] | None, *, grace: float) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def rewrite_hosts(value: str, hosts: dict[str, str]) -> str:
@@ -139,12 +144,7 @@ class Service:
         return self.env["_COMMAND"]
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        terminate(self.proc, grace=60)
 
 
 class Topology:
