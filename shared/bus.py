@@ -37,6 +37,7 @@ from nats.js.api import (
     RetentionPolicy,
     StorageType,
     StreamConfig,
+    StreamSource,
 )
 from pydantic import BaseModel, ValidationError
 
@@ -264,14 +265,17 @@ def stream_configs(settings: KefuSettings) -> list[StreamConfig]:
         # dead letters: what a consumer gave up on (with the reason), and the server's max-delivery
         # advisories, which also cover a message that killed its process on every delivery
         StreamConfig(name=s.STREAM_DLQ, subjects=[s.DLQ_ALL, s.MAX_DELIVERIES_ADVISORIES], max_age=90 * DAY, **common),
-        # durable timers: schedules fire at their time even if no routing process is running then.
-        # A schedule is kept at most 60 days, longer than any deadline the SLA policies can set
-        # (a paused request has no timers; resuming schedules new ones).
+        # durable timers: schedules fire at their time even if no process of the service is running
+        # then. A schedule is kept at most 60 days, longer than any deadline the SLA policies can set
+        # (a paused request has no timers; resuming schedules new ones). One stream per service: a
+        # schedule may only target its own stream, so no service can fire or purge another's timers.
         # (the server allows message schedules only with discard: old; fired timers are the oldest)
-        StreamConfig(
-            name=s.STREAM_TIMERS, subjects=[s.TIMERS_ALL], max_age=60 * DAY, allow_msg_schedules=True,
-            **(common | {"discard": DiscardPolicy.OLD}),
-        ),
+        *(StreamConfig(name=s.timers_stream(service), subjects=[s.timers_subjects(service)], max_age=60 * DAY,
+                       allow_msg_schedules=True, **(common | {"discard": DiscardPolicy.OLD}))
+          for service in s.TIMER_SERVICES),
+        # metrics' copy of the event log, kept by the server (a mirror: read-only, same retention)
+        StreamConfig(name=s.STREAM_METRICS, mirror=StreamSource(name=s.STREAM_EVENTS),
+                     max_age=settings.retention_events_days * DAY, **common),
     ]
 
 
@@ -302,10 +306,13 @@ def bucket_configs(settings: KefuSettings) -> list[KeyValueConfig]:
         KeyValueConfig(bucket=s.BUCKET_FOLLOWUPS, history=3, **records),
         # messages sent per customer per day (the outbound cap): two days cover any time zone
         KeyValueConfig(bucket=s.BUCKET_OUTBOUND_CAPS, history=1, ttl=2 * DAY, **common),
+        # staff token revocations: read on every staff call by every service (direct gets); kept
+        # 8 days, longer than any token lives (7 days at most), after which nothing it voids is left
+        KeyValueConfig(bucket=s.BUCKET_REVOCATIONS, history=1, ttl=8 * DAY, **(common | {"direct": True})),
     ]
 
 
-MIN_SERVER = (2, 12)  # KEFU_TIMERS relies on message schedules (allow_msg_schedules), new in 2.12
+MIN_SERVER = (2, 12)  # the timer streams rely on message schedules (allow_msg_schedules), new in 2.12
 
 
 def require_server(major: int, minor: int) -> None:
@@ -314,11 +321,65 @@ def require_server(major: int, minor: int) -> None:
     fire. 0.0: not reported."""
     if (major, minor) != (0, 0) and (major, minor) < MIN_SERVER:
         raise SystemExit(f"nats-server {major}.{minor} is too old: kefu needs {MIN_SERVER[0]}.{MIN_SERVER[1]} "
-                         "or later (KEFU_TIMERS uses message schedules)")
+                         "or later (the timer streams use message schedules)")
+
+
+async def migrate_legacy_timers(js: JetStreamContext, settings: KefuSettings) -> int:
+    """Move the timers of kefu < 0.3's single KEFU_TIMERS stream into the per-service streams.
+
+    Crash-safe and idempotent: the legacy stream first gives up its subjects (so the new streams
+    may take them; its messages stay), then every pending schedule and every fired timer its
+    consumer has not acknowledged is copied (each with a Nats-Msg-Id, so a re-run copies nothing
+    twice), and only then is the legacy stream deleted. A timer that fires twice in between is
+    harmless: handlers check that a fired timer still applies. Returns the messages copied."""
+    try:
+        info = await js.stream_info(s.LEGACY_STREAM_TIMERS)
+    except nats.js.errors.NotFoundError:
+        return 0
+    if info.config.subjects != ["kefu.timers-legacy.>"]:
+        info.config.subjects = ["kefu.timers-legacy.>"]
+        await js.update_stream(info.config)
+    for service in s.TIMER_SERVICES:
+        cfg = next(c for c in stream_configs(settings) if c.name == s.timers_stream(service))
+        try:
+            await js.add_stream(cfg)
+        except nats.js.errors.BadRequestError:
+            await js.update_stream(cfg)
+    floors: dict[str, int] = {}
+    for service, consumer in (("routing", s.CONSUMER_ROUTING_TIMERS), ("feedback", s.CONSUMER_FEEDBACK_TIMERS)):
+        try:
+            floors[service] = (await js.consumer_info(s.LEGACY_STREAM_TIMERS, consumer)).ack_floor.stream_seq or 0
+        except nats.js.errors.NotFoundError:
+            floors[service] = 0
+    latest: dict[str, RawStreamMsg] = {}  # subject -> its last message (a schedule replaces its subject's)
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        try:
+            msg = await js.get_msg(s.LEGACY_STREAM_TIMERS, seq)
+        except nats.js.errors.NotFoundError:
+            continue
+        latest[msg.subject] = msg
+    copied = 0
+    for subject, msg in latest.items():
+        kind, _, rest = subject.removeprefix("kefu.timers.").partition(".")
+        service = rest.split(".", 1)[0]
+        if service not in s.TIMER_SERVICES or kind not in ("schedule", "fire"):
+            continue
+        if kind == "fire" and (msg.seq or 0) <= floors[service]:
+            continue  # handled already
+        # a schedule keeps its Nats-Schedule* headers; a fired timer is copied as a plain message
+        headers = {k: v for k, v in (msg.headers or {}).items()
+                   if kind == "schedule" and k.startswith("Nats-Schedule")}
+        await js.publish(subject, msg.data or b"", stream=s.timers_stream(service),
+                         headers=headers | {"Nats-Msg-Id": f"timer-migration:{msg.seq}"})
+        copied += 1
+    await js.delete_stream(s.LEGACY_STREAM_TIMERS)
+    log.warning("migrated legacy timers", extra={"copied": copied})
+    return copied
 
 
 async def provision(js: JetStreamContext, settings: KefuSettings) -> None:
     """Create or update every stream and bucket. Idempotent; any service may run it first."""
+    await migrate_legacy_timers(js, settings)
     for cfg in stream_configs(settings):
         try:
             await js.add_stream(cfg)
@@ -342,12 +403,12 @@ async def provision(js: JetStreamContext, settings: KefuSettings) -> None:
 
 
 async def verify(js: JetStreamContext, settings: KefuSettings) -> None:
-    """Without provisioning rights: fail clearly when a stream or bucket is missing."""
-    for cfg in stream_configs(settings):
+    """Without provisioning rights: fail clearly when a stream the service uses is missing."""
+    for name in s.streams_of(settings.service_name) or tuple(c.name for c in stream_configs(settings)):
         try:
-            await js.stream_info(cfg.name)
+            await js.stream_info(name)
         except nats.js.errors.NotFoundError:
-            raise SystemExit(f"stream {cfg.name} is missing: run `python -m devtools.provision` first") from None
+            raise SystemExit(f"stream {name} is missing: run `python -m devtools.provision` first") from None
 
 
 def inbox_prefix(settings: KefuSettings) -> bytes:

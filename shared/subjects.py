@@ -62,8 +62,16 @@ STREAM_EVENTS: Final = "KEFU_EVENTS"
 STREAM_OUTBOUND: Final = "KEFU_OUTBOUND"
 STREAM_REJECTED: Final = "KEFU_REJECTED"
 STREAM_DLQ: Final = "KEFU_DLQ"
-STREAM_TIMERS: Final = "KEFU_TIMERS"
+# one timer stream per service: the server only lets a schedule target a subject of its own stream,
+# so a service can neither fire nor purge another service's timers (docs/security.md)
+STREAM_TIMERS_ROUTING: Final = "KEFU_TIMERS_ROUTING"
+STREAM_TIMERS_FEEDBACK: Final = "KEFU_TIMERS_FEEDBACK"
+LEGACY_STREAM_TIMERS: Final = "KEFU_TIMERS"  # before 0.3: one stream for both; devtools.provision migrates it
+TIMER_SERVICES: Final = ("routing", "feedback")
 STREAM_AUDIT: Final = "KEFU_AUDIT"
+# metrics' server-side copy of KEFU_EVENTS: metrics replays it with consumers of its own, and its
+# NATS user has no consumer rights on KEFU_EVENTS, where routing's and feedback's durables live
+STREAM_METRICS: Final = "KEFU_METRICS"
 
 # JetStream key-value buckets
 BUCKET_CUSTOMERS: Final = "kefu_customers"  # customer_id -> CustomerRecord
@@ -80,6 +88,7 @@ BUCKET_SURVEYS: Final = "kefu_surveys"  # survey_id -> Survey (no link secret st
 BUCKET_OPEN_SURVEYS: Final = "kefu_open_surveys"  # hashed contact -> survey_id a reply may answer
 BUCKET_FOLLOWUPS: Final = "kefu_followups"  # followup_id -> Followup
 BUCKET_OUTBOUND_CAPS: Final = "kefu_outbound_caps"  # hashed contact.day -> messages sent that day
+BUCKET_REVOCATIONS: Final = "kefu_staff_revocations"  # staff subject -> tokens issued before `not_before` are void
 
 # Durable consumer names
 CONSUMER_INTAKE: Final = "intake"
@@ -89,6 +98,29 @@ CONSUMER_ROUTING_REOPENED: Final = "routing-reopened"
 CONSUMER_FEEDBACK: Final = "feedback"
 CONSUMER_FEEDBACK_ANSWERS: Final = "feedback-answers"
 CONSUMER_FEEDBACK_TIMERS: Final = "feedback-timers"
+
+
+def streams_of(service: str) -> tuple[str, ...]:
+    """The streams a service reads or writes (what it checks at start, and what its NATS user may see)."""
+    uses = {
+        "intake": (STREAM_INTAKE, STREAM_EVENTS, STREAM_REJECTED, STREAM_DLQ, STREAM_AUDIT),
+        "routing": (STREAM_EVENTS, STREAM_OUTBOUND, STREAM_DLQ, STREAM_AUDIT, STREAM_TIMERS_ROUTING),
+        "feedback": (STREAM_EVENTS, STREAM_OUTBOUND, STREAM_DLQ, STREAM_AUDIT, STREAM_TIMERS_FEEDBACK),
+        "metrics": (STREAM_METRICS,),
+    }
+    return uses.get(service, ())
+
+
+def timers_stream(service: str) -> str:
+    """`routing` -> `KEFU_TIMERS_ROUTING`: the stream holding a service's schedules and fired timers."""
+    if service not in TIMER_SERVICES:
+        raise ValueError(f"no timer stream for {service!r}")
+    return f"KEFU_TIMERS_{service.upper()}"
+
+
+def timers_subjects(service: str) -> str:
+    """Schedules and fired timers of one service: kefu.timers.<schedule|fire>.<service>.>"""
+    return f"kefu.timers.*.{service}.>"
 
 
 def intake_subject(channel: Channel | str) -> str:

@@ -1,4 +1,4 @@
-"""Durable timers on NATS server-side message schedules (stream KEFU_TIMERS, nats-server >= 2.12).
+"""Durable timers on NATS server-side message schedules (one stream per service, KEFU_TIMERS_<SERVICE>, nats-server >= 2.12).
 
 A service schedules `kefu.timers.schedule.<service>.<key>.<name>`; at the time, the server publishes
 the body to `kefu.timers.fire.<service>.<key>.<name>`, which the service consumes with a durable
@@ -33,7 +33,7 @@ async def _publish_schedule(publisher: Publisher, *, service: str, key: str, nam
         schedule_subject,
         json.dumps(body, ensure_ascii=False).encode(),
         msg_id=f"timer:{service}:{key}:{name}:{spec}:{'/'.join(headers.values())}",
-        stream=s.STREAM_TIMERS,
+        stream=s.timers_stream(service),
         headers={"Nats-Schedule": spec, "Nats-Schedule-Target": fire_subject, **headers},
     )
 
@@ -45,7 +45,7 @@ async def schedule(publisher: Publisher, *, service: str, key: str, name: str, a
 
 
 async def cancel(publisher: Publisher, *, service: str, key: str, name: str) -> None:
-    await publisher.js.purge_stream(s.STREAM_TIMERS, subject=_subjects(service, key, name)[0])
+    await publisher.js.purge_stream(s.timers_stream(service), subject=_subjects(service, key, name)[0])
 
 
 def fired_subject(service: str, key: str, name: str) -> str:

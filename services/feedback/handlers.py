@@ -36,7 +36,7 @@ def build_router(runtime: Runtime, holder: dict[str, Feedback], *, batch_size: i
     async def on_reply(reply: SurveyReplied) -> None:
         await holder["feedback"].on_reply(reply)
 
-    @durable(fire_filter(TIMER_SERVICE), s.STREAM_TIMERS, s.CONSUMER_FEEDBACK_TIMERS,
+    @durable(fire_filter(TIMER_SERVICE), s.timers_stream(TIMER_SERVICE), s.CONSUMER_FEEDBACK_TIMERS,
              "Delayed invitations, reminders, expiry, revisits and the monthly sample.")
     async def on_timer(body: dict[str, Any]) -> None:
         await holder["feedback"].on_timer(body)

@@ -46,6 +46,7 @@ from .domain.survey import (
     survey_id_for,
     reopened_context,
     resolved_again,
+    survey_page,
     survey_url,
     view_of,
 )
@@ -159,7 +160,8 @@ class Feedback:
                 view, kind="survey", message_id=f"survey.{survey_id}",
                 text=m.survey_text(view.language, self.config.messages, url=url), at=now), msg_id=f"survey:{survey_id}"),
             outbox.item(s.SURVEY_SENT, SurveySent(survey_id=survey_id, request_id=survey.request_id,
-                                                  channel=survey.channel, url=url, occurred_at=now),
+                                                  channel=survey.channel,
+                                                  url=survey_page(self.base_url, survey_id), occurred_at=now),
                         msg_id=f"sent:{survey_id}"),
         ])
         await timers.schedule(self.publisher, service=TIMER_SERVICE, key=survey_id, name="expire",

@@ -32,11 +32,11 @@ async def period_projection(runtime: Runtime, departments: tuple[str, ...], sinc
     """Replay the log from `since` to now into a projection that keeps every fact."""
     assert runtime.js is not None
     projection = Projection(departments=departments, keep_all=True)
-    last = (await runtime.js.stream_info(s.STREAM_EVENTS)).state.last_seq
+    last = (await runtime.js.stream_info(s.STREAM_METRICS)).state.last_seq
     if last == 0:
         return projection
     sub = await runtime.js.pull_subscribe(
-        s.EVENTS_ALL, stream=s.STREAM_EVENTS,
+        s.EVENTS_ALL, stream=s.STREAM_METRICS,
         config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=since.isoformat(),
                               ack_policy=AckPolicy.NONE, inactive_threshold=60.0),
     )

@@ -1,4 +1,4 @@
-"""Composition root of metrics: replays KEFU_EVENTS into the projection at every start (an ordered
+"""Composition root of metrics: replays the event log (its server-side copy KEFU_METRICS) into the projection at every start (an ordered
 consumer: every replica sees every event, so replicas agree and a restart gives the same numbers),
 and serves the indicators and the reports."""
 
@@ -51,6 +51,14 @@ class Replay:
 REPLAY = "metrics-replay"
 
 
+async def log_end(rt: Runtime) -> int:
+    """The event log's last sequence as far as metrics can see it: KEFU_METRICS mirrors KEFU_EVENTS
+    with the same sequence numbers, plus what the mirror has not copied yet (its lag)."""
+    assert rt.js is not None
+    info = await rt.js.stream_info(s.STREAM_METRICS)
+    return info.state.last_seq + ((info.mirror.lag or 0) if info.mirror else 0)
+
+
 async def watch_replay(rt: Runtime, replay: Replay) -> None:
     """The replay is an ordered push consumer: nothing on the server says it is stuck. Compare its
     position with the stream's last sequence every check; events waiting and no move = stalled."""
@@ -58,7 +66,7 @@ async def watch_replay(rt: Runtime, replay: Replay) -> None:
     while True:
         await asyncio.sleep(rt.settings.consumer_check_seconds)
         try:
-            last = (await rt.js.stream_info(s.STREAM_EVENTS)).state.last_seq
+            last = await log_end(rt)
         except Exception:  # noqa: BLE001 - NATS briefly away: readiness says so already
             continue
         if rt.progress.observe(REPLAY, position=replay.seq, waiting=last - replay.seq):
@@ -77,12 +85,12 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     async def on_start(rt: Runtime) -> None:
         assert rt.js is not None
         try:
-            replay.target = (await rt.js.stream_info(s.STREAM_EVENTS)).state.last_seq
+            replay.target = await log_end(rt)
         except nats.js.errors.NotFoundError:
             replay.target = 0
         rt.extra["subscription"] = await rt.js.subscribe(
             s.EVENTS_ALL, cb=replay.on_event, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL,
-            stream=s.STREAM_EVENTS,
+            stream=s.STREAM_METRICS,
         )
 
         rt.extra["replay_watch"] = asyncio.create_task(watch_replay(rt, replay))

@@ -25,7 +25,7 @@ def build_router(runtime: Runtime, routing: dict[str, Routing], *, batch_size: i
     async def on_received(request: RequestReceived) -> None:
         await routing["routing"].on_received(request)
 
-    @durable_subscriber(router, settings, subject=fire_filter(TIMER_SERVICE), stream=s.STREAM_TIMERS,
+    @durable_subscriber(router, settings, subject=fire_filter(TIMER_SERVICE), stream=s.timers_stream(TIMER_SERVICE),
                         durable=s.CONSUMER_ROUTING_TIMERS, batch_size=batch_size,
                         description="SLA warnings and breaches, and offers not accepted in time "
                         "(server-side schedules).")

@@ -78,10 +78,11 @@ async def services_ready(topo: Topology) -> bool:
     return True
 
 
-async def push(js, tag: str, count: int) -> list[str]:
+async def push(adapters: dict, tag: str, count: int) -> list[str]:
+    """Each channel's payloads from that channel's own adapter user."""
     sources = [f"{tag}-{i}" for i in range(count)]
     await asyncio.gather(*(
-        publish_retrying(js, s.intake_subject(CHANNELS[i % 4]),
+        publish_retrying(adapters[CHANNELS[i % 4]].jetstream(), s.intake_subject(CHANNELS[i % 4]),
                          payload(CHANNELS[i % 4], source, contact=f"1391{hash(source) % 10**7:07d}"),
                          msg_id=f"{CHANNELS[i % 4].value}:{source}", timeout=60)
         for i, source in enumerate(sources)))
@@ -133,15 +134,18 @@ async def test_shipped_cluster_loses_and_duplicates_nothing_while_nodes_die(topo
     await wait_until(lambda: services_ready(topo), timeout=90, what="four services ready")
 
     urls = [n.url for n in topo.nodes.values()]
-    adapter = await nats.connect(urls, user="adapter", password=password("adapter"), inbox_prefix=b"_INBOX_adapter",
-                                 max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    adapters = {channel: await nats.connect(urls, user=f"adapter-{channel.value}",
+                                            password=password(f"adapter-{channel.value}"),
+                                            inbox_prefix=f"_INBOX_adapter-{channel.value}".encode(),
+                                            max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+                for channel in CHANNELS}
     admin = await nats.connect(urls, user="admin", password=password("admin"), max_reconnect_attempts=-1,
                                reconnect_time_wait=0.2)
     try:
-        sources = await push(adapter.jetstream(), "before", PER_PHASE)
+        sources = await push(adapters, "before", PER_PHASE)
         for name, node in topo.nodes.items():
             node.kill()
-            sources += await push(adapter.jetstream(), f"without-{name}", PER_PHASE)
+            sources += await push(adapters, f"without-{name}", PER_PHASE)
             node.start()
             await wait_until(node.healthy, timeout=120, what=f"{name} back and current")
 
@@ -165,7 +169,8 @@ async def test_shipped_cluster_loses_and_duplicates_nothing_while_nodes_die(topo
 
         await wait_until(lambda: _equals(counted, len(sources)), timeout=60, what="metrics counted every request")
     finally:
-        await adapter.close()
+        for adapter in adapters.values():
+            await adapter.close()
         await admin.close()
 
     print(f"cluster run: {len(sources)} requests, 3 node kills, {len(sources) - len(received)} lost, "

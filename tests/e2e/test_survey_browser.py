@@ -4,6 +4,7 @@ see the thank-you page; hostile customer text is shown as text."""
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 from pathlib import Path
 
@@ -75,12 +76,14 @@ async def test_customer_answers_the_survey_page_in_chromium(nats_server, tmp_pat
             running(routing_app, RoutingSettings(**settings)) as routing, \
             running(feedback_app, FeedbackSettings(**settings)), \
             intake.client(ADAPTER_KEY) as adapter, routing.client() as agent, \
-            tap(nats_server.url, s.STREAM_EVENTS, s.EVENTS_ALL) as events:
+            tap(nats_server.url, s.STREAM_EVENTS, s.EVENTS_ALL) as events, \
+            tap(nats_server.url, s.STREAM_OUTBOUND, s.OUTBOUND_ALL) as outbound:
         form = {"form_id": "F-xss", "name": HOSTILE, "email": "x@example.cn", "message": "请问积分怎么查询？" + HOSTILE}
         rid = (await adapter.post("/v1/intake/web", json=form)).json()["request_id"]
         await events.wait_for(s.REQUEST_ASSIGNED, request_id=rid)
         await agent.post(f"/v1/requests/{rid}/resolve", json={"resolution": "已答复"})
-        url = (await events.wait_for(s.SURVEY_SENT, request_id=rid))[0]["url"]
+        invitation = (await outbound.wait_for("kefu.outbound.web", kind="survey"))[0]
+        url = re.search(r"https?://\S+/v1/surveys/\S+", invitation["text"]).group(0)  # the customer's link
         seen = await asyncio.to_thread(answer_in_browser, url, tmp_path / "survey.png")
         answered = (await events.wait_for(s.SURVEY_ANSWERED, request_id=rid))[0]
     assert seen["title"] == seen["title_after"] != "pwned"

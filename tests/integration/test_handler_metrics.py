@@ -21,11 +21,11 @@ async def test_handler_metrics_are_labelled_by_consumer_not_by_each_requests_sub
                 f"{s.TIMERS_FIRE_PREFIX}.routing.{rid}.first_response.warning",
                 json.dumps({"request_id": rid, "timer": "first_response.warning", "kind": "warning",
                             "deadline": "first_response", "due": "2026-11-25T00:00:00+00:00"}).encode(),
-                stream=s.STREAM_TIMERS)
+                stream=s.STREAM_TIMERS_ROUTING)
             last = ack.seq
 
         async def handled() -> bool:
-            info = await js.consumer_info(s.STREAM_TIMERS, s.CONSUMER_ROUTING_TIMERS)
+            info = await js.consumer_info(s.STREAM_TIMERS_ROUTING, s.CONSUMER_ROUTING_TIMERS)
             return info.ack_floor.stream_seq >= last
 
         await wait_until(handled, what="the timers handled")

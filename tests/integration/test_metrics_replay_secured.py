@@ -23,7 +23,7 @@ from tests.support.services import common_settings, running, wait_until
 
 pytestmark = pytest.mark.integration
 EVENTS = 4000
-FLOW_CONTROL_GRANT = '"$JS.FC.KEFU_EVENTS.>"'
+FLOW_CONTROL_GRANT = '"$JS.FC.KEFU_METRICS.>"'
 
 
 def provision(url: str) -> None:

@@ -66,7 +66,7 @@ async def test_services_work_with_their_own_users_and_nothing_else(secured_nats:
             running(metrics_app, MetricsSettings(**as_user(url, "metrics"))) as metrics, \
             routing.client() as http, metrics.client() as metrics_http, \
             tap(admin_url, s.STREAM_EVENTS, s.EVENTS_ALL) as events:
-        adapter = await connect(url, "adapter")
+        adapter = await connect(url, "adapter-sms")
         await adapter.jetstream().publish("kefu.intake.sms", payload(Channel.sms, "SM-perm", text="我要投诉"))
         rid = (await events.wait_for(s.REQUEST_ASSIGNED))[0]["request_id"]
         resolved = await http.post(f"/v1/requests/{rid}/resolve", json={"resolution": "ok"})
@@ -77,7 +77,7 @@ async def test_services_work_with_their_own_users_and_nothing_else(secured_nats:
         refused: dict[str, list[str]] = {}
         for user, subject, listen in (("intake", s.REQUEST_ASSIGNED, s.EVENTS_ALL),
                                       ("metrics", s.REQUEST_RECEIVED, "kefu.outbound.>"),
-                                      ("adapter", s.REQUEST_RECEIVED, s.EVENTS_ALL),
+                                      ("adapter-sms", s.REQUEST_RECEIVED, s.EVENTS_ALL),
                                       ("routing", "kefu.intake.sms", "_INBOX_intake.>")):
             errors: list[str] = []
             nc = await connect(url, user, errors)

@@ -171,7 +171,7 @@ async def _fired(js, subject: str) -> bool:
     import nats.js.errors
 
     try:
-        await js.get_last_msg(s.STREAM_TIMERS, subject)
+        await js.get_last_msg(s.STREAM_TIMERS_ROUTING, subject)
         return True
     except nats.js.errors.NotFoundError:
         return False

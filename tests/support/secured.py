@@ -14,12 +14,14 @@ from devtools.natsserver import free_port, nats_server_binary, wait_for_port
 
 ROOT = Path(__file__).parents[2]
 NATS_DIR = ROOT / "deploy" / "nats"
-USERS = ("admin", "intake", "routing", "feedback", "metrics", "adapter", "sys", "route")
-PASSWORDS = {f"KEFU_NATS_{u.upper()}_PASSWORD": f"pw-{u}" for u in USERS}
+CHANNELS = ("phone", "sms", "email", "web", "wechat", "app", "walkin")
+ADAPTERS = tuple(f"adapter-{c}" for c in CHANNELS)
+USERS = ("admin", "intake", "routing", "feedback", "metrics", *ADAPTERS, "sys", "route")
+PASSWORDS = {f"KEFU_NATS_{u.upper().replace('-', '_')}_PASSWORD": f"pw-{u}" for u in USERS}
 
 
 def password(user: str) -> str:
-    return PASSWORDS[f"KEFU_NATS_{user.upper()}_PASSWORD"]
+    return PASSWORDS[f"KEFU_NATS_{user.upper().replace('-', '_')}_PASSWORD"]
 
 
 def copy_configs(target: Path, *, drop: str | None = None) -> Path:

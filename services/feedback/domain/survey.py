@@ -113,8 +113,16 @@ def token_ok(secret: str, survey_id: str, token: str | None) -> bool:
     return token is not None and hmac.compare_digest(link_token(secret, survey_id), token)
 
 
+def survey_page(base_url: str, survey_id: str) -> str:
+    """The survey page's address without the customer's key: what `survey.sent` carries. Anyone
+    who reads the event log (metrics, a dashboard) learns which page, not how to answer it."""
+    return f"{base_url.rstrip('/')}/v1/surveys/{survey_id}"
+
+
 def survey_url(base_url: str, secret: str, survey_id: str) -> str:
-    return f"{base_url.rstrip('/')}/v1/surveys/{survey_id}?t={link_token(secret, survey_id)}"
+    """The customer's link: the page with its key (`t`). It travels only in the message to the
+    customer (kefu.outbound.<channel>, readable by feedback and that channel's adapter)."""
+    return f"{survey_page(base_url, survey_id)}?t={link_token(secret, survey_id)}"
 
 
 class AnswerRefused(Exception):

@@ -118,7 +118,7 @@ def test_streams_refuse_when_full_rather_than_drop_and_the_dlq_takes_advisories(
     configs = {c.name: c for c in stream_configs(KefuSettings(stream_max_bytes=1024**3))}
     for name, cfg in configs.items():
         assert cfg.retention is RetentionPolicy.LIMITS and cfg.max_bytes == 1024**3
-        assert cfg.discard is (DiscardPolicy.OLD if name == s.STREAM_TIMERS else DiscardPolicy.NEW)
+        assert cfg.discard is (DiscardPolicy.OLD if name.startswith("KEFU_TIMERS_") else DiscardPolicy.NEW)
     assert s.MAX_DELIVERIES_ADVISORIES in configs[s.STREAM_DLQ].subjects
 
 
