@@ -21,7 +21,7 @@ from .domain.canonical import CustomerRecord, request_id_for
 from .domain.contacts import normalise_email, normalise_phone
 from .domain.errors import NotARequest, PayloadTooLarge, Rejection
 from .domain.parsers import channel_of, check_media_type, parse
-from .domain.webhooks import BadSignature, replay_key
+from .domain.webhooks import BadSignature, may_submit
 from .domain.webhooks import verify as verify_signature
 from .pipeline import Intake
 from .store import Conflict
@@ -80,6 +80,7 @@ def build_api(intake: dict[str, Intake]) -> APIRouter:
         status_code=202,
         response_model=Accepted,
         responses={200: {"model": Ignored}, **ERRORS,
+                   403: {"model": ErrorBody, "description": "the adapter key is for other channels"},
                    429: {"model": ErrorBody, "description": "over the adapter's rate limit (see Retry-After)"}},
         tags=["intake"],
         summary="Submit a payload exactly as the channel delivers it",
@@ -91,6 +92,8 @@ def build_api(intake: dict[str, Intake]) -> APIRouter:
         settings = service.settings
         raw, too_large = await _read_limited(request, settings.max_payload_bytes)
         adapter = await _authenticate(request, raw, too_large, service)
+        if not may_submit(adapter, channel):
+            raise ApiError(403, "forbidden", f"adapter {adapter} may not submit {channel[:32]} payloads")
         wait = service.limiter(adapter).take(time.monotonic())
         if wait > 0:
             return JSONResponse({"error": "rate_limited", "detail": f"adapter {adapter} over its rate limit"},
@@ -237,12 +240,12 @@ async def _authenticate(request: Request, raw: bytes, too_large: bool, service: 
     if too_large:
         raise ApiError(413, "too_large", "body exceeds the size limit")  # unauthenticated: nothing is kept
     try:
-        adapter = verify_signature(header, raw, service.settings.adapter_secret_map(), now=time.time())
+        signed = verify_signature(header, raw, service.settings.adapter_secret_map(), now=time.time())
     except BadSignature as exc:
         raise ApiError(401, "bad_signature", str(exc)) from None
-    if not await service.store.first_use(replay_key(header)):
+    if not await service.store.first_use(signed.replay_key):
         raise ApiError(401, "replayed_signature", "this signature was used before")
-    return adapter
+    return signed.adapter
 
 
 async def _read_limited(request: Request, limit: int) -> tuple[bytes, bool]:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass, field
+
+from shared.enums import Channel
 
 TOLERANCE_SECONDS = 300
 
@@ -23,29 +26,51 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={mac}"
 
 
+SIGNATURE = re.compile(r"t=([1-9][0-9]{0,11}),v1=([0-9a-f]{64})")
+
+
+@dataclass(frozen=True)
+class Signed:
+    """Who signed, and the signature's identity for replay protection: (adapter, t, v1). The header's
+    text is not the identity: only one spelling of a signature is accepted at all."""
+
+    adapter: str
+    timestamp: int
+    mac: str
+
+    @property
+    def replay_key(self) -> str:
+        return hashlib.sha256(f"{self.adapter}\n{self.timestamp}\n{self.mac}".encode()).hexdigest()[:40]
+
+
 def verify(header: str, body: bytes, secrets: dict[str, str], *, now: float,
-           tolerance: int = TOLERANCE_SECONDS) -> str:
-    """The name of the adapter whose secret signed `body`; BadSignature otherwise."""
-    parts: dict[str, list[str]] = {}
-    for item in header.split(","):
-        key, sep, value = item.strip().partition("=")
-        if sep:
-            parts.setdefault(key, []).append(value)
-    try:
-        timestamp = int(parts["t"][0])
-    except (KeyError, ValueError):
-        raise BadSignature("malformed signature header") from None
+           tolerance: int = TOLERANCE_SECONDS) -> Signed:
+    """Who signed `body`; BadSignature otherwise. The header must be exactly `t=<unix seconds>,
+    v1=<64 lower-case hex>` (as `sign` writes it): no other keys, order, spaces, leading zeros or
+    second v1, so that a signature has one spelling and a replay cannot pass as a new one."""
+    found = SIGNATURE.fullmatch(header)
+    if found is None:
+        raise BadSignature("malformed signature header: expected t=<unix seconds>,v1=<hex sha256>")
+    timestamp, mac = int(found.group(1)), found.group(2)
     if abs(now - timestamp) > tolerance:
         raise BadSignature("signature timestamp outside the 5-minute window")
     for name, secret in secrets.items():
         expected = sign(secret, timestamp, body).split("v1=", 1)[1]
-        if any(hmac.compare_digest(expected, v) for v in parts.get("v1", [])):
-            return name
+        if hmac.compare_digest(expected, mac):
+            return Signed(name, timestamp, mac)
     raise BadSignature("signature does not match")
 
 
-def replay_key(header: str) -> str:
-    return hashlib.sha256(header.encode()).hexdigest()[:40]
+def may_submit(adapter: str, channel: str) -> bool:
+    """An adapter named after a channel (`sms:key`) or naming its channels after `@`
+    (`gateway@sms+wechat:key`) submits those channels only; any other name is a bridge for every
+    channel (docs/security.md: name your keys after their channels)."""
+    name, _, listed = adapter.partition("@")
+    channels = set(listed.split("+")) if listed else ({name} if name in CHANNELS else None)
+    return channels is None or channel in channels
+
+
+CHANNELS = frozenset(c.value for c in Channel)
 
 
 @dataclass
