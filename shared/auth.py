@@ -38,6 +38,7 @@ class Principal(BaseModel):
     subject: str = Field(pattern=SUBJECT_PATTERN)
     role: Role
     departments: frozenset[str] = frozenset()
+    issued_at: float = Field(0.0, description="The token's `iat` (seconds, ms precision): for revocation.")
 
     @property
     def is_admin(self) -> bool:
@@ -68,7 +69,7 @@ def issue(key: bytes, principal: Principal, *, now: datetime, ttl: timedelta) ->
         "sub": principal.subject,
         "role": principal.role,
         "depts": sorted(principal.departments),
-        "iat": int(now.timestamp()),
+        "iat": round(now.timestamp(), 3),  # a NumericDate may have a fraction: revocation is to the ms
         "exp": int(expires.timestamp()),
         "jti": secrets.token_hex(8),
     }
@@ -87,9 +88,16 @@ def verify(key: bytes, token: str) -> Principal:
     except jwt.InvalidTokenError:
         raise TokenRefused("invalid token") from None
     try:
-        return Principal(subject=claims["sub"], role=claims.get("role"), departments=frozenset(claims.get("depts", [])))
+        return Principal(subject=claims["sub"], role=claims.get("role"), departments=frozenset(claims.get("depts", [])),
+                         issued_at=float(claims["iat"]))
     except (ValidationError, TypeError):
         raise TokenRefused("invalid token") from None
+
+
+def revoked(p: Principal, *, not_before: float | None) -> bool:
+    """A token issued before its subject's revocation time (an agent deleted, moved to another
+    department or given another role; an admin revoking a person's tokens) no longer works."""
+    return not_before is not None and p.issued_at < not_before
 
 
 # -- object-level rules (OWASP API1): every id a caller names is checked against these --------------

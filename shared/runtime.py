@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -35,8 +36,10 @@ from faststream.message import SourceType
 from faststream.prometheus.consts import PROCESSING_STATUS_BY_ACK_STATUS, PROCESSING_STATUS_BY_HANDLER_EXCEPTION_MAP
 from faststream.prometheus.container import MetricsContainer
 from faststream.prometheus.types import ProcessingStatus
+import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -84,6 +87,7 @@ class Runtime:
     ready: bool = False
     progress: ConsumerProgress = field(default_factory=ConsumerProgress)
     extra: dict[str, Any] = field(default_factory=dict)
+    revocations: KeyValue | None = None  # staff token revocations (shared.runtime.require_staff)
 
     def current_message(self) -> Msg:
         """The nats-py message the running handler was given. A handler parameter annotated with
@@ -364,6 +368,7 @@ def base_app(
         else:
             await verify(js, runtime.settings)
         runtime.js = js
+        runtime.revocations = await js.key_value(s.BUCKET_REVOCATIONS)
         runtime.publisher = Publisher(js, metrics=runtime.pipeline)
         runtime.publisher.outbound_gate = OutboundGate(
             js, cap=runtime.settings.outbound_daily_cap, tz=ZoneInfo(runtime.settings.timezone),
@@ -580,29 +585,57 @@ def staff_key(request: Request) -> bytes:
     return _staff_key(request.app.state.runtime.settings)
 
 
-def require_staff(request: Request, credentials: Credentials) -> auth.Principal:
-    """Any staff member: an agent's, supervisor's or admin's token, or the configured admin token."""
-    settings: KefuSettings = request.app.state.runtime.settings
+async def require_staff(request: Request, credentials: Credentials) -> auth.Principal:
+    """Any staff member: an agent's, supervisor's or admin's token not revoked since it was
+    issued, or the configured admin token."""
+    runtime: Runtime = request.app.state.runtime
+    settings = runtime.settings
     token = _bearer(credentials)
     if settings.admin_token is not None and _matches(token, settings.admin_token.get_secret_value()):
         return auth.ADMIN
     if token.count(".") != 2:  # not a JWT (e.g. an adapter key): no need to parse
         raise ApiError(401, "unauthorized", "invalid token")
     try:
-        return auth.verify(_staff_key(settings), token)
+        principal = auth.verify(_staff_key(settings), token)
     except auth.TokenRefused as refused:
         raise ApiError(401, "unauthorized", refused.detail) from None
+    if auth.revoked(principal, not_before=await revoked_before(runtime, principal.subject)):
+        raise ApiError(401, "unauthorized", "token revoked")
+    return principal
 
 
-def require_supervisor(request: Request, credentials: Credentials) -> auth.Principal:
-    principal = require_staff(request, credentials)
+async def revoked_before(runtime: Runtime, subject: str) -> float | None:
+    """The subject's revocation time (tokens issued earlier are void), read fresh on every call so
+    that a revocation holds at once in every service. Unreadable: the call is refused (503)."""
+    try:
+        if runtime.revocations is None:
+            raise RuntimeError("revocations bucket not open")
+        entry = await runtime.revocations.get(subject)
+    except nats.js.errors.KeyNotFoundError:
+        return None
+    except Exception as exc:  # noqa: BLE001 - fail closed: no check, no access
+        log.warning("revocation check failed", extra={"error": repr(exc)})
+        raise ApiError(503, "auth_unavailable", "cannot check the token now; retry") from None
+    return float(json.loads(entry.value)["not_before"]) if entry.value else None
+
+
+async def revoke(runtime: Runtime, subject: str, *, reason: str, now: datetime) -> float:
+    """Void every token `subject` holds now (routing: its NATS user alone may write the bucket)."""
+    assert runtime.revocations is not None
+    not_before = round(now.timestamp(), 3) + 0.001
+    await runtime.revocations.put(subject, json.dumps({"not_before": not_before, "reason": reason}).encode())
+    return not_before
+
+
+async def require_supervisor(request: Request, credentials: Credentials) -> auth.Principal:
+    principal = await require_staff(request, credentials)
     if not auth.is_supervisor(principal):
         raise ApiError(403, "forbidden", "supervisors and admins only")
     return principal
 
 
-def require_admin(request: Request, credentials: Credentials) -> auth.Principal:
-    principal = require_staff(request, credentials)
+async def require_admin(request: Request, credentials: Credentials) -> auth.Principal:
+    principal = await require_staff(request, credentials)
     if not principal.is_admin:
         raise ApiError(403, "forbidden", "admins only")
     return principal

@@ -8,15 +8,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared import auth
 from shared.auth import SUBJECT_PATTERN, Principal, Role
-from shared.runtime import Admin, ApiError, ErrorBody, Staff, audit, staff_key
+from shared.enums import Priority
+from shared.runtime import Admin, ApiError, ErrorBody, Staff, audit, revoke, staff_key
 
 from .domain import lifecycle as lc
-from .domain.dispatch import Agent, AgentProfile, service_order
+from .domain.dispatch import Agent, AgentProfile, TransferRefused, service_order, transfer_target
 from .domain.record import RequestRecord
 from .service import NotFound, Routing, Transition
 from .store import Conflict
@@ -79,6 +80,16 @@ class TokenRequest(Body):
                                    description="Supervisors: the departments they supervise. Agents: taken from "
                                    "their profile (leave empty). Admins: none.")
     ttl_minutes: int = Field(720, ge=5, le=7 * 24 * 60, description="Lifetime; 12 hours (a shift) by default.")
+
+
+class RevokeRequest(Body):
+    subject: str = Field(pattern=SUBJECT_PATTERN, description="The agent id or person whose tokens to void.")
+    reason: str = Field("revoked by an admin", max_length=200)
+
+
+class Revoked(BaseModel):
+    subject: str
+    not_before: datetime = Field(description="Tokens issued before this no longer work.")
 
 
 class TokenIssued(BaseModel):
@@ -164,14 +175,21 @@ def build_api(holder: dict[str, Routing]) -> APIRouter:
     @api.post("/v1/requests/{request_id}/transfer", tags=["requests"], responses=ERRORS,
               summary="Move to another department, queue or agent, with a reason")
     async def transfer(request_id: REQUEST_ID, body: Transfer, who: Staff) -> dict[str, Any]:
-        departments = routing().config.departments.departments
-        if body.department and body.department not in departments:
-            raise ApiError(422, "invalid_body", f"unknown department {body.department!r}")
-        if body.to_agent:
-            await _known_agent(body.to_agent)
+        record = await record_for(request_id, who, act=True)
+        agent = await _known_agent(body.to_agent) if body.to_agent else None
+        if agent is not None and not auth.may_assign_to(who, agent_department=agent.department):
+            raise ApiError(403, "forbidden", "that agent is not in your departments")
+        config = routing().config
+        try:
+            department, queue = transfer_target(
+                current_department=record.department, department=body.department, queue=body.queue, agent=agent,
+                departments=config.departments.departments, priorities=[p.value for p in Priority],
+                vip_queue=config.departments.vip_queue)
+        except TransferRefused as refused:
+            raise ApiError(refused.status, refused.error, refused.detail) from None
+        moved = department if body.department or department != record.department else None  # a queue may move it
         return await change(request_id, who, lambda r, c: lc.transfer(
-            r, c, actor=who.subject, reason=body.reason, department=body.department, queue=body.queue,
-            agent_id=body.to_agent))
+            r, c, actor=who.subject, reason=body.reason, department=moved, queue=queue, agent_id=body.to_agent))
 
     @api.post("/v1/requests/{request_id}/escalate", tags=["requests"], responses=ERRORS,
               summary="Escalate to the department's supervisors")
@@ -224,7 +242,7 @@ def build_api(holder: dict[str, Routing]) -> APIRouter:
     @api.put("/v1/agents/{agent_id}", tags=["agents"], response_model=Agent,
              responses={201: {"model": Agent}, **ERRORS},
              summary="Create or update an agent: department, queues, skills, languages, capacity, status (admins)")
-    async def put_agent(agent_id: AGENT_ID, body: AgentProfile, _: Admin) -> JSONResponse:
+    async def put_agent(agent_id: AGENT_ID, body: AgentProfile, _: Admin, request: Request) -> JSONResponse:
         store = routing().store
         if body.department not in routing().config.departments.departments:
             raise ApiError(422, "invalid_body", f"unknown department {body.department!r}")
@@ -238,8 +256,37 @@ def build_api(holder: dict[str, Routing]) -> APIRouter:
                 continue
         else:
             raise ApiError(409, "conflict", "the agent changed concurrently; retry")
+        if found and (found[0].department, found[0].role) != (agent.department, agent.role):
+            # the agent's tokens name the old department: void them, a new token has the new scope
+            await revoke(request.app.state.runtime, agent_id, reason="profile changed", now=datetime.now(UTC))
         await routing().dispatch()  # an agent who came online or got room takes waiting requests now
         return JSONResponse(agent.model_dump(mode="json"), status_code=200 if found else 201)
+
+    @api.delete("/v1/agents/{agent_id}", tags=["agents"], status_code=204,
+                responses={**ERRORS, 204: {"description": "deleted; the agent's tokens no longer work"}},
+                summary="Delete an agent and void their tokens (admins). An agent still holding requests "
+                "is refused (409): transfer them first.")
+    async def delete_agent(agent_id: AGENT_ID, _: Admin, request: Request) -> Response:
+        store = routing().store
+        found = await store.get_agent(agent_id)
+        if found is None:
+            raise ApiError(404, "not_found", f"no agent {agent_id}")
+        if found[0].active:
+            raise ApiError(409, "agent_busy", f"agent {agent_id} holds {len(found[0].active)} requests: "
+                           "transfer them (or set the agent offline and let offers expire) first")
+        try:
+            await store.remove_agent(agent_id, found[1])
+        except Conflict:
+            raise ApiError(409, "conflict", "the agent changed concurrently; retry") from None
+        await revoke(request.app.state.runtime, agent_id, reason="agent deleted", now=datetime.now(UTC))
+        return Response(status_code=204)
+
+    @api.post("/v1/tokens/revoke", tags=["access"], response_model=Revoked, responses=ERRORS,
+              summary="Void every token a person holds now (admins): a lost device, someone leaving. "
+              "Tokens issued afterwards work.")
+    async def revoke_tokens(body: RevokeRequest, _: Admin, request: Request) -> Revoked:
+        at = await revoke(request.app.state.runtime, body.subject, reason=body.reason, now=datetime.now(UTC))
+        return Revoked(subject=body.subject, not_before=datetime.fromtimestamp(at, UTC))
 
     @api.get("/v1/agents/{agent_id}", tags=["agents"], response_model=Agent, responses=ERRORS,
              summary="An agent's profile and active requests (the agent, their supervisors, admins)")

@@ -230,6 +230,13 @@ class RoutingStore:
         """Apply `change` with a revision check, retrying on conflicts (None: no change)."""
         await self.agent_records.change(agent_id, change)
 
+    async def remove_agent(self, agent_id: str, revision: int) -> None:
+        """Delete an agent, only if unchanged since `revision` (else Conflict)."""
+        try:
+            await self.agent_records.kv.delete(agent_id, last=revision)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            raise Conflict(agent_id) from None
+
     async def hold(self, agent_id: str, request_id: str, *, ignore_capacity: bool = False) -> Literal[
             "added", "present", "full"]:
         """Add the request to the agent's active list if they have room: the capacity guard.

@@ -104,6 +104,41 @@ def supervisor_for(department: str, agents: dict[str, Agent]) -> Agent | None:
     return min(candidates, key=lambda a: (a.load, a.agent_id)) if candidates else None
 
 
+class TransferRefused(Exception):
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.error, self.detail = status, error, detail
+
+
+def transfer_target(*, current_department: str, department: str | None, queue: str | None, agent: Agent | None,
+                    departments: list[str], priorities: list[str], vip_queue: str) -> tuple[str, str | None]:
+    """Where a transfer may go: (department, queue or None for the department's queue of the
+    request's priority). The same rules as routing's own decisions: a queue exists (a known
+    department's `<department>.<priority>`, or the VIP queue) and belongs to the department; a named
+    agent belongs to that department or serves that queue, and can take it now (available, room)."""
+    if department is not None and department not in departments:
+        raise TransferRefused(422, "invalid_body", f"unknown department {department!r}")
+    target = department
+    if queue is not None and queue != vip_queue:
+        owner, _, priority = queue.partition(".")
+        if owner not in departments or priority not in priorities:
+            raise TransferRefused(422, "invalid_body", f"unknown queue {queue!r}: queues are <department>.<priority> "
+                                  f"or {vip_queue!r}")
+        if department is not None and owner != department:
+            raise TransferRefused(422, "invalid_body", f"queue {queue!r} is not a queue of {department!r}")
+        target = owner
+    if agent is not None:
+        target = target or current_department
+        serves = agent.department == target or (queue is not None and queue in agent.queues)
+        if not serves:
+            raise TransferRefused(422, "invalid_body", f"agent {agent.agent_id!r} is not in {target!r}")
+        if not agent.has_room:
+            raise TransferRefused(409, "agent_unavailable",
+                                  f"agent {agent.agent_id!r} is {agent.status} with {agent.load} of {agent.capacity} "
+                                  "requests: transfer to the queue instead")
+    return target or current_department, queue
+
+
 def needs_for(*, topic: str, skills_by_topic: dict[str, list[str]]) -> list[str]:
     return list(skills_by_topic.get(topic, []))
 

@@ -16,12 +16,22 @@ SUPERVISOR = auth.Principal(subject="s1", role="supervisor", departments=frozens
 
 
 def test_a_token_names_its_principal_until_it_expires() -> None:
-    token, expires = auth.issue(KEY, SUPERVISOR, now=datetime.now(UTC), ttl=timedelta(hours=12))
-    assert auth.verify(KEY, token) == SUPERVISOR
+    now = datetime.now(UTC)
+    token, expires = auth.issue(KEY, SUPERVISOR, now=now, ttl=timedelta(hours=12))
+    assert auth.verify(KEY, token) == SUPERVISOR.model_copy(update={"issued_at": round(now.timestamp(), 3)})
     old, _ = auth.issue(KEY, AGENT, now=NOW - timedelta(days=30), ttl=timedelta(hours=12))
     with pytest.raises(auth.TokenRefused, match="expired"):
         auth.verify(KEY, old)
     assert expires - datetime.now(UTC) <= timedelta(hours=12)
+
+
+def test_a_token_issued_before_its_subjects_revocation_is_void_to_the_millisecond() -> None:
+    now = datetime.now(UTC)
+    token, _ = auth.issue(KEY, AGENT, now=now, ttl=timedelta(hours=12))
+    principal, at = auth.verify(KEY, token), round(now.timestamp(), 3)
+    assert not auth.revoked(principal, not_before=None)
+    assert auth.revoked(principal, not_before=at + 0.001)
+    assert not auth.revoked(principal, not_before=at)  # a token issued the same moment, after
 
 
 @pytest.mark.parametrize("token", ["", "abc", "a.b.c", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."])
