@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from shared.models import SurveyReplied
 from shared import auth
 from shared.auth import Principal
-from shared.runtime import ApiError, ErrorBody, Staff, Supervisor
+from shared.runtime import Admin, ApiError, ErrorBody, Staff
 
 from .domain.followup import Followup
 from .domain.messages import short_ref
@@ -152,9 +152,10 @@ def build_api(holder: dict[str, Feedback]) -> APIRouter:
 
     @api.post("/v1/samples/monthly", tags=["surveys"],
               responses=ERRORS,
-              summary="Run the monthly sampled survey for a month now (it also runs by itself on the 1st)")
+              summary="Run the monthly sampled survey for a month now (admins; it also runs by itself on the "
+              "1st). It surveys customers of every department, so no supervisor may start it.")
     async def sample(month: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")],
-                     _: Supervisor) -> dict[str, Any]:
+                     _: Admin) -> dict[str, Any]:
         chosen = await feedback().sample_month(month)
         return {"month": month, "surveyed": len(chosen), "request_ids": chosen}
 

@@ -18,7 +18,7 @@ from shared.enums import Channel, Tier
 from shared.runtime import Admin, ApiError, ErrorBody, audit, require_adapter
 
 from .domain.canonical import CustomerRecord, request_id_for
-from .domain.contacts import normalise_email, normalise_phone
+from .domain.contacts import mask_id_numbers, normalise_email, normalise_phone
 from .domain.errors import NotARequest, PayloadTooLarge, Rejection
 from .domain.parsers import channel_of, check_media_type, parse
 from .domain.webhooks import BadSignature, may_submit
@@ -90,10 +90,11 @@ def build_api(intake: dict[str, Intake]) -> APIRouter:
     async def submit(channel: str, request: Request) -> Response:
         service = intake["intake"]
         settings = service.settings
-        raw, too_large = await _read_limited(request, settings.max_payload_bytes)
+        raw, too_large, received = await _read_limited(request, settings.max_payload_bytes)
         adapter = await _authenticate(request, raw, too_large, service)
         if not may_submit(adapter, channel):
             raise ApiError(403, "forbidden", f"adapter {adapter} may not submit {channel[:32]} payloads")
+        raw = mask_id_numbers(raw)  # after the signature check (over the bytes as sent), before anything is kept
         wait = service.limiter(adapter).take(time.monotonic())
         if wait > 0:
             return JSONResponse({"error": "rate_limited", "detail": f"adapter {adapter} over its rate limit"},
@@ -105,7 +106,8 @@ def build_api(intake: dict[str, Intake]) -> APIRouter:
             check_media_type(chan, request.headers.get("content-type"))
             parsed = parse(chan, raw, service.context(datetime.now(UTC)))
         except Rejection as rejection:
-            outcome = await service.reject(channel_name=channel, raw=raw, rejection=rejection, via="http")
+            outcome = await service.reject(channel_name=channel, raw=raw, rejection=rejection, via="http",
+                                           received_size=received)
             return JSONResponse(
                 {
                     "error": rejection.reason,
@@ -164,7 +166,8 @@ def build_api(intake: dict[str, Intake]) -> APIRouter:
         channel = (msg.headers or {}).get("Kefu-Channel", "")
         if channel not in Channel.__members__:
             raise ApiError(409, "unknown_channel", f"payload was sent to unknown channel {channel!r}")
-        if (msg.headers or {}).get("Kefu-Size") != str(len(msg.data or b"")):
+        headers = msg.headers or {}
+        if headers.get("Kefu-Truncated") or headers.get("Kefu-Size") != str(len(msg.data or b"")):
             raise ApiError(409, "truncated", "only part of this payload was kept; it cannot be replayed")
         await service.publisher.raw(
             s.intake_subject(channel),
@@ -248,20 +251,22 @@ async def _authenticate(request: Request, raw: bytes, too_large: bool, service: 
     return signed.adapter
 
 
-async def _read_limited(request: Request, limit: int) -> tuple[bytes, bool]:
-    """(body, too_large). Reading stops as soon as the body is known to exceed `limit`; what was
-    read up to the limit is returned so that it can be kept with the rejection."""
+async def _read_limited(request: Request, limit: int) -> tuple[bytes, bool, int]:
+    """(body, too_large, size received). Reading stops as soon as the body is known to exceed
+    `limit`; what was read up to the limit is returned so that it can be kept with the rejection,
+    with the size known so far (the declared length, or the bytes seen), so that it is marked as
+    only part of the payload."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        return b"", True
+        return b"", True, int(declared)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
             chunks.append(chunk[: max(0, len(chunk) - (size - limit))])
-            return b"".join(chunks), True
+            return b"".join(chunks), True, size
         chunks.append(chunk)
-    return b"".join(chunks), False
+    return b"".join(chunks), False, size
 
 
 async def _rejected(service: Intake, seq: int):  # -> nats RawStreamMsg

@@ -19,6 +19,9 @@ def build_router(runtime: Runtime, intake: dict[str, Intake], *, batch_size: int
                         description="Every payload an adapter published, in its channel's own format.")
     async def on_payload(body: bytes) -> None:
         raw = runtime.current_message()
+        if await intake["intake"].mask_stored(subject=raw.subject, raw=body, seq=raw.metadata.sequence.stream,
+                                              headers=raw.headers or {}):
+            return  # the masked copy is the payload now, and comes next
         await intake["intake"].handle(
             channel_name=s.channel_of_intake_subject(raw.subject),
             raw=body,

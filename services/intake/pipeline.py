@@ -5,12 +5,14 @@ Anything that cannot be understood is kept raw and published as `request.rejecte
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+import nats.js.errors
 from prometheus_client import CollectorRegistry, Counter
 
 from shared import subjects as s
@@ -19,6 +21,7 @@ from shared.enums import Channel
 from shared.models import RawRef, RequestRejected, SurveyReplied
 
 from .domain.canonical import canonical_request, customer_ref, rejection_id_for, request_id_for, source_key
+from .domain.contacts import mask_id_numbers
 from .domain.errors import NotARequest, PayloadTooLarge, Rejection
 from .domain.model import ParsedRequest
 from .domain.replies import rating_of, reply_contact
@@ -72,6 +75,21 @@ class Intake:
 
     def context(self, now: datetime) -> ParseContext:
         return ParseContext(now=now, tz=self.tz, region=self.settings.phone_region)
+
+    async def mask_stored(self, *, subject: str, raw: bytes, seq: int, headers: dict[str, str]) -> bool:
+        """A payload an adapter stored with identity numbers in clear: store a masked copy (which
+        this consumer then handles as the payload) and erase the original. True if it did.
+        Idempotent: the copy's Nats-Msg-Id is the original's sequence, and erasing twice is harmless."""
+        masked = mask_id_numbers(raw)
+        if masked == raw:
+            return False
+        kept = {k: v for k, v in headers.items() if k.startswith("Kefu-")}
+        await self.publisher.raw(subject, masked, msg_id=f"masked:{seq}", stream=s.STREAM_INTAKE,
+                                 headers=kept | {"Kefu-Masked-Of": str(seq)})
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await self.publisher.js.delete_msg(s.STREAM_INTAKE, seq)  # erased: overwritten on disk
+        log.info("identity numbers masked in a stored payload", extra={"seq": seq})
+        return True
 
     async def handle(self, *, channel_name: str, raw: bytes, stored_at: datetime, via: Via) -> Outcome:
         """Process one stored payload (from KEFU_INTAKE). Safe to call again for the same payload."""
@@ -134,10 +152,15 @@ class Intake:
         log.info("survey answered by reply", extra={"survey_id": survey_id, "channel": channel.value})
         return Outcome("survey_reply", detail=survey_id)
 
-    async def reject(self, *, channel_name: str, raw: bytes, rejection: Rejection, via: Via) -> Outcome:
-        """Keep the raw bytes in KEFU_REJECTED and publish `request.rejected` (idempotent)."""
+    async def reject(self, *, channel_name: str, raw: bytes, rejection: Rejection, via: Via,
+                     received_size: int | None = None) -> Outcome:
+        """Keep the raw bytes in KEFU_REJECTED and publish `request.rejected` (idempotent).
+        `received_size`: the payload's real size when `raw` is only its beginning (a body cut off
+        at the size limit); what is kept is then marked truncated and can never be replayed."""
+        raw = mask_id_numbers(raw)
         rejection_id = rejection_id_for(channel_name, raw)
         kept = raw[: self.settings.kept_reject_bytes]
+        size = max(received_size or 0, len(raw))
         safe_channel = "".join(c for c in channel_name[:40] if c.isprintable())
         ack = await self.publisher.raw(
             s.rejected_subject(channel_name),
@@ -149,8 +172,9 @@ class Intake:
                 "Kefu-Channel": _ascii(safe_channel),
                 "Kefu-Reason": rejection.reason,
                 "Kefu-Detail": _ascii(rejection.detail),
-                "Kefu-Size": str(len(raw)),
+                "Kefu-Size": str(size),
                 "Kefu-Via": via,
+                **({"Kefu-Truncated": "true"} if len(kept) < size else {}),
             },
         )
         event = RequestRejected(
@@ -158,7 +182,7 @@ class Intake:
             channel=safe_channel,
             reason=rejection.reason,
             detail=rejection.detail,
-            raw=RawRef(stream=s.STREAM_REJECTED, seq=ack.seq, size=len(raw), kept_bytes=len(kept)),
+            raw=RawRef(stream=s.STREAM_REJECTED, seq=ack.seq, size=size, kept_bytes=len(kept)),
             via=via,
         )
         await self.publisher.model(s.REQUEST_REJECTED, event, msg_id=f"rejected:{rejection_id}")

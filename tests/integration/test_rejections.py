@@ -94,6 +94,28 @@ async def test_a_kept_payload_can_be_replayed_into_intake(start, events, js) -> 
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
 
 
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+async def test_an_oversized_payload_is_kept_as_truncated_and_cannot_be_replayed(start, events, declared: bool) -> None:
+    """The probe: the kept beginning of a cut-off body was recorded with its own size, as if whole,
+    and replaying it sent a different payload than the channel delivered."""
+    body = b'{"form_id": "f-big", "message": "' + b"x" * 600_000 + b'"}'
+
+    async def chunks():
+        for i in range(0, len(body), 65_536):
+            yield body[i:i + 65_536]
+
+    async with start["intake"]() as intake, intake.client(ADAPTER_KEY) as http, intake.client() as admin:
+        resp = await http.post("/v1/intake/web", content=body if declared else chunks(),
+                               headers={"Content-Type": "application/json"})
+        rejected = (await events.wait_for(s.REQUEST_REJECTED))[0]
+        kept = await admin.get(f"/v1/rejected/{rejected['raw']['seq']}")
+        replay = await admin.post(f"/v1/rejected/{rejected['raw']['seq']}/replay")
+    assert resp.status_code == 413
+    assert rejected["raw"]["size"] > 512 * 1024 >= rejected["raw"]["kept_bytes"]  # beyond the limit; at most that kept
+    assert kept.headers["kefu-truncated"] == "true"
+    assert (replay.status_code, replay.json()["error"]) == (409, "truncated")
+
+
 async def test_http_intake_requires_an_adapter_key(start) -> None:
     async with start["intake"]() as intake:
         async with intake.client("wrong") as http:
