@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from datetime import datetime, timedelta
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -14,7 +19,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 import nats.errors
 from shared import subjects as s
 from shared import auth
-from shared.runtime import ApiError, Runtime, Supervisor
+from shared.runtime import ApiError, ErrorBody, Runtime, Supervisor
 
 from .domain.indicators import Projection
 from .domain.reports import DRILLDOWNS, drilldown, month_bounds, report, to_csv, week_bounds
@@ -26,6 +31,9 @@ MONTH_PATTERN = r"^(19[7-9]\d|2\d{3})-(0[1-9]|1[0-2])$"
 WEEK = Annotated[str, Query(pattern=WEEK_PATTERN, examples=["2026-W48"])]
 MONTH = Annotated[str, Query(pattern=MONTH_PATTERN, examples=["2026-11"])]
 FORMAT = Annotated[Literal["json", "csv"], Query()]
+REPORT_ERRORS: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorBody, "description": "not a period, or one outside the event log (out_of_range)"},
+    429: {"model": ErrorBody, "description": "too many reports being made at once (see Retry-After)"}}
 
 
 async def period_projection(runtime: Runtime, departments: tuple[str, ...], since: datetime) -> Projection:
@@ -58,9 +66,70 @@ async def period_projection(runtime: Runtime, departments: tuple[str, ...], sinc
     return projection
 
 
-def build_api(runtime: Runtime, *, departments: tuple[str, ...], tz: ZoneInfo, lookback_days: int) -> APIRouter:
+class Busy(Exception):
+    """Too many reports being made: the caller retries later (429)."""
+
+
+@dataclass
+class _Kept:
+    projection: Projection
+    until: float | None  # monotonic expiry; None: a closed period, kept until evicted
+
+
+class PeriodProjections:
+    """Period projections, each made by one replay of the log and kept for reuse: a closed period's
+    until evicted (least recently used first; its events no longer change), the open period's for a
+    minute. Concurrent calls for one period share one replay; at most `concurrency` replays run at
+    once and `queue` more wait, beyond which callers get Busy. So no caller can make the service
+    replay the log more than a bounded number of times, however often or in parallel it asks."""
+
+    SETTLE = timedelta(hours=1)  # events may arrive a little after their time: a period closes an hour after it ends
+    OPEN_FOR = 60.0
+
+    def __init__(self, load: Callable[[datetime], Awaitable[Projection]], *, concurrency: int, queue: int,
+                 kept: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._load, self._clock = load, clock
+        self._slots = asyncio.Semaphore(concurrency)
+        self._capacity = concurrency + queue
+        self._kept: OrderedDict[tuple[datetime, datetime], _Kept] = OrderedDict()
+        self._keep = kept
+        self._making: dict[tuple[datetime, datetime], asyncio.Future[Projection]] = {}
+
+    async def get(self, since: datetime, end: datetime, *, now: datetime) -> Projection:
+        key = (since, end)
+        hit = self._kept.get(key)
+        if hit is not None and (hit.until is None or hit.until > self._clock()):
+            self._kept.move_to_end(key)
+            return hit.projection
+        if key in self._making:
+            return await asyncio.shield(self._making[key])
+        if len(self._making) >= self._capacity:
+            raise Busy
+        made: asyncio.Future[Projection] = asyncio.get_running_loop().create_future()
+        self._making[key] = made
+        try:
+            async with self._slots:
+                projection = await self._load(since)
+            closed = end + self.SETTLE <= now
+            self._kept[key] = _Kept(projection, None if closed else self._clock() + self.OPEN_FOR)
+            while len(self._kept) > self._keep:
+                self._kept.popitem(last=False)
+            made.set_result(projection)
+            return projection
+        except BaseException as exc:
+            made.set_exception(exc)
+            made.exception()  # retrieved: callers sharing it see it raised
+            raise
+        finally:
+            del self._making[key]
+
+
+def build_api(runtime: Runtime, *, departments: tuple[str, ...], tz: ZoneInfo, lookback_days: int,
+              retention_days: int, concurrency: int = 2, queue: int = 8, kept: int = 6) -> APIRouter:
     api = APIRouter()
     lookback = timedelta(days=lookback_days)
+    projections = PeriodProjections(lambda since: period_projection(runtime, departments, since),
+                                    concurrency=concurrency, queue=queue, kept=kept)
 
     def _week(week: str) -> tuple[datetime, datetime]:
         try:
@@ -68,26 +137,40 @@ def build_api(runtime: Runtime, *, departments: tuple[str, ...], tz: ZoneInfo, l
         except ValueError:  # e.g. W53 of a year with 52 ISO weeks
             raise ApiError(422, "invalid_query", f"{week} is not an ISO week") from None
 
+    async def projection_for(start: datetime, end: datetime) -> Projection:
+        now = datetime.now(UTC)
+        earliest = now - timedelta(days=retention_days)
+        if start > now:
+            raise ApiError(422, "out_of_range", "that period has not started yet")
+        if end <= earliest:
+            raise ApiError(422, "out_of_range", f"the event log keeps {retention_days} days "
+                           f"(KEFU_RETENTION_EVENTS_DAYS): periods ending after {earliest.date()} only")
+        try:
+            return await projections.get(max(start - lookback, earliest), end, now=now)
+        except Busy:
+            raise ApiError(429, "busy", "reports are being made for other callers; retry shortly",
+                           headers={"Retry-After": "5"}) from None
+
     async def respond(period: str, start: datetime, end: datetime, fmt: str) -> Response:
-        data = report(await period_projection(runtime, departments, start - lookback), period=period, start=start,
-                      end=end)
+        data = report(await projection_for(start, end), period=period, start=start, end=end)
         if fmt == "csv":
             return Response(to_csv(data), media_type="text/csv; charset=utf-8",
                             headers={"Content-Disposition": f'attachment; filename="kefu-{period}.csv"'})
         return JSONResponse(data)
 
-    @api.get("/v1/reports/weekly", tags=["reports"], responses=JSON_OR_CSV,
+    @api.get("/v1/reports/weekly", tags=["reports"], responses=REPORT_ERRORS | JSON_OR_CSV,
              summary="Each indicator per department for an ISO week, departments ranked, top complaint topics")
     async def weekly(week: WEEK, _: Supervisor, format: FORMAT = "json") -> Response:
         start, end = _week(week)
         return await respond(week, start, end, format)
 
-    @api.get("/v1/reports/monthly", tags=["reports"], responses=JSON_OR_CSV, summary="The same for a calendar month")
+    @api.get("/v1/reports/monthly", tags=["reports"], responses=REPORT_ERRORS | JSON_OR_CSV,
+             summary="The same for a calendar month")
     async def monthly(month: MONTH, _: Supervisor, format: FORMAT = "json") -> Response:
         start, end = month_bounds(month, tz)
         return await respond(month, start, end, format)
 
-    @api.get("/v1/reports/drilldown", tags=["reports"],
+    @api.get("/v1/reports/drilldown", tags=["reports"], responses=REPORT_ERRORS,
              summary="The request ids behind an indicator in a period (e.g. the breached ones)")
     async def drill(indicator: Annotated[Literal[DRILLDOWNS], Query()], who: Supervisor,
                     week: Annotated[str | None, Query(pattern=WEEK_PATTERN)] = None,
@@ -98,7 +181,7 @@ def build_api(runtime: Runtime, *, departments: tuple[str, ...], tz: ZoneInfo, l
         if not auth.may_see_department(who, department):
             raise ApiError(403, "forbidden", "supervisors drill down into their own departments (department=...)")
         start, end = _week(week) if week else month_bounds(month or "", tz)
-        projection = await period_projection(runtime, departments, start - lookback)
+        projection = await projection_for(start, end)
         ids = drilldown(projection, indicator=indicator, start=start, end=end, department=department)
         return {"indicator": indicator, "period": week or month, "department": department, "request_ids": ids}
 

@@ -105,5 +105,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
 
     app = base_app(runtime, title="kefu metrics", description=DESCRIPTION, on_start=on_start, on_stop=on_stop,
                    caught_up=lambda: replay.caught_up)
-    app.include_router(build_api(runtime, departments=departments, tz=hours.tz, lookback_days=settings.report_lookback_days))
+    app.include_router(build_api(runtime, departments=departments, tz=hours.tz, lookback_days=settings.report_lookback_days,
+                                 retention_days=settings.retention_events_days, concurrency=settings.report_concurrency,
+                                 queue=settings.report_queue, kept=settings.reports_kept))
     return app

@@ -12,3 +12,8 @@ class MetricsSettings(KefuSettings):
     http_port: int = 8084
     # reports read the log from this many days before the period, to know the requests resolved in it
     report_lookback_days: int = 90
+    # reports replay the log; at most this many replays run at once per replica, and this many more
+    # may wait for one (beyond: 429); a period's replay is kept for reuse (a closed one until evicted)
+    report_concurrency: int = 2
+    report_queue: int = 8
+    reports_kept: int = 6

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from shared import auth
 from shared.auth import SUBJECT_PATTERN, Principal, Role
 from shared.enums import Priority
+from shared.bus import together
 from shared.runtime import Admin, ApiError, ErrorBody, Staff, audit, revoke, staff_key
 
 from .domain import lifecycle as lc
@@ -218,17 +219,15 @@ def build_api(holder: dict[str, Routing]) -> APIRouter:
         if not auth.may_see_queue(who, queue=queue, department=department, agent_queues=agent_queues):
             raise ApiError(404, "not_found", f"no queue {queue} you may see")
         waiting = [w for w in store.waiting.items.values() if w.queue == queue]
-        held = []
-        for agent_id in list(store.agents.items):
-            fresh = await store.get_agent(agent_id)  # the mirror may lag another replica's write
-            if fresh is None:
-                continue
-            agent = fresh[0]
-            for request_id in agent.active:
-                found = await store.get(request_id)
-                if found is not None and found[0].queue == queue and found[0].held_by == agent.agent_id:
-                    held.append({"request_id": request_id, "agent_id": agent.agent_id, "state": found[0].state,
-                                 "priority": found[0].priority.value})
+        # held requests by the index on the agents (their mirror, in memory): only this queue's are
+        # read, in one round trip (a hold from before the index existed has no queue: read to check)
+        candidates = [(request_id, agent.agent_id) for agent in list(store.agents.items.values())
+                      for request_id in agent.active if agent.held_in.get(request_id, queue) == queue]
+        found = await together(*(store.get(request_id) for request_id, _ in candidates))
+        held = [{"request_id": request_id, "agent_id": agent_id, "state": record[0].state,
+                 "priority": record[0].priority.value}
+                for (request_id, agent_id), record in zip(candidates, found, strict=True)
+                if record is not None and record[0].queue == queue and record[0].held_by == agent_id]
         return {
             "queue": queue,
             "waiting": [
@@ -248,7 +247,8 @@ def build_api(holder: dict[str, Routing]) -> APIRouter:
             raise ApiError(422, "invalid_body", f"unknown department {body.department!r}")
         for _attempt in range(10):
             found = await store.get_agent(agent_id)
-            agent = Agent(agent_id=agent_id, active=found[0].active if found else [], **body.model_dump())
+            held = {"active": found[0].active, "held_in": found[0].held_in} if found else {}
+            agent = Agent(agent_id=agent_id, **held, **body.model_dump())
             try:
                 await store.put_agent(agent, found[1] if found else None)
                 break

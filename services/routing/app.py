@@ -40,6 +40,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
         store = await RoutingStore.open(rt.js)
         holder["routing"] = Routing(config=config, templates=templates, store=store, publisher=rt.publisher,
                                     metrics=metrics)
+        rt.extra["service"] = holder["routing"]  # the composed service, for diagnostics and tests
         rt.extra["background"] = asyncio.create_task(holder["routing"].run_background(stop))
 
     async def on_stop(rt: Runtime) -> None:

@@ -210,7 +210,7 @@ class Routing:
         else:
             await self.store.dequeue(record.request_id)
         if record.held_by:
-            await self.store.hold(record.held_by, record.request_id, ignore_capacity=True)
+            await self.store.hold(record.held_by, record.request_id, record.queue, ignore_capacity=True)
         for agent_id in record.release:
             if agent_id != record.held_by:
                 await self.store.release(agent_id, record.request_id)
@@ -238,7 +238,7 @@ class Routing:
                     return
                 supervisor = supervisor_for(record.department, dict(self.store.agents.items))
                 if supervisor is not None and record.offers >= self.config.tuning.max_offers:
-                    await self.store.hold(supervisor.agent_id, request_id, ignore_capacity=True)
+                    await self.store.hold(supervisor.agent_id, request_id, record.queue, ignore_capacity=True)
                 await self.apply(request_id, lambda r, c: offer_expired(
                     r, c, agent_id=body["agent_id"], offer_no=body["offer"],
                     supervisor_id=supervisor.agent_id if supervisor else None))
@@ -266,7 +266,7 @@ class Routing:
         return made
 
     async def _try_offer(self, waiting: Waiting, agent_id: str, *, flush: bool = True) -> int:
-        if await self.store.hold(agent_id, waiting.request_id) != "added":
+        if await self.store.hold(agent_id, waiting.request_id, waiting.queue) != "added":
             return 0  # no room any more, or another replica is offering it to this agent right now
         try:
             record = await self.apply(waiting.request_id, lambda r, c: offer(r, c, agent_id=agent_id), flush=flush)

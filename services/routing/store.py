@@ -237,7 +237,7 @@ class RoutingStore:
         except nats.js.errors.KeyWrongLastSequenceError:
             raise Conflict(agent_id) from None
 
-    async def hold(self, agent_id: str, request_id: str, *, ignore_capacity: bool = False) -> Literal[
+    async def hold(self, agent_id: str, request_id: str, queue: str, *, ignore_capacity: bool = False) -> Literal[
             "added", "present", "full"]:
         """Add the request to the agent's active list if they have room: the capacity guard.
 
@@ -254,13 +254,15 @@ class RoutingStore:
                 outcome.append("full")
                 return None
             outcome.append("added")
-            return agent.model_copy(update={"active": [*agent.active, request_id]})
+            return agent.model_copy(update={"active": [*agent.active, request_id],
+                                            "held_in": agent.held_in | {request_id: queue}})
 
         await self.change_agent(agent_id, add)
         return outcome[-1] if outcome else "full"  # type: ignore[return-value]
 
     async def release(self, agent_id: str, request_id: str) -> None:
         def drop(agent: Agent) -> Agent:
-            return agent.model_copy(update={"active": [r for r in agent.active if r != request_id]})
+            return agent.model_copy(update={"active": [r for r in agent.active if r != request_id],
+                                            "held_in": {r: q for r, q in agent.held_in.items() if r != request_id}})
 
         await self.change_agent(agent_id, drop)

@@ -106,6 +106,21 @@ async def test_weekly_report_for_a_seeded_week(start, js) -> None:
     assert bad.status_code == 422 and both.status_code == 422
 
 
+async def test_reports_are_bounded_to_the_log_and_made_once_for_many_callers(start, js) -> None:
+    """The probe: month=1970-01 replayed the log from 1970 on every call, ten such calls in parallel."""
+    await publish(js, scripted.events(datetime(2026, 11, 16, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))))
+    async with start["metrics"](report_concurrency=1, report_queue=1) as metrics, metrics.client() as http:
+        await scrape_when(http, 19)
+        ancient = await http.get("/v1/reports/monthly", params={"month": "1970-01"})
+        future = await http.get("/v1/reports/monthly", params={"month": "2099-01"})
+        drill_ancient = await http.get("/v1/reports/drilldown", params={"indicator": "breached", "month": "1971-02"})
+        same = await asyncio.gather(*(http.get("/v1/reports/monthly", params={"month": "2026-11"}) for _ in range(10)))
+    assert [(r.status_code, r.json()["error"]) for r in (ancient, future, drill_ancient)] == [(422, "out_of_range")] * 3
+    assert "KEFU_RETENTION_EVENTS_DAYS" in ancient.json()["detail"]
+    # one replay serves all ten (how many replays run and wait at once: tests/unit/metrics)
+    assert {r.status_code for r in same} == {200} and len({r.text for r in same}) == 1
+
+
 @pytest.mark.parametrize("service", ["intake", "routing", "feedback", "metrics"])
 async def test_every_services_metrics_pass_promtool(start, service) -> None:
     promtool = shutil.which("promtool")

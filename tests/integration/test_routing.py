@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import shutil
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from services.intake.app import create_app as intake_app
@@ -17,11 +19,12 @@ from shared import subjects as s
 from shared.enums import Channel
 from shared.timers import fired_subject
 from devtools.payloads import payload
-from tests.support.services import common_settings, running, staff_token, tap, wait_until
+from tests.support.services import ADMIN_TOKEN, common_settings, running, staff_token, tap, wait_until
 
 pytestmark = pytest.mark.integration
 CONFIG = Path(__file__).parents[2] / "config"
 INQUIRY = "请问会员积分怎么查询"  # business.normal
+LISTING: contextvars.ContextVar[bool] = contextvars.ContextVar("listing", default=False)
 
 
 @pytest.fixture
@@ -242,3 +245,40 @@ async def test_lifecycle_api_with_pending_resumed_by_the_customers_reply(nats_se
         "business", "normal", "standard")  # where it stands when resolved, for feedback
     kinds = [subject.rsplit(".", 1)[-1] for subject, body in events.messages if body.get("request_id") == rid]
     assert kinds == ["received", "assigned", "dispatched", "accepted", "noted", "pending", "resumed", "resolved", "closed"]
+
+
+async def test_a_queue_listing_reads_only_the_requests_held_in_that_queue(nats_server, make_config, js) -> None:
+    """The probe: every listing read every agent and every held request (one KV get each)."""
+    intake, routing = services(nats_server.url, make_config())
+    async with intake(), routing() as r, r.client() as http, \
+            tap(nats_server.url, s.STREAM_EVENTS, s.EVENTS_ALL) as events:
+        for n in range(8):
+            await put_agent(http, f"a{n}", capacity=1)
+        await asyncio.gather(*(js.publish("kefu.intake.sms", payload(Channel.sms, f"SM-idx-{i}", text=INQUIRY,
+                                                                     contact=f"1391111{i:04d}"))
+                               for i in range(8)))
+        await events.wait_for("kefu.events.request.dispatched", count=8)
+        store = r.app.state.runtime.extra["service"].store
+        reads: list[str] = []
+        for name in ("get", "get_agent"):
+            real = getattr(store, name)
+
+            async def counting(key, _real=real, _name=name):
+                if LISTING.get():  # the listing's reads (tasks it starts inherit this), not the background's
+                    reads.append(_name)
+                return await _real(key)
+
+            setattr(store, name, counting)
+
+        async def reads_for(path: str) -> tuple[dict, int]:
+            reads.clear()
+            LISTING.set(True)
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=r.app), base_url="http://routing",
+                                         headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as direct:
+                listing = (await direct.get(path)).json()  # handled in this task
+            return listing, len(reads)
+
+        other, reads_other = await reads_for("/v1/queues/business.urgent")
+        own, reads_own = await reads_for("/v1/queues/business.normal")
+    assert other["assigned"] == [] and reads_other == 0
+    assert len(own["assigned"]) == 8 and reads_own == 8  # the 8 held requests only, no agent records

@@ -30,6 +30,8 @@ class AgentProfile(BaseModel):
 class Agent(AgentProfile):
     agent_id: str
     active: list[str] = Field(default_factory=list, description="Requests offered to or held by the agent.")
+    held_in: dict[str, str] = Field(default_factory=dict, description="The queue of each active request: an "
+                                    "index for queue listings, written with the hold itself.")
 
     @property
     def load(self) -> int:
