@@ -15,6 +15,9 @@ class Channel(StrEnum):
     walkin = "walkin"
 
 
+CHANNEL_NAMES = frozenset(c.value for c in Channel)
+
+
 class Category(StrEnum):
     inquiry = "inquiry"
     suggestion = "suggestion"

@@ -55,6 +55,14 @@ class CustomerRef(Model):
     tier: Tier = Field(Tier.standard, description="vip / standard / special_needs")
     registered: bool = Field(False, description="True when found in the customer directory.")
     account_manager: str | None = Field(None, description="Agent id of a VIP's account manager.")
+    reachable: list[str] | None = Field(
+        None, description="Contacts kefu may write to (`phone`, `email`, `wechat_openid`, `app_user_id`): those "
+        "the sender proved on this channel, and a mail's sender address. Messages go to no other contact. "
+        "Absent on requests from before kefu 0.3 (then: every contact above).",
+        examples=[["phone"]])
+    possible_customer_id: str | None = Field(
+        None, description="A registered customer that a contact the sender did not prove belongs to (e.g. a "
+        "phone typed into a web form): for an agent to confirm. The request is not treated as theirs.")
 
 
 class Attachment(Model):

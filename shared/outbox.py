@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from . import subjects as s
 from .bus import Publisher, together
 from .caps import DailyCount, admit, cap_key
+from .enums import CHANNEL_NAMES
 from .kv import Conflict, ModelBucket
 
 log = logging.getLogger("kefu.outbox")
@@ -78,6 +79,13 @@ class OutboundGate:
         raise Conflict(key)
 
 
+def _nowhere_to_send(i: OutboxItem) -> bool:
+    """A message for a customer (kefu.outbound.<channel>) without a contact to deliver to: the
+    sender proved none (e.g. a web form with typed contacts only; docs/security.md#identity)."""
+    channel = i.subject.removeprefix(s.OUTBOUND_PREFIX + ".")
+    return i.stream == s.STREAM_OUTBOUND and channel in CHANNEL_NAMES and not i.payload.get("to")
+
+
 async def publish(publisher: Publisher, items: list[OutboxItem]) -> None:
     """Publish in order within each stream (a consumer reads one stream in order); the streams'
     sequences run concurrently (an event and a message to the customer do not wait for each other)."""
@@ -90,6 +98,10 @@ async def publish(publisher: Publisher, items: list[OutboxItem]) -> None:
 async def _publish_in_order(publisher: Publisher, items: list[OutboxItem]) -> None:
     gate: OutboundGate | None = getattr(publisher, "outbound_gate", None)
     for i in items:
+        if _nowhere_to_send(i):
+            log.info("message to the customer not sent: the sender proved no contact",
+                     extra={"request_id": i.payload.get("request_id"), "kind": i.payload.get("kind")})
+            continue
         if gate is not None and i.stream == s.STREAM_OUTBOUND and not await gate.admit(i.payload):
             continue
         await publisher.raw(i.subject, json.dumps(i.payload, ensure_ascii=False).encode(), msg_id=i.msg_id,

@@ -23,6 +23,7 @@ from shared.models import RawRef, RequestRejected, SurveyReplied
 from .domain.canonical import canonical_request, customer_ref, rejection_id_for, request_id_for, source_key
 from .domain.contacts import mask_id_numbers
 from .domain.errors import NotARequest, PayloadTooLarge, Rejection
+from .domain.identity import proof
 from .domain.model import ParsedRequest
 from .domain.replies import rating_of, reply_contact
 from .domain.webhooks import TokenBucket
@@ -67,6 +68,7 @@ class Intake:
         self.metrics = metrics
         self.tz = ZoneInfo(settings.timezone)
         self._buckets: dict[str, TokenBucket] = {}
+        self._authserv_ids = tuple(i.strip() for i in settings.mail_authserv_ids.split(",") if i.strip())
 
     def limiter(self, adapter: str) -> TokenBucket:
         if adapter not in self._buckets:
@@ -74,7 +76,8 @@ class Intake:
         return self._buckets[adapter]
 
     def context(self, now: datetime) -> ParseContext:
-        return ParseContext(now=now, tz=self.tz, region=self.settings.phone_region)
+        return ParseContext(now=now, tz=self.tz, region=self.settings.phone_region,
+                            mail_authserv_ids=self._authserv_ids)
 
     async def mask_stored(self, *, subject: str, raw: bytes, seq: int, headers: dict[str, str]) -> bool:
         """A payload an adapter stored with identity numbers in clear: store a masked copy (which
@@ -109,9 +112,10 @@ class Intake:
         request_id = request_id_for(channel, parsed.source_id)
         # three independent reads in one round trip (the client sends them together): a payload
         # seen before wastes the other two, every new one saves two waits
-        seen, survey_id, record = await together(
+        proven = proof(channel, parsed.contact, attested=parsed.attested)
+        seen, survey_id, (record, possible) = await together(
             self.store.seen(channel, parsed.source_id), self.survey_reply_target(channel, parsed),
-            self.store.find_customer(parsed.contact))
+            self.store.recognise(parsed.contact, proven.proven))
         if seen:
             self._count(channel, "duplicate")
             return Outcome("duplicate", request_id=request_id)
@@ -120,7 +124,7 @@ class Intake:
         event = canonical_request(
             channel=channel,
             parsed=parsed,
-            customer=customer_ref(parsed.contact, record),
+            customer=customer_ref(parsed.contact, record, proof=proven, possible_customer_id=possible),
             intake_time=stored_at,
             now=now,
         )

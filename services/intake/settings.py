@@ -15,6 +15,9 @@ class IntakeSettings(KefuSettings):
     kept_reject_bytes: int = 512 * 1024
     timezone: str = "Asia/Shanghai"  # the channels' local time, for payload times without an offset
     phone_region: str = "CN"  # numbers without a country code are read as this region's
+    # authserv-ids of your receiving mail servers (comma-separated): a mail whose Authentication-Results
+    # from one of them says dmarc=pass proves its sender address (docs/security.md#identity)
+    mail_authserv_ids: str = ""
     batch_size: int = 32
     # the messages of one fetch (batch_size) are handled concurrently; workers > 1 keeps that many in
     # flight across fetches (each is idempotent; state changes are revision-checked).

@@ -12,6 +12,7 @@ from shared.enums import Channel
 
 from .domain.canonical import CustomerRecord, source_key
 from .domain.contacts import contact_key
+from .domain.identity import LOOKUP_KINDS
 from .domain.model import Contact
 
 
@@ -104,18 +105,24 @@ class IntakeStore:
             except nats.js.errors.KeyWrongLastSequenceError:
                 pass  # re-pointed meanwhile
 
-    async def find_customer(self, contact: Contact) -> CustomerRecord | None:
-        """The registered customer of the first of the contact's keys (phone, email, ...) that
-        leads to one. The index entries are read together (one round trip, not one per key)."""
+    async def recognise(self, contact: Contact, proven: frozenset[str]) -> tuple[CustomerRecord | None, str | None]:
+        """(the registered customer of the first proven contact that leads to one, a registered
+        customer only an unproven contact leads to: possible, for an agent to confirm). The index
+        entries are read together (one round trip, not one per key)."""
         keys = list(contact.lookup_keys())
         linked = await together(*(_text_of(self.contacts, contact_key(kind, value)) for kind, value in keys))
-        for (kind, value), customer_id in zip(keys, linked):
-            if customer_id is None:
+        record, possible = None, None
+        for (kind, value), customer_id in zip(keys, linked, strict=True):
+            if customer_id is None or (record is not None and possible is not None):
                 continue
             found = await self.get_customer(customer_id)
-            if found is not None and (kind, value) in found[0].contacts():
-                return found[0]
-        return None
+            if found is None or (kind, value) not in found[0].contacts():
+                continue  # a stale index entry
+            if LOOKUP_KINDS[kind] in proven:
+                record = record or found[0]
+            else:
+                possible = possible or customer_id
+        return record, (None if record is not None and possible == record.customer_id else possible)
 
 
 async def _text_of(kv: KeyValue, key: str) -> str | None:

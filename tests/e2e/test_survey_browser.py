@@ -78,7 +78,8 @@ async def test_customer_answers_the_survey_page_in_chromium(nats_server, tmp_pat
             intake.client(ADAPTER_KEY) as adapter, routing.client() as agent, \
             tap(nats_server.url, s.STREAM_EVENTS, s.EVENTS_ALL) as events, \
             tap(nats_server.url, s.STREAM_OUTBOUND, s.OUTBOUND_ALL) as outbound:
-        form = {"form_id": "F-xss", "name": HOSTILE, "email": "x@example.cn", "message": "请问积分怎么查询？" + HOSTILE}
+        form = {"form_id": "F-xss", "name": HOSTILE, "email": "x@example.cn", "message": "请问积分怎么查询？" + HOSTILE,
+                "verified": ["email"]}  # the portal checked the address: the survey may go there
         rid = (await adapter.post("/v1/intake/web", json=form)).json()["request_id"]
         await events.wait_for(s.REQUEST_ASSIGNED, request_id=rid)
         await agent.post(f"/v1/requests/{rid}/resolve", json={"resolution": "已答复"})

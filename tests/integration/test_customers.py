@@ -7,6 +7,7 @@ import pytest
 from shared import subjects as s
 from shared.enums import Channel
 from tests.integration.conftest import pipeline
+from tests.support.services import ADAPTER_KEY
 from devtools.payloads import payload
 
 pytestmark = pytest.mark.integration
@@ -61,3 +62,33 @@ async def test_invalid_customer_bodies_are_422(start, body) -> None:
         missing = await admin.get("/v1/customers/nobody")
     assert resp.status_code == 422 and resp.json()["error"] == "invalid_body"
     assert missing.status_code == 404
+
+
+async def test_a_contact_typed_into_a_web_form_does_not_make_the_sender_someone_else(start, events, outbound,
+                                                                                    js) -> None:
+    """The probe: a web form with a registered VIP's phone and the attacker's email was taken for
+    the VIP (queued ahead, offered to their account manager) and the receipt went to both."""
+    async with pipeline(start) as (intake, _), intake.client() as admin, intake.client(ADAPTER_KEY) as adapter:
+        await admin.put("/v1/customers/c-vip", json={"name": "王总", "phones": ["13900002222"], "tier": "vip",
+                                                     "account_manager": "am-1"})
+        form = {"form_id": "F-spoof", "name": "王总", "phone": "13900002222", "email": "attacker@example.net",
+                "message": "请问会员积分怎么查询"}
+        spoof = (await adapter.post("/v1/intake/web", json=form)).json()["request_id"]
+        vouched = (await adapter.post("/v1/intake/web", json=form | {"form_id": "F-vouched", "verified": ["email"]})
+                   ).json()["request_id"]
+        await js.publish("kefu.intake.sms", payload(Channel.sms, "SM-real-vip", text="请问会员积分怎么查询",
+                                                    contact="13900002222"))
+        received = {e["source_id"]: e for e in await events.wait_for(s.REQUEST_RECEIVED, count=3)}
+        assigned = {e["request_id"]: e for e in await events.wait_for(s.REQUEST_ASSIGNED, count=3)}
+        await outbound.wait_for("kefu.outbound.web", kind="receipt")
+        await outbound.wait_for("kefu.outbound.sms", kind="receipt")
+        receipts = outbound.of("kefu.outbound.web", kind="receipt")  # (receipts go out with the assignment)
+    spoofed = received["F-spoof"]["customer"]
+    assert (spoofed["customer_id"], spoofed["tier"], spoofed["registered"]) == (None, "standard", False)
+    assert spoofed["possible_customer_id"] == "c-vip" and spoofed["reachable"] == []
+    assert assigned[spoof]["queue"] != "vip" and assigned[spoof]["tier"] == "standard"
+    # nothing to a contact the sender did not prove: the only web receipt is the vouched form's, by email only
+    assert [(r["request_id"], r["to"]) for r in receipts] == [(vouched, {"email": "attacker@example.net"})]
+    assert received["F-vouched"]["customer"]["customer_id"].startswith("anon-")
+    real = received["SM-real-vip"]["customer"]
+    assert (real["customer_id"], real["tier"], real["reachable"]) == ("c-vip", "vip", ["phone"])

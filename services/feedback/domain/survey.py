@@ -49,8 +49,10 @@ def view_of(event: RequestResolved) -> RequestView | None:
     c = event.customer
     if c is None or event.channel is None:
         return None
+    # only contacts the sender proved: results and surveys never go to one they merely named
     contacts = {k: v for k, v in {"phone": c.phone, "email": c.email, "wechat_openid": c.wechat_openid,
-                                  "app_user_id": event.app_user_id}.items() if v}
+                                  "app_user_id": event.app_user_id}.items()
+                if v and (c.reachable is None or k in c.reachable)}
     return RequestView(
         request_id=event.request_id, channel=event.channel, language=event.language or Language.zh,
         subject=event.subject, summary=event.summary or "",

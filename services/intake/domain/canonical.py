@@ -12,6 +12,7 @@ from shared.enums import Channel, Tier
 from shared.models import CustomerRef, RequestReceived
 
 from .contacts import anonymous_customer_id
+from .identity import LOOKUP_KINDS, Proof
 from .model import Contact, ParsedRequest
 from .text import detect_language
 
@@ -54,27 +55,19 @@ def rejection_id_for(channel: str, raw: bytes) -> str:
     return "rej_" + base64.b32encode(digest).decode().lower().rstrip("=")[:26]
 
 
-def customer_ref(contact: Contact, record: CustomerRecord | None) -> CustomerRef:
-    """The request's customer: the registered one when a contact matched, else a stable anonymous id."""
+def customer_ref(contact: Contact, record: CustomerRecord | None, *, proof: Proof,
+                 possible_customer_id: str | None = None) -> CustomerRef:
+    """The request's customer: the registered one when a contact the sender proved matched, else a
+    stable anonymous id of the first proven contact (none: nobody to recognise again)."""
+    given = {"phone": contact.phone, "email": contact.email, "wechat_openid": contact.wechat_openid}
+    reachable = sorted(proof.reachable)
     if record is not None:
-        return CustomerRef(
-            customer_id=record.customer_id,
-            name=contact.name or record.name,
-            phone=contact.phone,
-            email=contact.email,
-            wechat_openid=contact.wechat_openid,
-            tier=record.tier,
-            registered=True,
-            account_manager=record.account_manager,
-        )
-    keys = contact.lookup_keys()
-    return CustomerRef(
-        customer_id=anonymous_customer_id(*keys[0]) if keys else None,
-        name=contact.name,
-        phone=contact.phone,
-        email=contact.email,
-        wechat_openid=contact.wechat_openid,
-    )
+        return CustomerRef(customer_id=record.customer_id, name=contact.name or record.name, **given,
+                           tier=record.tier, registered=True, account_manager=record.account_manager,
+                           reachable=reachable)
+    keys = [(kind, value) for kind, value in contact.lookup_keys() if LOOKUP_KINDS[kind] in proof.proven]
+    return CustomerRef(customer_id=anonymous_customer_id(*keys[0]) if keys else None, name=contact.name, **given,
+                       reachable=reachable, possible_customer_id=possible_customer_id)
 
 
 def canonical_request(

@@ -37,3 +37,5 @@ class ParsedRequest(BaseModel):
     hints: Hints = Field(default_factory=Hints)
     attachments: list[Attachment] = Field(default_factory=list)
     channel_meta: dict[str, Any] = Field(default_factory=dict)
+    attested: list[str] = Field(default_factory=list, description="Contact kinds the payload vouches for: a "
+                                "portal's or app's `verified`, or `email` after a trusted DMARC pass (identity.py).")

@@ -12,7 +12,7 @@ import hmac
 import re
 from dataclasses import dataclass, field
 
-from shared.enums import Channel
+from shared.enums import CHANNEL_NAMES
 
 TOLERANCE_SECONDS = 300
 
@@ -66,11 +66,8 @@ def may_submit(adapter: str, channel: str) -> bool:
     (`gateway@sms+wechat:key`) submits those channels only; any other name is a bridge for every
     channel (docs/security.md: name your keys after their channels)."""
     name, _, listed = adapter.partition("@")
-    channels = set(listed.split("+")) if listed else ({name} if name in CHANNELS else None)
+    channels = set(listed.split("+")) if listed else ({name} if name in CHANNEL_NAMES else None)
     return channels is None or channel in channels
-
-
-CHANNELS = frozenset(c.value for c in Channel)
 
 
 @dataclass

@@ -27,7 +27,8 @@ class Templates(BaseModel):
 
 
 def recipient(request: RequestReceived) -> dict[str, str]:
-    """Where the channel's adapter delivers: the contact the request came from."""
+    """Where the channel's adapter delivers: the contacts the sender proved (`customer.reachable`),
+    never one they only named (docs/security.md#identity)."""
     c = request.customer
     candidates = {
         "phone": c.phone,
@@ -35,7 +36,7 @@ def recipient(request: RequestReceived) -> dict[str, str]:
         "wechat_openid": c.wechat_openid,
         "app_user_id": request.channel_meta.get("app_user_id"),
     }
-    return {k: str(v) for k, v in candidates.items() if v}
+    return {k: str(v) for k, v in candidates.items() if v and (c.reachable is None or k in c.reachable)}
 
 
 def short_ref(request_id: str) -> str:

@@ -13,6 +13,7 @@ from services.intake.domain.canonical import (
     request_id_for,
 )
 from services.intake.domain.contacts import contact_key, normalise_email, normalise_phone
+from services.intake.domain.identity import proof
 from services.intake.domain.model import Contact, ParsedRequest
 from services.intake.domain.text import decode_bytes, detect_language, html_to_text
 from shared.enums import Channel, Language, Tier
@@ -55,15 +56,23 @@ def test_same_source_id_on_two_channels_are_two_requests() -> None:
 def test_registered_customer_gives_id_tier_and_account_manager() -> None:
     record = CustomerRecord(customer_id="c-1", name="张伟", phones=["+8613900001111"], tier=Tier.vip,
                             account_manager="agent-7")
-    ref = customer_ref(Contact(phone="+8613900001111"), record)
+    ref = customer_ref(Contact(phone="+8613900001111"), record, proof=proof(Channel.sms, Contact(phone="+8613900001111")))
     assert (ref.customer_id, ref.tier, ref.registered, ref.account_manager, ref.name) == (
         "c-1", Tier.vip, True, "agent-7", "张伟")
 
 
 def test_unregistered_contact_gets_a_stable_anonymous_id() -> None:
-    a = customer_ref(Contact(phone="+8613900001111"), None)
-    b = customer_ref(Contact(phone="+8613900001111", name="x"), None)
+    sms = proof(Channel.sms, Contact(phone="+8613900001111"))
+    a = customer_ref(Contact(phone="+8613900001111"), None, proof=sms)
+    b = customer_ref(Contact(phone="+8613900001111", name="x"), None, proof=sms)
     assert a.customer_id == b.customer_id and a.customer_id.startswith("anon-") and a.tier is Tier.standard
+
+
+def test_a_contact_the_sender_did_not_prove_neither_recognises_nor_is_written_to() -> None:
+    typed = Contact(phone="+8613900001111", email="someone@example.cn")
+    ref = customer_ref(typed, None, proof=proof(Channel.web, typed), possible_customer_id="c-1")
+    assert (ref.customer_id, ref.registered, ref.reachable, ref.possible_customer_id) == (None, False, [], "c-1")
+    assert ref.phone == "+8613900001111"  # shown to the agent as what the sender wrote
 
 
 def test_canonical_request_falls_back_to_intake_time() -> None:
@@ -71,7 +80,7 @@ def test_canonical_request_falls_back_to_intake_time() -> None:
     event = canonical_request(
         channel=Channel.sms,
         parsed=ParsedRequest(source_id="SM1", body="我要投诉"),
-        customer=customer_ref(Contact(), None),
+        customer=customer_ref(Contact(), None, proof=proof(Channel.sms, Contact())),
         intake_time=intake_time,
         now=intake_time,
     )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import email
 from datetime import datetime, timedelta, timezone
 from email import policy
@@ -148,3 +149,14 @@ def test_encoded_word_file_name_and_content_type_read_as_before(ctx) -> None:
     # a Content-Type that decodes to no type at all is text/plain, as policy.default reads it; its
     # undeclared 8-bit bytes are kept
     assert r.body == "hello\n\n你好"
+
+
+def test_a_sender_proves_their_address_only_by_a_trusted_servers_dmarc_pass(ctx) -> None:
+    mail = (b"Authentication-Results: mx.kefu.example; dkim=pass header.d=example.cn; dmarc=pass header.from=example.cn\r\n"
+            b"Authentication-Results: forged.example; dmarc=pass header.from=example.cn\r\n"
+            b"From: Zhang Wei <zhang.wei@example.cn>\r\nSubject: hi\r\nMessage-ID: <m1@example.cn>\r\n\r\nhello\r\n")
+    trusted = dataclasses.replace(ctx, mail_authserv_ids=("mx.kefu.example",))
+    assert parse_email(mail, trusted).attested == ["email"]
+    assert parse_email(mail, ctx).attested == []  # no trusted server configured
+    forged_only = mail.split(b"\r\n", 1)[1]  # only the header the sender wrote themselves
+    assert parse_email(forged_only, dataclasses.replace(ctx, mail_authserv_ids=("mx.kefu.example",))).attested == []

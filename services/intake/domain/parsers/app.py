@@ -10,7 +10,7 @@ from ..contacts import normalise_email, normalise_phone
 from ..errors import MissingContent
 from ..model import Contact, ParsedRequest
 from ..text import normalise_whitespace, one_line
-from .common import ParseContext, Payload, hints, load_json_object, parse_time, require_id, validate
+from .common import ParseContext, Payload, attested, hints, load_json_object, parse_time, require_id, validate
 
 WHAT = "app payload"
 MAX_ATTACHMENTS = 20
@@ -18,6 +18,7 @@ MAX_ATTACHMENTS = 20
 
 class AppPayload(Payload):
     event_id: str
+    verified: list[str] = []  # profile contacts the app checked (a code sent to them)
     user_id: str | None = None
     name: str | None = None
     phone: str | None = None
@@ -46,6 +47,7 @@ def parse_app(raw: bytes, ctx: ParseContext) -> ParsedRequest:
             email=normalise_email(p.email),
             app_user_id=one_line(p.user_id, 128),
         ),
+        attested=attested(p.verified),
         body=body,
         hints=hints(p.category, p.urgency),
         attachments=attachments,

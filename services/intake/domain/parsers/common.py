@@ -21,6 +21,11 @@ MAX_ID_LENGTH = 256
 M = TypeVar("M", bound=BaseModel)
 
 
+def attested(verified: list[str]) -> list[str]:
+    """A portal's or app's `verified` list: the contact kinds it checked (phone, email)."""
+    return sorted({v for v in verified if v in ("phone", "email")})
+
+
 class Payload(BaseModel):
     """Base for channel payload models: unknown fields ignored, ids and numbers coerced to text."""
 
@@ -108,6 +113,7 @@ class ParseContext:
     now: datetime
     tz: tzinfo
     region: str = "CN"
+    mail_authserv_ids: tuple[str, ...] = ()  # receiving mail servers whose Authentication-Results count
 
 
 def aware(value: datetime | None, ctx: ParseContext) -> datetime | None:

@@ -21,6 +21,7 @@ from shared.models import Attachment
 
 from ..contacts import normalise_email
 from ..errors import MissingContent, UnparseablePayload
+from ..identity import sender_authenticated
 from ..model import Contact, ParsedRequest
 from ..text import decode_bytes, html_to_text, normalise_whitespace, one_line
 from .common import MAX_ID_LENGTH, ParseContext, aware
@@ -53,6 +54,9 @@ def parse_email(raw: bytes, ctx: ParseContext) -> ParsedRequest:
         source_id=_message_id(msg, raw),
         received_at=_date(msg, ctx),
         contact=Contact(name=name, email=address),
+        attested=["email"] if sender_authenticated(
+            [v for k, v in msg.raw_items() if k.lower() == "authentication-results"][:20],
+            trusted=ctx.mail_authserv_ids, from_domain=address.rpartition("@")[2] if address else None) else [],
         subject=subject,
         body=body,
         attachments=attachments,

@@ -10,7 +10,7 @@ from ..contacts import normalise_email, normalise_phone
 from ..errors import MissingContent
 from ..model import Contact, ParsedRequest
 from ..text import normalise_whitespace, one_line
-from .common import ParseContext, Payload, hints, load_json_object, parse_time, require_id, validate
+from .common import ParseContext, Payload, attested, hints, load_json_object, parse_time, require_id, validate
 
 WHAT = "web payload"
 STAFF = {"agent", "bot", "system", "staff", "operator", "客服"}
@@ -19,6 +19,7 @@ MAX_CHAT_MESSAGES = 500
 
 class WebForm(Payload):
     form_id: str
+    verified: list[str] = []  # contact kinds the portal checked (a login, a code sent)
     name: str | None = None
     email: str | None = None
     phone: str | None = None
@@ -50,6 +51,7 @@ class ChatLine(BaseModel):
 
 class WebChat(Payload):
     session_id: str
+    verified: list[str] = []  # contact kinds the portal checked (a login, a code sent)
     visitor: Visitor = Visitor()
     messages: list[dict[str, Any]] = []
     page_url: str | None = None
@@ -78,6 +80,7 @@ def _form(p: WebForm, ctx: ParseContext) -> ParsedRequest:
             email=normalise_email(p.email),
             phone=normalise_phone(p.phone, ctx.region),
         ),
+        attested=attested(p.verified),
         subject=subject,
         body=body or subject or "",
         hints=hints(p.category, None),
@@ -100,6 +103,7 @@ def _chat(p: WebChat, ctx: ParseContext) -> ParsedRequest:
             email=normalise_email(p.visitor.email),
             phone=normalise_phone(p.visitor.phone, ctx.region),
         ),
+        attested=attested(p.verified),
         body="\n".join(said),
         hints=hints(p.category, None),
         channel_meta={
