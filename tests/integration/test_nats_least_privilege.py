@@ -7,6 +7,7 @@ JetStream call is also checked by its effect (the consumer is still there, the t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -17,11 +18,14 @@ import nats.js.errors
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 
+from services.routing.app import create_app as routing_app
+from services.routing.settings import RoutingSettings
 from shared import subjects as s
-from tests.support.secured import ADAPTERS, PASSWORDS, ROOT, connect, standalone
-from tests.support.services import wait_until
+from tests.support.secured import ADAPTERS, PASSWORDS, ROOT, connect, password, standalone
+from tests.support.services import common_settings, running, wait_until
 
 pytestmark = pytest.mark.integration
+ENTRIES = 20_000
 
 
 @pytest.fixture
@@ -225,3 +229,24 @@ async def test_the_shared_adapter_user_is_gone(server) -> None:
     with pytest.raises(nats.errors.Error):
         await nats.connect(url, user="adapter", password="pw-adapter", allow_reconnect=False,
                            max_reconnect_attempts=0, connect_timeout=2)
+
+
+async def test_routings_queue_mirror_follows_thousands_of_entries_under_its_own_user(server) -> None:
+    """routing's in-memory queues are KV watchers: ordered push consumers with flow control, like
+    metrics' replay, so its user must answer the server's flow-control requests on its buckets.
+    Without the grant the watcher of a 20,000-entry queue stalls and routing never starts."""
+    url, admin = server
+    waiting = await admin.jetstream().key_value(s.BUCKET_WAITING)
+    settings = RoutingSettings(**common_settings(url, nats_user="routing", nats_password=password("routing"),
+                                                 provision=False, config_dir=ROOT / "config"))
+    for first in range(0, ENTRIES, 500):  # a long queue when routing (re)starts: its watcher replays it
+        await asyncio.gather(*(waiting.put(f"req_{i:026d}", json.dumps({
+            "request_id": f"req_{i:026d}", "queue": "business.normal", "department": "business",
+            "priority": "normal", "emergency": False, "received_at": "2026-12-01T09:00:00+08:00",
+            "language": "zh", "skills": ["x" * 40] * 4}).encode()) for i in range(first, first + 500)))
+    async with running(routing_app, settings) as routing, routing.client() as http:
+        async def all_listed() -> bool:
+            listing = await http.get("/v1/queues/business.normal")
+            return len(listing.json()["waiting"]) == ENTRIES
+
+        await wait_until(all_listed, timeout=60, what=f"{ENTRIES} waiting requests in routing's mirror")

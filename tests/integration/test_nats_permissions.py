@@ -7,7 +7,9 @@ import asyncio
 import json
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import nats
 import pytest
@@ -62,7 +64,7 @@ async def test_services_work_with_their_own_users_and_nothing_else(secured_nats:
     admin_url = url.replace("nats://", f"nats://admin:{PASSWORDS['KEFU_NATS_ADMIN_PASSWORD']}@")
     async with running(intake_app, IntakeSettings(**as_user(url, "intake"))), \
             running(routing_app, RoutingSettings(**as_user(url, "routing"))) as routing, \
-            running(feedback_app, FeedbackSettings(**as_user(url, "feedback"))), \
+            running(feedback_app, FeedbackSettings(**as_user(url, "feedback"))) as feedback, \
             running(metrics_app, MetricsSettings(**as_user(url, "metrics"))) as metrics, \
             routing.client() as http, metrics.client() as metrics_http, \
             tap(admin_url, s.STREAM_EVENTS, s.EVENTS_ALL) as events:
@@ -72,6 +74,11 @@ async def test_services_work_with_their_own_users_and_nothing_else(secured_nats:
         resolved = await http.post(f"/v1/requests/{rid}/resolve", json={"resolution": "ok"})
         await events.wait_for(s.SURVEY_SENT, request_id=rid)
         assert resolved.status_code == 200
+        # the monthly sample lists feedback's request views (stream info by subject, no consumer)
+        month = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+        async with feedback.client() as feedback_http:
+            sample = await feedback_http.post("/v1/samples/monthly", params={"month": month})
+        assert sample.status_code == 200 and sample.json()["surveyed"] == 0  # the one resolved was surveyed
         assert (await metrics_http.get("/readyz")).status_code == 200
 
         refused: dict[str, list[str]] = {}
