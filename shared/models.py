@@ -217,7 +217,8 @@ class SurveyEvent(Event):
 
 
 class SurveySent(SurveyEvent):
-    url: str
+    url: str = Field(description="The survey page's address, without the customer's key (`?t=`): the link "
+                     "that answers the survey goes only to the customer, in the invitation on kefu.outbound.<channel>.")
 
 
 class SurveyAnswered(SurveyEvent):
