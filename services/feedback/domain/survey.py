@@ -123,7 +123,7 @@ def survey_page(base_url: str, survey_id: str) -> str:
 
 def survey_url(base_url: str, secret: str, survey_id: str) -> str:
     """The customer's link: the page with its key (`t`). It travels only in the message to the
-    customer (kefu.outbound.<channel>, readable by feedback and that channel's adapter)."""
+    customer (kefu.outbound.<channel>, which only that channel's adapter may read)."""
     return f"{survey_page(base_url, survey_id)}?t={link_token(secret, survey_id)}"
 
 
