@@ -86,12 +86,14 @@ DENIED = [
     ("routing", "kefu.timers.fire.routing.req_x.sla"),
     ("routing", "$JS.API.CONSUMER.DELETE.KEFU_EVENTS.feedback"),
     ("routing", "kefu.intake.sms"),
+    ("routing", "$JS.API.CONSUMER.CREATE.KEFU_OUTBOUND.spy.kefu.outbound.sms"),  # it sends there, never reads
     # feedback likewise
     ("feedback", "$JS.API.STREAM.PURGE.KEFU_TIMERS_ROUTING"),
     ("feedback", "kefu.timers.schedule.routing.req_x.sla"),
     ("feedback", s.REQUEST_RESOLVED),
     ("feedback", s.REQUEST_RECEIVED),
     ("feedback", "$JS.API.CONSUMER.MSG.NEXT.KEFU_EVENTS.routing"),
+    ("feedback", "$JS.API.CONSUMER.CREATE.KEFU_OUTBOUND"),  # survey links: only the channel's adapter reads them
     # intake
     ("intake", s.REQUEST_ASSIGNED),
     ("intake", "kefu.outbound.sms"),
