@@ -8,10 +8,12 @@ stops the services gracefully, then NATS.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devtools.natsserver import nats_server_binary, wait_for_port
+from shared.config import EX_CONFIG
 
 SERVICES = {"intake": 8081, "routing": 8082, "feedback": 8083, "metrics": 8084}
 STOP_GRACE = 30.0
@@ -92,6 +95,8 @@ class Child:
             if self.failures and now - self.started > HEALTHY_AFTER:
                 self.failures = 0
             return
+        if code == EX_CONFIG:
+            raise ConfigFailed(f"{self.name} refused its configuration (above); fix it and start again")
         self.failures += 1
         delay = min(MAX_BACKOFF, 2 ** (self.failures - 1))
         say(f"{self.name} exited with {code}; restarting in {delay:.0f}s (failure {self.failures})")
@@ -112,15 +117,22 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self.stop)
         for child in self.children:
             child.start()
+        failed = False
         while not self.stopping:
             now = time.monotonic()
-            for child in self.children:
-                child.check(now)
+            try:
+                for child in self.children:
+                    child.check(now)
+            except ConfigFailed as exc:
+                say(str(exc))
+                failed = True
+                break
             if self.nats is not None and self.nats.poll() is not None:
                 say("nats-server exited; stopping")
+                failed = True
                 break
             time.sleep(0.2)
-        return self.shutdown()
+        return self.shutdown() or int(failed)
 
     def shutdown(self) -> int:
         say("stopping services")
@@ -145,11 +157,69 @@ class Supervisor:
         return 0
 
 
+class ConfigFailed(Exception):
+    """A service exited on a configuration error: restarting cannot help."""
+
+
+def ports_in_use(ports: dict[str, int]) -> list[str]:
+    """Which of the ports something already listens on (127.0.0.1)."""
+    taken = []
+    for what, port in ports.items():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                taken.append(f"{what} port {port}")
+    return taken
+
+
+def lock(var: Path) -> int | None:
+    """Hold var/run.lock for this process's life (the kernel lets go when it dies, however it
+    dies). None when another `make run` holds it."""
+    fd = os.open(var / "run.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def preflight(var: Path, env: dict[str, str]) -> str | None:
+    """Everything that must hold before anything starts, or what does not: one `make run` per
+    var/ (never two NATS servers on one store), free ports, a valid configuration."""
+    if lock(var) is None:
+        holder = (var / "run.lock").read_text().strip() or "?"
+        return (f"another `make run` (pid {holder}) is using {var}: stop it first, or give this one its own "
+                "KEFU_VAR_DIR and ports")
+    ports = {name: int(env.get(f"KEFU_{name.upper()}_HTTP_PORT", port)) for name, port in SERVICES.items()}
+    if not env.get("KEFU_NATS_URL"):
+        ports = {"nats": int(env.get("KEFU_DEV_NATS_PORT", "4222"))} | ports
+    taken = ports_in_use(ports)
+    if taken:
+        return f"in use by another program: {', '.join(taken)}; stop it, or set KEFU_DEV_NATS_PORT / KEFU_<SERVICE>_HTTP_PORT"
+    from shared.cli import config_problems
+    from shared.settings import KefuSettings
+
+    config_dir = Path(env["KEFU_CONFIG_DIR"]) if env.get("KEFU_CONFIG_DIR") else KefuSettings().config_dir
+    problems = config_problems(config_dir)
+    if problems:
+        return "the configuration has mistakes; nothing was started:\n  " + "\n  ".join(problems)
+    return None
+
+
 def main() -> int:
     var = Path(os.environ.get("KEFU_VAR_DIR", "var")).resolve()
     var.mkdir(parents=True, exist_ok=True)
-    creds = credentials(var)
     env = dict(os.environ)
+    refused = preflight(var, env)
+    if refused:
+        say(refused)
+        return 1
+    creds = credentials(var)
     env.setdefault("KEFU_ADMIN_TOKEN", creds["admin_token"])
     env.setdefault("KEFU_ADAPTER_KEYS", f"dev:{creds['adapter_key']}")
     env.setdefault("KEFU_FEEDBACK_SURVEY_SECRET", secret(var / "survey-secret"))

@@ -2,6 +2,8 @@
 
     kefu run                  NATS (bundled, unless KEFU_NATS_URL is set) and the four services
     kefu provision            create or update the streams and buckets (admin NATS user)
+    kefu config check [DIR]   validate every configuration file (KEFU_CONFIG_DIR by default): one
+                              line per mistake, with file and line; exit 1 if there is any
     kefu intake|routing|feedback|metrics
                               one service, configured by KEFU_* environment variables
 """
@@ -12,6 +14,7 @@ import argparse
 import asyncio
 import importlib
 import sys
+from pathlib import Path
 
 SERVICES = {
     "intake": ("services.intake.app", "services.intake.settings", "IntakeSettings"),
@@ -27,9 +30,32 @@ def parser() -> argparse.ArgumentParser:
     commands = cli.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("run", help="local development: bundled NATS and the four services, in the foreground")
     commands.add_parser("provision", help="create or update kefu's streams and buckets (run with the admin user)")
+    config = commands.add_parser("config", help="the configuration files").add_subparsers(dest="action", required=True)
+    check = config.add_parser("check", help="validate every configuration file; exit 1 on any mistake (for CI)")
+    check.add_argument("dir", nargs="?", help="the configuration directory (default: KEFU_CONFIG_DIR, else kefu's own)")
     for name in SERVICES:
         commands.add_parser(name, help=f"run the {name} service")
     return cli
+
+
+def config_problems(config_dir: Path) -> list[str]:
+    """Every mistake in the configuration every service reads, one line each (`file:line: field:
+    what`); empty when all of it is valid. What `make run` checks before it starts anything."""
+    from services.feedback.domain.rules import FeedbackConfig
+    from services.routing.domain.messages import Templates
+    from services.routing.domain.rules import RoutingConfig
+    from shared.config import ConfigError, load_yaml_model
+
+    problems: list[str] = []
+    checks = (lambda: RoutingConfig.load(config_dir),
+              lambda: load_yaml_model(config_dir / "messages.yaml", Templates),
+              lambda: load_yaml_model(config_dir / "feedback.yaml", FeedbackConfig))
+    for check in checks:
+        try:
+            check()
+        except ConfigError as exc:
+            problems += str(exc).splitlines()
+    return problems
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +64,16 @@ def main(argv: list[str] | None = None) -> int:
         from devtools import run
 
         return run.main()
+    if args.command == "config":
+        from shared.settings import KefuSettings
+
+        directory = Path(args.dir) if args.dir else KefuSettings().config_dir
+        problems = config_problems(directory)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if not problems:
+            print(f"{directory}: configuration valid")
+        return 1 if problems else 0
     if args.command == "provision":
         from devtools import provision
 

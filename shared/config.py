@@ -15,6 +15,19 @@ class ConfigError(Exception):
     """A configuration file is missing or invalid; the message names file, line and field."""
 
 
+EX_CONFIG = 78  # sysexits.h: a service refusing to start on a bad configuration exits with this
+
+
+class At(ValueError):
+    """A check across fields of one file that knows where the mistake is: raise it in a model
+    validator, and the error names the line of `path` (e.g. ("responsibility", "fraud", "lead"))
+    rather than the top of the file."""
+
+    def __init__(self, path: tuple[Any, ...], message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 def load_yaml_model(path: Path, model: type[M]) -> M:
     try:
         text = path.read_text(encoding="utf-8")
@@ -32,11 +45,23 @@ def load_yaml_model(path: Path, model: type[M]) -> M:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            line = _line_of(node, err["loc"])
+            cause = (err.get("ctx") or {}).get("error")
+            at = (*err["loc"], *cause.path) if isinstance(cause, At) else err["loc"]
+            loc = ".".join(str(p) for p in at) or "(top level)"
+            line = _line_of(node, at)
             where = f"{path}:{line}" if line else str(path)
-            lines.append(f"{where}: {loc}: {err['msg']}")
+            message = str(cause) if isinstance(cause, At) else err["msg"]
+            lines.append(f"{where}: {loc}: {message}")
         raise ConfigError("\n".join(lines)) from exc
+
+
+def line_of(path: Path, at: tuple[Any, ...]) -> str:
+    """`file:line` of a value in a YAML file (for checks across files), or just the file."""
+    try:
+        line = _line_of(yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader), at)
+    except (OSError, yaml.YAMLError):
+        line = None
+    return f"{path}:{line}" if line else str(path)
 
 
 def _line_of(node: Any, loc: tuple[Any, ...]) -> int | None:

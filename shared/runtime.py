@@ -13,8 +13,9 @@ import asyncio
 import gc
 import hmac
 import json
-import os
 import logging
+import os
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -62,6 +63,7 @@ from .bus import (
     stream_configs,
     verify,
 )
+from .config import EX_CONFIG, ConfigError
 from .settings import KefuSettings
 
 log = logging.getLogger("kefu.runtime")
@@ -703,4 +705,11 @@ def run_service(settings: KefuSettings, create_app: Callable[[Any], FastAPI]) ->
 
     configure(settings.service_name, settings.log_level)
     check_credentials(settings)
-    serve(create_app(settings), settings)
+    try:
+        app = create_app(settings)
+    except ConfigError as exc:
+        # a configuration mistake does not heal by restarting: say where it is, once, and stop
+        for line in str(exc).splitlines():
+            print(f"kefu {settings.service_name}: configuration error: {line}", file=sys.stderr)
+        raise SystemExit(EX_CONFIG) from None
+    serve(app, settings)

@@ -42,6 +42,18 @@ async def test_make_run_serves_the_request_path_restarts_a_killed_service_and_st
                 return codes == [200] * 4
 
             await wait_until(all_ready, timeout=60, what="four services ready")
+            # a second `make run` on the same var/ is refused before it opens anything: the probe
+            # saw one open the live JetStream store ("could not locate msg block"), then exit 0
+            store = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "var" / "jetstream").rglob("*"))
+            second = subprocess.run([sys.executable, "-m", "devtools.run"], cwd=ROOT, env=env, capture_output=True,
+                                    text=True, timeout=60)
+            elsewhere = subprocess.run([sys.executable, "-m", "devtools.run"], cwd=ROOT, capture_output=True,
+                                       text=True, timeout=60, env=env | {"KEFU_VAR_DIR": str(tmp_path / "var2")})
+            assert second.returncode == 1 and "another `make run` (pid" in second.stdout, second.stdout
+            assert "nats-server" not in second.stdout and "started" not in second.stdout
+            assert elsewhere.returncode == 1 and f"nats port {nats_port}" in elsewhere.stdout, elsewhere.stdout
+            assert not (tmp_path / "var2" / "jetstream").exists()
+            assert store == sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "var" / "jetstream").rglob("*"))
             creds = json.loads((tmp_path / "var" / "dev-credentials.json").read_text())
             assert set(creds) == {"admin_token", "adapter_key"}
             intake = f"http://127.0.0.1:{ports['intake']}"
@@ -123,3 +135,46 @@ async def test_a_killed_supervisor_takes_nats_and_the_services_with_it(tmp_path)
         for pid in alive(children_of(proc.pid)):
             os.kill(pid, signal.SIGKILL)
     assert not alive(children)
+
+
+def test_make_run_refuses_a_configuration_mistake_before_starting_anything(tmp_path) -> None:
+    """The probe: a typo made one service restart for ever with a traceback each time while the
+    others ran (intake accepted requests nothing routed)."""
+    config = tmp_path / "config"
+    config.mkdir()
+    for source in (ROOT / "config").glob("*.yaml"):
+        (config / source.name).write_text(source.read_text())
+    departments = config / "departments.yaml"
+    departments.write_text(departments.read_text().replace("{lead: quality,", "{lead: qualty,", 1))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}
+    env |= {"KEFU_VAR_DIR": str(tmp_path / "var"), "KEFU_CONFIG_DIR": str(config),
+            "KEFU_DEV_NATS_PORT": str(free_port())}
+    env |= {f"KEFU_{name.upper()}_HTTP_PORT": str(free_port()) for name in SERVICES}
+    done = subprocess.run([sys.executable, "-m", "devtools.run"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)
+    typo_line = next(i for i, line in enumerate(departments.read_text().splitlines(), 1) if "qualty" in line)
+    assert done.returncode == 1
+    assert f"{departments}:{typo_line}: responsibility.product_quality.lead: unknown department 'qualty'" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr and "(pid" not in done.stdout  # no process was started
+    assert not (tmp_path / "var" / "jetstream").exists()
+
+
+@pytest.mark.parametrize("service", ["routing", "feedback"])
+def test_a_service_refuses_a_bad_configuration_once_with_its_place_and_exit_78(tmp_path, service: str) -> None:
+    """Outside `make run` (compose, Kubernetes): one clear line, no traceback, EX_CONFIG; a
+    supervisor that restarts it gets the same line again, not 30 lines of traceback."""
+    config = tmp_path / "config"
+    config.mkdir()
+    for source in (ROOT / "config").glob("*.yaml"):
+        (config / source.name).write_text(source.read_text())
+    broken = config / "routing.yaml" if service == "routing" else config / "feedback.yaml"
+    broken.write_text(broken.read_text() + "\nno_such_setting: 1\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")} | {
+        "KEFU_CONFIG_DIR": str(config), "KEFU_ADMIN_TOKEN": "x" * 32, "KEFU_FEEDBACK_SURVEY_SECRET": "y" * 32}
+    done = subprocess.run([sys.executable, "-m", f"services.{service}"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)
+    lines = [line for line in done.stderr.splitlines() if "configuration error" in line]
+    assert done.returncode == 78, done.stderr[-2000:]
+    assert lines == [f"kefu {service}: configuration error: {broken}:{len(broken.read_text().splitlines())}: "
+                     "no_such_setting: Extra inputs are not permitted"]
+    assert "Traceback" not in done.stderr

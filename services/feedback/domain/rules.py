@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.calendar import parse_duration
+from shared.config import At
 from shared.enums import Channel, Language
 
 WORKDAY = timedelta(hours=9)
@@ -51,8 +52,15 @@ class FeedbackConfig(BaseModel):
     def duration(self, text: str, workday: timedelta = WORKDAY) -> timedelta:
         return parse_duration(text, workday)
 
-    def model_post_init(self, _: object) -> None:
-        for text in (self.survey.invite_delay, self.survey.expires_after, self.survey.reminder_after,
-                     self.revisit.after):
-            if text is not None:
-                self.duration(text)
+    @model_validator(mode="after")
+    def _durations(self) -> FeedbackConfig:
+        for path, text in ((("survey", "invite_delay"), self.survey.invite_delay),
+                           (("survey", "expires_after"), self.survey.expires_after),
+                           (("survey", "reminder_after"), self.survey.reminder_after),
+                           (("revisit", "after"), self.revisit.after)):
+            try:
+                if text is not None:
+                    self.duration(text)
+            except ValueError as exc:
+                raise At(path, str(exc)) from None
+        return self

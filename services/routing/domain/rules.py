@@ -9,10 +9,11 @@ import re
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shared.config import load_yaml_model
+from shared.config import At, ConfigError, line_of, load_yaml_model
 from shared.enums import Category
 
 from shared.calendar import parse_duration
@@ -128,12 +129,17 @@ class Departments(BaseModel):
     def _known(self) -> Departments:
         known = set(self.departments)
         for topic, r in self.responsibility.items():
-            unknown = ({r.lead} | set(r.co) | set(self.emergency_co)) - known
-            if unknown:
-                raise ValueError(f"responsibility.{topic} names unknown department(s) {sorted(unknown)}")
+            if r.lead not in known:
+                raise At(("responsibility", topic, "lead"), f"unknown department {r.lead!r} (departments: line 2)")
+            for i, dept in enumerate(r.co):
+                if dept not in known:
+                    raise At(("responsibility", topic, "co", i), f"unknown department {dept!r}")
+        for i, dept in enumerate(self.emergency_co):
+            if dept not in known:
+                raise At(("emergency_co", i), f"unknown department {dept!r}")
         for category, topic in self.default_topic.items():
             if topic not in self.responsibility:
-                raise ValueError(f"default_topic.{category.value} names unknown topic {topic!r}")
+                raise At(("default_topic", category.value), f"unknown topic {topic!r}")
         return self
 
 
@@ -146,6 +152,12 @@ class Tuning(BaseModel):
     dispatch_interval: str = "5s"
     skills_by_topic: dict[str, list[str]] = Field(default_factory=dict)
 
+    @field_validator("offer_timeout", "dispatch_interval")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value, timedelta(hours=8))  # raises with the forms it takes
+        return value
+
 
 class RoutingConfig(BaseModel):
     rules: RuleSet
@@ -153,21 +165,26 @@ class RoutingConfig(BaseModel):
     sla: SlaConfig
     tuning: Tuning
 
-    @model_validator(mode="after")
-    def _topics_have_departments(self) -> RoutingConfig:
-        unknown = {t.topic for t in self.rules.topics} - set(self.departments.responsibility)
-        if unknown:
-            raise ValueError(f"rules.yaml topics without a responsibility in departments.yaml: {sorted(unknown)}")
-        return self
-
     @classmethod
     def load(cls, config_dir: Path) -> RoutingConfig:
-        return cls(
-            rules=load_yaml_model(config_dir / "rules.yaml", RuleSet),
-            departments=load_yaml_model(config_dir / "departments.yaml", Departments),
-            sla=load_yaml_model(config_dir / "sla.yaml", SlaConfig),
-            tuning=load_yaml_model(config_dir / "routing.yaml", Tuning),
-        )
+        """All of routing's files, each validated (ConfigError names file and line), then the
+        checks across them (a topic in rules.yaml needs a responsibility in departments.yaml)."""
+        problems: list[str] = []
+        loaded: dict[str, Any] = {}
+        for name, file, model in (("rules", "rules.yaml", RuleSet), ("departments", "departments.yaml", Departments),
+                                  ("sla", "sla.yaml", SlaConfig), ("tuning", "routing.yaml", Tuning)):
+            try:
+                loaded[name] = load_yaml_model(config_dir / file, model)
+            except ConfigError as exc:
+                problems.append(str(exc))
+        if not problems:
+            for i, topic in enumerate(loaded["rules"].topics):
+                if topic.topic not in loaded["departments"].responsibility:
+                    problems.append(f"{line_of(config_dir / 'rules.yaml', ('topics', i, 'topic'))}: topics.{i}.topic: "
+                                    f"{topic.topic!r} has no responsibility in departments.yaml")
+        if problems:
+            raise ConfigError("\n".join(problems))
+        return cls(**loaded)
 
     def duration(self, text: str) -> timedelta:
         return parse_duration(text, self.sla.workday)

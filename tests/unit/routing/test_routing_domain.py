@@ -172,3 +172,31 @@ def test_unknown_department_in_responsibility_is_refused(tmp_path: Path) -> None
 
     with pytest.raises(ConfigError, match="unknown department"):
         load_yaml_model(tmp_path / "d.yaml", Departments)
+
+
+def test_a_cross_field_mistake_names_the_line_it_is_on_not_the_top_of_the_file(tmp_path: Path) -> None:
+    """The probe: an unknown department on line 6 was reported at line 2."""
+    from services.routing.domain.rules import Departments
+
+    (tmp_path / "d.yaml").write_text("# departments\ndepartments: [a, b]\n\nresponsibility:\n  t: {lead: a}\n"
+                                     "  u: {lead: a, co: [b, c]}\n"
+                                     "default_topic: {inquiry: t, suggestion: t, complaint: t, help: t}\n")
+    with pytest.raises(ConfigError) as info:
+        load_yaml_model(tmp_path / "d.yaml", Departments)
+    assert str(info.value).startswith(f"{tmp_path / 'd.yaml'}:6: responsibility.u.co.1: unknown department 'c'")
+
+
+def test_kefu_config_check_lists_every_mistake_and_fails(tmp_path: Path, capsys) -> None:
+    from shared.cli import main
+
+    for source in CONFIG.glob("*.yaml"):
+        (tmp_path / source.name).write_text(source.read_text())
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(routing.read_text().replace("offer_timeout: 120s", "offer_timeout: 2 minutes"))
+    feedback = tmp_path / "feedback.yaml"
+    feedback.write_text(feedback.read_text().replace("expires_after: 28d", "expires_after: soon"))
+    assert main(["config", "check", str(CONFIG)]) == 0
+    assert main(["config", "check", str(tmp_path)]) == 1
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 2 and errors[0].startswith(f"{routing}:2: offer_timeout:")
+    assert errors[1].startswith(f"{feedback}:5: survey.expires_after:") and "soon" in errors[1]
