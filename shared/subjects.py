@@ -131,10 +131,12 @@ def outbound_subject(channel: Channel | str) -> str:
     return f"{OUTBOUND_PREFIX}.{Channel(channel).value}"
 
 
-def rejected_subject(channel: str) -> str:
-    # an unknown channel name is kept under "unknown" rather than becoming a subject token
+def rejected_subject(channel: str, rejection_id: str | None = None) -> str:
+    """`kefu.rejected.<channel>.<rejection id>`: the id handed out in the 4xx answer finds the
+    payload (last message on `kefu.rejected.*.<id>`). An unknown channel name is kept under
+    "unknown" rather than becoming a subject token."""
     name = channel if channel in Channel.__members__.values() else "unknown"
-    return f"{REJECTED_PREFIX}.{name}"
+    return f"{REJECTED_PREFIX}.{name}" + (f".{rejection_id}" if rejection_id else "")
 
 
 def audit_subject(action: str) -> str:

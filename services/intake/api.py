@@ -69,6 +69,8 @@ class CustomerIn(BaseModel):
         return v
 
 
+REJECTED_REF = Annotated[str, Path(pattern=r"^(rej_[a-z2-7]{26}|[1-9][0-9]{0,18})$",
+                                   examples=["rej_3kzq6x2m5vb7n4c8d9f2g3h4j5", "17"])]
 ERRORS = {code: {"model": RejectionBody} for code in (400, 401, 404, 413, 415, 422)}
 
 
@@ -140,29 +142,31 @@ def build_api(intake: dict[str, Intake]) -> APIRouter:
         )
 
     @api.get(
-        "/v1/rejected/{seq}",
+        "/v1/rejected/{ref}",
         tags=["intake"],
-        summary="A rejected payload's kept raw bytes, with the reason in headers",
+        summary="A rejected payload's kept raw bytes, with the reason in headers. `ref`: the `rejection_id` "
+        "the 4xx answer and the request.rejected event carry (`rej_…`), or the event's `raw.seq`",
         response_class=Response,
         responses={200: {"content": {"application/octet-stream": {}}, "description": "the raw bytes"},
                    404: {"model": ErrorBody}},
     )
-    async def rejected_raw(seq: Annotated[int, Path(ge=1, le=2**63 - 1)], who: Admin, request: Request) -> Response:
-        msg = await _rejected(intake["intake"], seq)
-        await audit(request, who, "rejected.read", str(seq))
+    async def rejected_raw(ref: REJECTED_REF, who: Admin, request: Request) -> Response:
+        msg = await _rejected(intake["intake"], ref)
+        await audit(request, who, "rejected.read", ref)
         headers = {k: v for k, v in (msg.headers or {}).items() if k.startswith("Kefu-")}
         return Response(msg.data or b"", media_type="application/octet-stream", headers=headers)
 
     @api.post(
-        "/v1/rejected/{seq}/replay",
+        "/v1/rejected/{ref}/replay",
         status_code=202,
         tags=["intake"],
         summary="Publish a kept rejected payload to intake again (after fixing a parser or config)",
         responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
     )
-    async def replay(seq: Annotated[int, Path(ge=1, le=2**63 - 1)], _: Admin) -> dict[str, str]:
+    async def replay(ref: REJECTED_REF, _: Admin) -> dict[str, str]:
         service = intake["intake"]
-        msg = await _rejected(service, seq)
+        msg = await _rejected(service, ref)
+        seq = msg.seq
         channel = (msg.headers or {}).get("Kefu-Channel", "")
         if channel not in Channel.__members__:
             raise ApiError(409, "unknown_channel", f"payload was sent to unknown channel {channel!r}")
@@ -269,8 +273,11 @@ async def _read_limited(request: Request, limit: int) -> tuple[bytes, bool, int]
     return b"".join(chunks), False, size
 
 
-async def _rejected(service: Intake, seq: int):  # -> nats RawStreamMsg
+async def _rejected(service: Intake, ref: str):  # -> nats RawStreamMsg
+    """By rejection id (the last payload kept under it) or by stream sequence."""
     try:
-        return await service.publisher.js.get_msg(s.STREAM_REJECTED, seq)
+        if ref.startswith("rej_"):
+            return await service.publisher.js.get_last_msg(s.STREAM_REJECTED, f"{s.REJECTED_PREFIX}.*.{ref}")
+        return await service.publisher.js.get_msg(s.STREAM_REJECTED, int(ref))
     except nats.js.errors.NotFoundError:
-        raise ApiError(404, "not_found", f"no rejected payload {seq}") from None
+        raise ApiError(404, "not_found", f"no rejected payload {ref}") from None

@@ -167,7 +167,7 @@ class Intake:
         size = max(received_size or 0, len(raw))
         safe_channel = "".join(c for c in channel_name[:40] if c.isprintable())
         ack = await self.publisher.raw(
-            s.rejected_subject(channel_name),
+            s.rejected_subject(channel_name, rejection_id),
             kept,
             msg_id=f"raw:{rejection_id}",
             stream=s.STREAM_REJECTED,

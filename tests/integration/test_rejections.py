@@ -66,9 +66,12 @@ async def test_bad_http_payloads_get_4xx_with_a_json_reason_and_a_rejected_event
         resp = await http.post(f"/v1/intake/{channel}", content=body, headers={"Content-Type": content_type})
         rejected = (await events.wait_for(s.REQUEST_REJECTED))[0]
         healthy = await http.get("/readyz")
+        async with intake.client() as admin:  # the id handed out finds the kept payload
+            kept = await admin.get(f"/v1/rejected/{resp.json()['rejection_id']}")
     assert resp.status_code == status
     assert resp.json()["error"] == reason and resp.json()["detail"]
     assert resp.json()["rejection_id"] == rejected["rejection_id"]
+    assert kept.status_code == 200 and kept.headers["kefu-rejection-id"] == rejected["rejection_id"]
     assert rejected["reason"] == reason and rejected["via"] == "http" and rejected["raw"]["seq"] >= 1
     assert rejected["raw"]["kept_bytes"] <= len(body)
     assert healthy.status_code == 200
@@ -86,12 +89,15 @@ async def test_a_kept_payload_can_be_replayed_into_intake(start, events, js) -> 
     async with start["intake"]() as intake, intake.client() as admin:
         await js.publish("kefu.intake.app", b'{"event_id": "e-9"}')  # no text: missing content
         rejected = (await events.wait_for(s.REQUEST_REJECTED))[0]
-        replay = await admin.post(f"/v1/rejected/{rejected['raw']['seq']}/replay")
+        replay = await admin.post(f"/v1/rejected/{rejected['rejection_id']}/replay")
         missing = await admin.post("/v1/rejected/999/replay")
+        unknown = await admin.get(f"/v1/rejected/rej_{'a' * 26}")
+        malformed = await admin.get("/v1/rejected/rej_x")
     assert replay.status_code == 202 and replay.json() == {"status": "replayed", "channel": "app"}
     last = await js.get_last_msg(s.STREAM_INTAKE, "kefu.intake.app")
     assert last.data == b'{"event_id": "e-9"}' and last.headers["Kefu-Replay-Of"] == str(rejected["raw"]["seq"])
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    assert unknown.status_code == 404 and malformed.status_code == 422
 
 
 @pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])

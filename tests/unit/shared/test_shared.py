@@ -60,6 +60,7 @@ def test_settings_common_and_service_specific_env(monkeypatch: pytest.MonkeyPatc
 def test_rejected_subject_of_unknown_channel() -> None:
     assert s.rejected_subject("fax") == "kefu.rejected.unknown"
     assert s.rejected_subject("sms") == "kefu.rejected.sms"
+    assert s.rejected_subject("sms", "rej_x") == "kefu.rejected.sms.rej_x"
 
 
 def test_events_serialise_times_with_offsets_and_a_schema_version() -> None:
