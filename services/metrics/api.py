@@ -152,7 +152,7 @@ def build_api(runtime: Runtime, *, departments: tuple[str, ...], tz: ZoneInfo, l
                            headers={"Retry-After": "5"}) from None
 
     async def respond(period: str, start: datetime, end: datetime, fmt: str) -> Response:
-        data = report(await projection_for(start, end), period=period, start=start, end=end)
+        data = report(await projection_for(start, end), period=period, start=start, end=end, now=datetime.now(UTC))
         if fmt == "csv":
             return Response(to_csv(data), media_type="text/csv; charset=utf-8",
                             headers={"Content-Disposition": f'attachment; filename="kefu-{period}.csv"'})

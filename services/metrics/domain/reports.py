@@ -49,7 +49,8 @@ def _avg(values: list[float]) -> float | None:
     return round(mean(values), 1) if values else None
 
 
-def _row(department: str, facts: list[Facts], p: Projection, start: datetime, end: datetime) -> dict[str, Any]:
+def _row(department: str, facts: list[Facts], p: Projection, start: datetime, end: datetime,
+         now: datetime) -> dict[str, Any]:
     received = [f for f in facts if _in(f.received_at, start, end)]
     accepted = [f for f in facts if _in(f.accepted_at, start, end)]
     resolved = [f for f in facts if _in(f.resolved_at, start, end)]
@@ -57,7 +58,9 @@ def _row(department: str, facts: list[Facts], p: Projection, start: datetime, en
     complaints = [f for f in received if f.category == "complaint"]
     rids = {id(f) for f in facts}
     by_request = {rid: f for rid, f in p.facts.items() if id(f) in rids}
-    due = [fid for fid, d in p.followup_due.items() if _in(d, start, end) and p.followup_request.get(fid) in by_request]
+    # revisits due in the period by now (or done already): one due later this month is not missed yet
+    due = [fid for fid, d in p.followup_due.items() if _in(d, start, end) and p.followup_request.get(fid) in by_request
+           and (d <= now or fid in p.followup_done)]
     row = {
         "department": department,
         "received": len(received),
@@ -86,11 +89,14 @@ def _row(department: str, facts: list[Facts], p: Projection, start: datetime, en
     return row
 
 
-def report(p: Projection, *, period: str, start: datetime, end: datetime, top: int = 5) -> dict[str, Any]:
+def report(p: Projection, *, period: str, start: datetime, end: datetime, now: datetime | None = None,
+           top: int = 5) -> dict[str, Any]:
+    """`now`: when the report is made (revisits not due yet are left out); the period's end when absent."""
+    now = now or end
     by_department: dict[str, list[Facts]] = {d: [] for d in p.departments}
     for f in p.facts.values():
         by_department.setdefault(f.department, []).append(f)
-    rows = [_row(d, facts, p, start, end) for d, facts in by_department.items()]
+    rows = [_row(d, facts, p, start, end, now) for d, facts in by_department.items()]
     rows.sort(key=lambda r: (r["score"] is None, -(r["score"] or 0), r["department"]))
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank if row["score"] is not None else None
@@ -102,7 +108,7 @@ def report(p: Projection, *, period: str, start: datetime, end: datetime, top: i
         "from": start.isoformat(),
         "to": end.isoformat(),
         "departments": rows,
-        "total": _row("all", everything, p, start, end) | {"rank": None},
+        "total": _row("all", everything, p, start, end, now) | {"rank": None},
         "top_complaint_topics": [{"topic": t, "complaints": n} for t, n in topics.most_common(top)],
     }
 

@@ -7,6 +7,7 @@ import pytest
 
 from services.metrics.domain.indicators import Histogram, Projection, Rolling
 from services.metrics.domain.reports import drilldown, month_bounds, report, to_csv, week_bounds
+from shared import subjects as s
 from tests.support import scripted
 
 DEPARTMENTS = ("customer_service", "quality", "production", "after_sales", "business", "hr", "coordination")
@@ -130,6 +131,25 @@ def test_weekly_report_matches_hand_computed_figures() -> None:
     assert (business["revisits_due"], business["revisit_completion"]) == (1, 1.0)  # due Thursday, done
     csv_text = to_csv(data)
     assert csv_text.splitlines()[0].startswith("rank,department,score") and len(csv_text.splitlines()) == 9
+
+
+def test_a_revisit_not_due_yet_is_not_counted_as_missed() -> None:
+    """The probe: revisits due on the 9th read on the 4th gave revisit_completion 0.0."""
+    p = Projection(departments=("business",), keep_all=True)
+    for subject, event in (
+        (s.REQUEST_ASSIGNED, {"occurred_at": "2026-12-01T02:00:00+00:00", "request_id": "r1", "channel": "sms",
+                              "category": "inquiry", "priority": "normal", "department": "business"}),
+        (s.FOLLOWUP_SCHEDULED, {"occurred_at": "2026-12-01T03:00:00+00:00", "followup_id": "fu1", "request_id": "r1",
+                                "due": "2026-12-09T01:00:00+00:00"}),
+    ):
+        p.apply(subject, event)
+    start, end = datetime(2026, 12, 1, tzinfo=SH), datetime(2027, 1, 1, tzinfo=SH)
+    on_the_4th = report(p, period="2026-12", start=start, end=end, now=datetime(2026, 12, 4, tzinfo=SH))
+    on_the_10th = report(p, period="2026-12", start=start, end=end, now=datetime(2026, 12, 10, tzinfo=SH))
+    row_4th = {r["department"]: r for r in on_the_4th["departments"]}["business"]
+    row_10th = {r["department"]: r for r in on_the_10th["departments"]}["business"]
+    assert (row_4th["revisits_due"], row_4th["revisit_completion"]) == (0, None)  # not due yet: not missed
+    assert (row_10th["revisits_due"], row_10th["revisit_completion"]) == (1, 0.0)  # due and not done: missed
 
 
 def test_a_week_without_events_has_no_figures() -> None:
