@@ -17,8 +17,14 @@ from .enums import Category, Channel, Language, Priority, Tier
 
 SCHEMA_VERSION = 1
 
-# Always serialised with an explicit offset ("+08:00", "+00:00"), never naive.
-Timestamp = Annotated[AwareDatetime, PlainSerializer(lambda d: d.isoformat(), return_type=str)]
+def instant(d: datetime) -> str:
+    """kefu's one convention for an instant it writes (events, API answers, records): ISO 8601 in
+    UTC with an explicit `+00:00`, whatever offset it was computed or received in. Local times are
+    for people: the messages to customers and the console show them in the calendar's time zone."""
+    return d.astimezone(UTC).isoformat()
+
+
+Timestamp = Annotated[AwareDatetime, PlainSerializer(instant, return_type=str)]
 
 
 def utcnow() -> datetime:

@@ -13,13 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared import auth
 from shared.auth import SUBJECT_PATTERN, Principal, Role
-from shared.enums import Priority
 from shared.bus import together
+from shared.enums import Priority
+from shared.models import instant
 from shared.runtime import Admin, ApiError, ErrorBody, Staff, audit, revoke, staff_key
 
 from .domain import lifecycle as lc
 from .domain.dispatch import Agent, AgentProfile, TransferRefused, service_order, transfer_target
-from .domain.record import RequestRecord
+from .domain.record import RequestRecord, RequestSummary
 from .service import NotFound, Routing, Transition
 from .store import Conflict
 
@@ -131,7 +132,7 @@ def build_api(holder: dict[str, Routing]) -> APIRouter:
                 return r
         raise ApiError(404, "not_found", f"no request {request_id}")
 
-    async def change(request_id: str, who: Principal, transition: Transition) -> dict[str, Any]:
+    async def change(request_id: str, who: Principal, transition: Transition) -> RequestSummary:
         await record_for(request_id, who, act=True)
         try:
             record = await routing().apply(request_id, transition)
@@ -142,7 +143,7 @@ def build_api(holder: dict[str, Routing]) -> APIRouter:
         except Conflict:
             raise ApiError(409, "conflict", "the request changed concurrently; retry") from None
         await routing().dispatch()
-        return record.public()
+        return record.summary()
 
     @api.get("/v1/requests/{request_id}", tags=["requests"], responses=ERRORS,
              summary="A request's state, assignment, SLA deadlines and full history (who, when, what, why). "
@@ -153,8 +154,9 @@ def build_api(holder: dict[str, Routing]) -> APIRouter:
         return record.public()
 
     @api.post("/v1/requests/{request_id}/accept", tags=["requests"], responses=ERRORS,
+              response_model=RequestSummary,
               summary="An agent accepts the request (first response); also resumes a pending one")
-    async def accept(request_id: REQUEST_ID, body: Accept, who: Staff) -> dict[str, Any]:
+    async def accept(request_id: REQUEST_ID, body: Accept, who: Staff) -> RequestSummary:
         with refusals():
             agent_id = auth.accepting_agent(who, body.agent_id)
         agent = await _known_agent(agent_id)
@@ -163,19 +165,22 @@ def build_api(holder: dict[str, Routing]) -> APIRouter:
         return await change(request_id, who, lambda r, c: lc.accept(r, c, agent_id=agent_id))
 
     @api.post("/v1/requests/{request_id}/note", tags=["requests"], responses=ERRORS,
+              response_model=RequestSummary,
               summary="Add a note; with to_customer it is a progress update sent through the customer's channel")
-    async def note(request_id: REQUEST_ID, body: Note, who: Staff) -> dict[str, Any]:
+    async def note(request_id: REQUEST_ID, body: Note, who: Staff) -> RequestSummary:
         return await change(request_id, who, lambda r, c: lc.note(r, c, actor=who.subject, text=body.text,
                                                                   to_customer=body.to_customer))
 
     @api.post("/v1/requests/{request_id}/pending", tags=["requests"], responses=ERRORS,
+              response_model=RequestSummary,
               summary="Wait on the customer: SLA clocks pause until the customer writes again")
-    async def pending(request_id: REQUEST_ID, body: Pending, who: Staff) -> dict[str, Any]:
+    async def pending(request_id: REQUEST_ID, body: Pending, who: Staff) -> RequestSummary:
         return await change(request_id, who, lambda r, c: lc.set_pending(r, c, actor=who.subject, reason=body.reason))
 
     @api.post("/v1/requests/{request_id}/transfer", tags=["requests"], responses=ERRORS,
+              response_model=RequestSummary,
               summary="Move to another department, queue or agent, with a reason")
-    async def transfer(request_id: REQUEST_ID, body: Transfer, who: Staff) -> dict[str, Any]:
+    async def transfer(request_id: REQUEST_ID, body: Transfer, who: Staff) -> RequestSummary:
         record = await record_for(request_id, who, act=True)
         agent = await _known_agent(body.to_agent) if body.to_agent else None
         if agent is not None and not auth.may_assign_to(who, agent_department=agent.department):
@@ -193,18 +198,22 @@ def build_api(holder: dict[str, Routing]) -> APIRouter:
             r, c, actor=who.subject, reason=body.reason, department=moved, queue=queue, agent_id=body.to_agent))
 
     @api.post("/v1/requests/{request_id}/escalate", tags=["requests"], responses=ERRORS,
+              response_model=RequestSummary,
               summary="Escalate to the department's supervisors")
-    async def escalate(request_id: REQUEST_ID, body: Escalate, who: Staff) -> dict[str, Any]:
+    async def escalate(request_id: REQUEST_ID, body: Escalate, who: Staff) -> RequestSummary:
         return await change(request_id, who, lambda r, c: lc.escalate(r, c, actor=who.subject, reason=body.reason))
 
     @api.post("/v1/requests/{request_id}/resolve", tags=["requests"], responses=ERRORS,
+              response_model=RequestSummary,
               summary="Resolve with the resolution, and whether it was solved at first contact")
-    async def resolve(request_id: REQUEST_ID, body: Resolve, who: Staff) -> dict[str, Any]:
+    async def resolve(request_id: REQUEST_ID, body: Resolve, who: Staff) -> RequestSummary:
         return await change(request_id, who, lambda r, c: lc.resolve(
             r, c, actor=who.subject, resolution=body.resolution, first_contact=body.first_contact))
 
-    @api.post("/v1/requests/{request_id}/close", tags=["requests"], responses=ERRORS, summary="Close")
-    async def close(request_id: REQUEST_ID, body: Close, who: Staff) -> dict[str, Any]:
+    @api.post("/v1/requests/{request_id}/close", tags=["requests"], responses=ERRORS,
+              response_model=RequestSummary,
+              summary="Close")
+    async def close(request_id: REQUEST_ID, body: Close, who: Staff) -> RequestSummary:
         return await change(request_id, who, lambda r, c: lc.close(r, c, actor=who.subject, reason=body.reason))
 
     @api.get("/v1/queues/{queue}", tags=["queues"], responses=ERRORS,
@@ -232,7 +241,7 @@ def build_api(holder: dict[str, Routing]) -> APIRouter:
             "queue": queue,
             "waiting": [
                 {"position": i, "request_id": w.request_id, "priority": w.priority.value, "emergency": w.emergency,
-                 "received_at": w.received_at.isoformat()}
+                 "received_at": instant(w.received_at)}
                 for i, w in enumerate(service_order(waiting), 1)
             ],
             "assigned": sorted(held, key=lambda h: h["request_id"]),

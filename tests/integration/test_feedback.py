@@ -200,6 +200,8 @@ async def test_revisit_is_due_three_working_days_later_and_its_outcome_is_record
     expected = hours.clock().add(datetime.fromisoformat(resolved["occurred_at"]),
                                  parse_duration("3wd", hours.workday))
     assert datetime.fromisoformat(scheduled["due"]) == expected
+    # one convention (docs/operations.md#time): computed on the local calendar, written in UTC
+    assert scheduled["due"].endswith("+00:00") and done.json()["due"].endswith("+00:00")
     assert done.status_code == again.status_code == 200 and other.status_code == 409 and missing.status_code == 404
     assert completed["outcome"] == "recurred" and reopened["reason"].startswith("problem recurred")
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
+import re
 import shutil
-from datetime import datetime
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 from pathlib import Path
 
 import httpx
@@ -47,6 +50,14 @@ def services(nats_url: str, config_dir: Path):
         return running(routing_app, RoutingSettings(**common_settings(nats_url, config_dir=config_dir)))
 
     return intake, routing
+
+
+def strings_in(value) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in strings_in(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in strings_in(v)]
+    return [value] if isinstance(value, str) else []
 
 
 async def put_agent(http, agent_id: str, **fields) -> dict:
@@ -238,6 +249,10 @@ async def test_lifecycle_api_with_pending_resumed_by_the_customers_reply(nats_se
     assert bad_id.status_code == 422
     assert [h["action"] for h in record["history"]] == [
         "received", "assigned", "offered", "accepted", "note", "pending", "resumed", "resolved", "closed"]
+    # one convention for instants (docs/operations.md#time): SLA deadlines computed on the local
+    # calendar came back as +08:00 beside +00:00 history times
+    instants = [v for v in strings_in(record) if re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+[+-]\d\d:\d\d", v)]
+    assert len(instants) > 10 and all(v.endswith("+00:00") for v in instants), instants
     assert record["history"][4]["actor"] == "a1" and record["history"][4]["detail"]["to_customer"] is True
     assert rid not in agent["active"]  # (the reply itself is a new request, which a1 may hold)
     resolved_event = events.of(s.REQUEST_RESOLVED, request_id=rid)[0]
@@ -282,3 +297,20 @@ async def test_a_queue_listing_reads_only_the_requests_held_in_that_queue(nats_s
         own, reads_own = await reads_for("/v1/queues/business.normal")
     assert other["assigned"] == [] and reads_other == 0
     assert len(own["assigned"]) == 8 and reads_own == 8  # the 8 held requests only, no agent records
+
+
+async def test_every_instant_comes_back_in_utc_whatever_offset_the_channel_used(nats_server, make_config, js) -> None:
+    """The probe: due times came back as +08:00 beside +00:00 (a call stamped in local time)."""
+    intake, routing = services(nats_server.url, make_config())
+    local = datetime.now(ZoneInfo("Asia/Shanghai")).replace(microsecond=0)
+    call = {"call_id": "C-utc", "caller": "13900001111", "called": "95555", "started_at": local.isoformat(),
+            "transcript": "请问会员积分怎么查询"}
+    async with intake(), routing() as r, r.client() as http, \
+            tap(nats_server.url, s.STREAM_EVENTS, s.EVENTS_ALL) as events:
+        await js.publish("kefu.intake.phone", json.dumps(call, ensure_ascii=False).encode())
+        rid = (await events.wait_for(s.REQUEST_ASSIGNED))[0]["request_id"]
+        record = (await http.get(f"/v1/requests/{rid}")).json()
+    instants = [v for v in strings_in(record) + strings_in([e for _, e in events.messages])
+                if re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+[+-]\d\d:\d\d", v)]
+    assert record["request"]["received_at"] == local.astimezone(UTC).isoformat()
+    assert len(instants) > 5 and all(v.endswith("+00:00") for v in instants), instants

@@ -11,6 +11,8 @@ from statistics import mean
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from shared.models import instant
+
 from .indicators import Facts, Projection
 
 COLUMNS = [
@@ -105,8 +107,8 @@ def report(p: Projection, *, period: str, start: datetime, end: datetime, now: d
     everything = [f for facts in by_department.values() for f in facts]
     return {
         "period": period,
-        "from": start.isoformat(),
-        "to": end.isoformat(),
+        "from": instant(start),  # the period's local bounds, as instants (docs/operations.md#time)
+        "to": instant(end),
         "departments": rows,
         "total": _row("all", everything, p, start, end, now) | {"rank": None},
         "top_complaint_topics": [{"topic": t, "complaints": n} for t, n in topics.most_common(top)],

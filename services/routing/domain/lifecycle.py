@@ -31,6 +31,7 @@ from shared.models import (
     RequestTransferred,
     SlaBreached,
     SlaWarning,
+    instant,
 )
 
 from .messages import Templates, notice, progress, receipt, supervisor_alert
@@ -363,7 +364,7 @@ def sla_timer(record: RequestRecord, ctx: Context, *, deadline: DeadlineName, ki
         events.append((s.outbound_subject(record.request.channel),
                        notice(request=record.request, templates=ctx.templates, expected=expected, at=ctx.now)))
     return _change(
-        record, ctx, actor="system", action=f"sla_{kind}", detail={"sla": deadline, "due": d.due.isoformat()},
+        record, ctx, actor="system", action=f"sla_{kind}", detail={"sla": deadline, "due": instant(d.due)},
         events=events, sla=mark(record.sla, deadline, warned=kind == "warning", breached=kind == "breach"),
     )
 

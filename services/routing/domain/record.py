@@ -25,6 +25,26 @@ class HistoryEntry(BaseModel):
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
+class LastChange(BaseModel):
+    at: Timestamp
+    actor: str
+    action: str
+
+
+class RequestSummary(BaseModel):
+    """A change's answer: the request's state and assignment, no personal data."""
+
+    request_id: str
+    state: State
+    department: str
+    queue: str
+    priority: Priority
+    agent_id: str | None
+    escalation_level: int
+    sla: SlaState
+    last: LastChange | None = Field(description="The change just made (or the last one, for a retried call).")
+
+
 class RequestRecord(BaseModel):
     request: RequestReceived
     assignment: RequestAssigned
@@ -54,6 +74,15 @@ class RequestRecord(BaseModel):
     @property
     def held_by(self) -> str | None:
         return self.agent_id if self.state in HELD_STATES else None
+
+    def summary(self) -> RequestSummary:
+        """What a change answers (accept, resolve, transfer ...): where the request stands, without
+        the customer or what they wrote. Reading those is `GET /v1/requests/{id}`, which is audited."""
+        last = self.history[-1] if self.history else None
+        return RequestSummary(
+            request_id=self.request_id, state=self.state, department=self.department, queue=self.queue,
+            priority=self.priority, agent_id=self.agent_id, escalation_level=self.escalation_level, sla=self.sla,
+            last=LastChange(at=last.at, actor=last.actor, action=last.action) if last else None)
 
     def public(self) -> dict[str, Any]:
         """What `GET /v1/requests/{id}` shows (no outbox internals)."""

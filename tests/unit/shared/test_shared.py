@@ -63,13 +63,14 @@ def test_rejected_subject_of_unknown_channel() -> None:
     assert s.rejected_subject("sms", "rej_x") == "kefu.rejected.sms.rej_x"
 
 
-def test_events_serialise_times_with_offsets_and_a_schema_version() -> None:
+def test_events_serialise_every_instant_in_utc_and_a_schema_version() -> None:
+    """One convention (docs/operations.md#time): a received +08:00 time comes back as the same instant in UTC."""
     event = RequestReceived.model_validate({
         "request_id": "req_x", "channel": "sms", "source_id": "1", "received_at": "2026-11-24T10:00:00+08:00",
         "customer": {}, "body": "hi", "language": "en", "future_field": 1,
     })
     data = event.model_dump(mode="json")
-    assert data["schema_version"] == 1 and data["received_at"] == "2026-11-24T10:00:00+08:00"
+    assert data["schema_version"] == 1 and data["received_at"] == "2026-11-24T02:00:00+00:00"
     assert data["occurred_at"].endswith("+00:00") and data["future_field"] == 1
 
 
