@@ -58,3 +58,18 @@ def test_emergency_precision(results) -> None:
 
 def test_emergencies_are_urgent(results) -> None:
     assert all(j.priority.value == "urgent" for _, j in results if j.emergency)
+
+
+HELDOUT_BILLING = Path(__file__).parents[2] / "data" / "heldout_billing_zh.jsonl"
+
+
+def test_billing_errors_written_in_chinese_are_complaints_with_money_at_stake() -> None:
+    """Held out: the set was written before the billing rules and is not tuned on. The probe:
+    "账单多扣了500元" was a normal inquiry while "charged 500 yuan too much" was an important complaint."""
+    rules = RoutingConfig.load(CONFIG).rules
+    rows = [json.loads(line) for line in HELDOUT_BILLING.read_text(encoding="utf-8").splitlines() if line.strip()]
+    judged = [(r, judge(text=r["text"], hints=Hints(), tier=Tier.standard, rules=rules)) for r in rows]
+    wrong = [(r["id"], r["text"], j.category.value, j.priority.value) for r, j in judged
+             if (j.category.value, j.priority.value) != (r["category"], r["priority"])]
+    print(f"\nheld-out billing: {len(rows) - len(wrong)}/{len(rows)}")
+    assert len(rows) >= 15 and len(wrong) / len(rows) <= 0.1, wrong
