@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
@@ -21,6 +21,7 @@ from .domain.canonical import CustomerRecord, request_id_for
 from .domain.contacts import mask_id_numbers, normalise_email, normalise_phone
 from .domain.errors import NotARequest, PayloadTooLarge, Rejection
 from .domain.parsers import channel_of, check_media_type, parse
+from .domain.schemas import payload_schemas
 from .domain.webhooks import BadSignature, may_submit
 from .domain.webhooks import verify as verify_signature
 from .pipeline import Intake
@@ -69,6 +70,19 @@ class CustomerIn(BaseModel):
         return v
 
 
+def _payload_bodies() -> dict[str, Any]:
+    """The request body of POST /v1/intake/{channel}: each channel's payload, by media type."""
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for channel, spec in payload_schemas().items():
+        by_type.setdefault(spec["media_type"], []).append(spec["schema"] | {"title": f"{channel.value}: "
+                                                                           f"{spec['schema']['title']}"})
+    return {"required": True, "description": "The payload exactly as the channel delivers it; the path's `channel` "
+            "says which of these it is (docs/api/intake-payloads.json, docs/channels.md).",
+            "content": {media: {"schema": schemas[0] if len(schemas) == 1 else {"oneOf": schemas}}
+                        for media, schemas in by_type.items()}}
+
+
+PAYLOADS = _payload_bodies()
 REJECTED_REF = Annotated[str, Path(pattern=r"^(rej_[a-z2-7]{26}|[1-9][0-9]{0,18})$",
                                    examples=["rej_3kzq6x2m5vb7n4c8d9f2g3h4j5", "17"])]
 ERRORS = {code: {"model": RejectionBody} for code in (400, 401, 404, 413, 415, 422)}
@@ -87,7 +101,7 @@ def build_api(intake: dict[str, Intake]) -> APIRouter:
         tags=["intake"],
         summary="Submit a payload exactly as the channel delivers it",
         # an adapter key, or a webhook signature over timestamp and raw body
-        openapi_extra={"security": [{"HTTPBearer": []}, {"KefuSignature": []}]},
+        openapi_extra={"security": [{"HTTPBearer": []}, {"KefuSignature": []}], "requestBody": PAYLOADS},
     )
     async def submit(channel: str, request: Request) -> Response:
         service = intake["intake"]

@@ -41,3 +41,28 @@ def test_documents_declare_servers_licence_security_and_only_defined_nats_bindin
         doc = json.loads(path.read_text())
         assert doc["servers"] and doc["info"]["license"]["identifier"] == "Apache-2.0", path.name
         assert all("security" in op for ops in doc["paths"].values() for op in ops.values()), path.name
+
+
+def test_each_channels_published_payload_schema_accepts_what_its_adapters_send() -> None:
+    """docs/api/intake-payloads.json, checked with an independent validator (jsonschema) against
+    the sample payloads of each JSON channel, and named in intake's OpenAPI request body."""
+    import json
+
+    import jsonschema
+
+    from devtools.payloads import payload
+    from shared.enums import Channel
+
+    published = json.loads((ROOT / "docs" / "api" / "intake-payloads.json").read_text())["channels"]
+    assert set(published) == {c.value for c in Channel}
+    for channel in (Channel.phone, Channel.web, Channel.app, Channel.walkin):
+        spec = published[channel.value]
+        assert spec["media_type"] == "application/json"
+        jsonschema.validate(json.loads(payload(channel, "S-1")), spec["schema"])
+    with __import__("pytest").raises(jsonschema.ValidationError):
+        jsonschema.validate({"text": "no event_id"}, published["app"]["schema"])
+    body = json.loads((ROOT / "docs" / "api" / "openapi-intake.json").read_text())[
+        "paths"]["/v1/intake/{channel}"]["post"]["requestBody"]["content"]
+    assert set(body) == {"application/json", "application/x-www-form-urlencoded", "message/rfc822", "text/xml"}
+    titles = {s["title"].split(":")[0] for s in body["application/json"]["schema"]["oneOf"]}
+    assert titles == {"phone", "web", "app", "walkin"}

@@ -177,3 +177,16 @@ def test_timestamps_far_in_the_past_are_not_trusted(ctx) -> None:
     r = parse_phone(j({"call_id": "c", "started_at": "1970-01-01T00:00:00Z", "transcript": "x"}), ctx)
     assert r.received_at is None
     assert datetime(2026, 1, 1, tzinfo=UTC) < ctx.now
+
+
+@pytest.mark.parametrize("payload", [
+    {"ticket_no": "T2", "phone": "139 0000 1111", "name": "赵女士", "summary": "咨询积分"},  # flat
+    {"ticket_no": "T2", "customer_phone": "13900001111", "customer_name": "赵女士", "summary": "咨询积分"},
+    {"ticket_no": "T2", "customer": {"mobile": "13900001111", "name": "赵女士"}, "summary": "咨询积分"},
+    {"ticket_no": "T2", "customer": {"name": "赵女士"}, "tel": "13900001111", "summary": "咨询积分"},
+])
+def test_walkin_finds_the_customer_where_front_desk_systems_put_it(ctx, payload: dict) -> None:
+    """The probe: a walk-in with the phone at the top level was accepted with no customer, and its
+    receipt went to {}. The common variants are mapped to the contract's `customer` (docs/channels.md)."""
+    r = parse_walkin(j(payload), ctx)
+    assert (r.contact.phone, r.contact.name) == ("+8613900001111", "赵女士")

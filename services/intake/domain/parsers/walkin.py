@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..contacts import mask_id_number, normalise_phone
 from ..errors import MissingContent
 from ..model import Contact, ParsedRequest
@@ -28,8 +30,29 @@ class WalkinPayload(Payload):
     created_at: str | None = None
 
 
+# where front-desk systems put the customer's fields when they do not nest them under `customer`
+# (the contract's place), and what they call the phone: mapped, so the customer is never lost
+VARIANTS = {"phone": ("phone", "mobile", "tel", "customer_phone"), "name": ("name", "customer_name"),
+            "id_number": ("id_number", "customer_id_number")}
+
+
+def _customer(data: dict[str, Any]) -> dict[str, Any]:
+    """`customer` with each field taken from its contract place, else from a common variant: a
+    phone under `customer.mobile`/`customer.tel`, or any of them at the top level."""
+    nested = data.get("customer") if isinstance(data.get("customer"), dict) else {}
+    customer = dict(nested)
+    for field, names in VARIANTS.items():
+        if customer.get(field) in (None, ""):
+            found = next((source[n] for source in (nested, data) for n in names if source.get(n) not in (None, "")),
+                         None)
+            if found is not None:
+                customer[field] = found
+    return customer
+
+
 def parse_walkin(raw: bytes, ctx: ParseContext) -> ParsedRequest:
-    p = validate(WalkinPayload, load_json_object(raw, WHAT), WHAT)
+    data = load_json_object(raw, WHAT)
+    p = validate(WalkinPayload, {**data, "customer": _customer(data)}, WHAT)
     body = normalise_whitespace(p.summary or "")
     if not body:
         raise MissingContent("walk-in payload has an empty summary")
