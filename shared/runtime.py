@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 import uvicorn
 from fastapi import Depends, FastAPI, Request, Security
+from fastapi_offline import FastAPIOffline
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from fastapi.exceptions import RequestValidationError
@@ -396,7 +397,9 @@ def base_app(
                 log.warning("broker did not stop cleanly", extra={"error": repr(exc)})
             log.info("service stopped", extra={"service": runtime.settings.service_name})
 
-    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    # the /docs and /redoc pages with their Swagger UI and ReDoc assets served by the service itself
+    # (fastapi-offline bundles them): call centres often have no way out to a public CDN
+    app = FastAPIOffline(title=title, description=description, version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
 
     @app.exception_handler(ApiError)

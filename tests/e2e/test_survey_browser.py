@@ -30,14 +30,14 @@ CONFIG = Path(__file__).parents[2] / "config"
 HOSTILE = '<script>document.title="pwned"</script><img src=x onerror="document.title=\'pwned\'">'
 
 
-def chromium() -> webdriver.Chrome:
+def chromium(extra: list[str] | None = None) -> webdriver.Chrome:
     binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
     assert binary and driver, "Debian's chromium and chromium-driver are needed (.ci/run installs them)"
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=390,844"):  # a phone-sized window
+                 "--window-size=390,844", *(extra or [])):  # a phone-sized window
         options.add_argument(flag)
     return webdriver.Chrome(options=options, service=Service(executable_path=driver))
 
