@@ -4,6 +4,12 @@
     kefu provision            create or update the streams and buckets (admin NATS user)
     kefu config check [DIR]   validate every configuration file (KEFU_CONFIG_DIR by default): one
                               line per mistake, with file and line; exit 1 if there is any
+    kefu rejected show REF    a rejected payload's kept bytes (stdout) and why (stderr); REF is the
+                              rej_… id a rejection answered with
+    kefu rejected replay REF  publish it to intake again (after fixing a parser or the config)
+    kefu survey link REQUEST  the survey link(s) the customer of a request got
+    kefu dlq list [-n N]      the newest dead letters: consumer, reason, the original's place
+                              (shared/ops.py says where these commands reach kefu)
     kefu intake|routing|feedback|metrics
                               one service, configured by KEFU_* environment variables
 """
@@ -35,6 +41,15 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("dir", nargs="?", help="the configuration directory (default: KEFU_CONFIG_DIR, else kefu's own)")
     for name in SERVICES:
         commands.add_parser(name, help=f"run the {name} service")
+    rejected = commands.add_parser("rejected", help="payloads intake could not understand").add_subparsers(
+        dest="action", required=True)
+    for action, text in (("show", "the kept raw bytes (stdout) and the reason (stderr)"),
+                         ("replay", "publish the payload to intake again")):
+        rejected.add_parser(action, help=text).add_argument("ref", help="the rej_… id (or the stream sequence)")
+    survey = commands.add_parser("survey", help="surveys").add_subparsers(dest="action", required=True)
+    survey.add_parser("link", help="the link(s) a request's customer got").add_argument("request_id")
+    dlq = commands.add_parser("dlq", help="dead letters").add_subparsers(dest="action", required=True)
+    dlq.add_parser("list", help="the newest dead letters").add_argument("-n", "--limit", type=int, default=20)
     return cli
 
 
@@ -74,6 +89,19 @@ def main(argv: list[str] | None = None) -> int:
         if not problems:
             print(f"{directory}: configuration valid")
         return 1 if problems else 0
+    if args.command in ("rejected", "survey", "dlq"):
+        from shared import ops
+
+        actions = {("rejected", "show"): lambda: ops.rejected_show(args.ref),
+                   ("rejected", "replay"): lambda: ops.rejected_replay(args.ref),
+                   ("survey", "link"): lambda: ops.survey_link(args.request_id),
+                   ("dlq", "list"): lambda: ops.dlq_list(args.limit)}
+        try:
+            actions[(args.command, args.action)]()
+        except ops.OpsError as exc:
+            print(f"kefu {args.command} {args.action}: {exc}", file=sys.stderr)
+            return 1
+        return 0
     if args.command == "provision":
         from devtools import provision
 

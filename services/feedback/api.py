@@ -10,10 +10,10 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.models import SurveyReplied
+from shared.models import SurveyReplied, Timestamp
 from shared import auth
 from shared.auth import Principal
-from shared.runtime import Admin, ApiError, ErrorBody, Staff
+from shared.runtime import Admin, ApiError, ErrorBody, Staff, audit
 
 from .domain.followup import Followup
 from .domain.messages import short_ref
@@ -22,6 +22,19 @@ from .domain.survey import AnswerRefused, Survey, dissatisfied, token_ok
 from .service import Feedback, FollowupConflict
 
 SURVEY_ID = Annotated[str, Path(pattern=r"^srv_[0-9a-f]{24}$")]
+REQUEST_ID = Annotated[str, Path(pattern=r"^req_[a-z2-7]{26}$")]
+
+
+class SurveyLink(BaseModel):
+    survey_id: str
+    status: str
+    expires_at: Timestamp
+    link: str = Field(description="The customer's link, with its key: whoever has it can answer the survey.")
+
+
+class SurveyLinks(BaseModel):
+    request_id: str
+    surveys: list[SurveyLink]
 FOLLOWUP_ID = Annotated[str, Path(pattern=r"^fu_[0-9a-f]{20}$")]
 MAX_FORM = 16 * 1024
 
@@ -149,6 +162,23 @@ def build_api(holder: dict[str, Feedback]) -> APIRouter:
              summary="A revisit: when it is due, its outcome")
     async def get_followup(followup_id: FOLLOWUP_ID, who: Staff) -> dict[str, Any]:
         return (await followup_for(followup_id, who)).model_dump(mode="json")
+
+    @api.get("/v1/requests/{request_id}/surveys", tags=["surveys"], response_model=SurveyLinks,
+             responses={404: {"model": ErrorBody}},
+             summary="A request's surveys with their links, as the customer got them (admins; each read is "
+             "recorded on kefu.audit.survey.read): to resend a link, or to answer for a customer who called")
+    async def request_surveys(request_id: REQUEST_ID, who: Admin, request: Request) -> SurveyLinks:
+        found = await feedback().store.views.get(request_id)
+        if found is None:
+            raise ApiError(404, "not_found", f"no request {request_id} resolved yet")
+        await audit(request, who, "survey.read", request_id)
+        links = []
+        for survey_id in found[0].survey_ids:
+            survey = await feedback().store.surveys.get(survey_id)
+            if survey is not None:
+                links.append(SurveyLink(survey_id=survey_id, status=survey[0].status, expires_at=survey[0].expires_at,
+                                        link=feedback().url(survey_id)))
+        return SurveyLinks(request_id=request_id, surveys=links)
 
     @api.post("/v1/samples/monthly", tags=["surveys"],
               responses=ERRORS,

@@ -127,9 +127,10 @@ class Feedback:
             channel=view.channel, language=view.language, sent_at=sent_at, expires_at=expires_at,
             reminder_at=reminder_time(sent_at, reminder, expires_at), reply_keys=keys, sample=sample,
         )
-        created = await self.store.surveys.create(survey_id, survey)
-        if created:
-            await self.store.views.change(view.request_id, lambda v: v.model_copy(update={"surveyed": True}))
+        await self.store.surveys.create(survey_id, survey)
+        # marked on the view after the survey exists (a redelivery after a crash in between marks it)
+        await self.store.views.change(view.request_id, lambda v: v.model_copy(update={
+            "surveyed": True, "survey_ids": v.survey_ids if survey_id in v.survey_ids else [*v.survey_ids, survey_id]}))
         delay = self.config.duration(cfg.invite_delay)
         if delay.total_seconds() > 0:
             await timers.schedule(self.publisher, service=TIMER_SERVICE, key=survey_id, name="invite",

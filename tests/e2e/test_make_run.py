@@ -178,3 +178,80 @@ def test_a_service_refuses_a_bad_configuration_once_with_its_place_and_exit_78(t
     assert lines == [f"kefu {service}: configuration error: {broken}:{len(broken.read_text().splitlines())}: "
                      "no_such_setting: Extra inputs are not permitted"]
     assert "Traceback" not in done.stderr
+
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_readme_walkthrough_runs_as_written_from_request_to_answered_survey(tmp_path) -> None:
+    """README's "Your first request, end to end", in bash as a newcomer would paste it into a second
+    terminal beside `make run`: only the ports differ (free ones, so tests can run side by side)."""
+    import re
+
+    walkthrough = next(b for b in re.findall(r"```sh\n(.*?)```", README, flags=re.S) if "kefu survey link" in b)
+    ports = {name: free_port() for name in SERVICES}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}
+    env |= {"KEFU_VAR_DIR": str(tmp_path / "var"), "KEFU_DEV_NATS_PORT": str(free_port())}
+    env |= {f"KEFU_{name.upper()}_HTTP_PORT": str(port) for name, port in ports.items()}
+    for name, default in zip(SERVICES, range(8081, 8085), strict=True):
+        walkthrough = walkthrough.replace(f"127.0.0.1:{default}", f"127.0.0.1:{ports[name]}")
+    (tmp_path / ".venv").symlink_to(ROOT / ".venv")  # the terminal is at the repository's root
+    proc = subprocess.Popen([sys.executable, "-m", "devtools.run"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        for port in ports.values():
+            wait_until_ready(port)
+        user = {k: v for k, v in env.items() if not k.startswith("KEFU_")} | {
+            f"KEFU_{name.upper()}_HTTP_PORT": str(port) for name, port in ports.items()}
+        done = subprocess.run(["bash", "-e", "-c", walkthrough], cwd=tmp_path, env=user, capture_output=True,
+                              text=True, timeout=120)
+        # then the operator's commands of docs/operations.md on a payload intake refused
+        ops = subprocess.run(["bash", "-e", "-c", OPERATOR], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                             env=user | {"KEFU_NATS_URL": f"nats://127.0.0.1:{env['KEFU_DEV_NATS_PORT']}"})
+        # and docs/security.md's example as it is written
+        security = next(b for b in re.findall(r"```sh\n(.*?)```", (ROOT / "docs" / "security.md").read_text(),
+                                              flags=re.S) if "curl" in b).replace("127.0.0.1:8082",
+                                                                                   f"127.0.0.1:{ports['routing']}")
+        example = subprocess.run(["bash", "-e", "-c", security], cwd=tmp_path, env=user, capture_output=True,
+                                 text=True, timeout=60)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    out = done.stdout
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert '"error"' not in out, out
+    assert re.search(r"request req_[a-z2-7]{26}", out) and re.search(r"survey http://127\.0\.0\.1:\d+/v1/surveys/srv_", out)
+    assert '"state":"accepted"' in out and '"state":"resolved"' in out and '"reopened":false' in out
+    assert "(answered," in out and out.rstrip().endswith("resolved")
+    assert ops.returncode == 0, ops.stdout[-2000:] + ops.stderr[-2000:]
+    assert "Kefu-Reason: missing_content" in ops.stdout and '{"event_id": "ops-1"}' in ops.stdout
+    assert "replayed into kefu.intake.app" in ops.stdout and "no dead letters" in ops.stdout
+    assert example.returncode == 0 and '"queue":"business.normal"' in example.stdout, example.stdout + example.stderr
+
+
+# docs/operations.md's commands, on a payload intake refuses (an app event without text)
+OPERATOR = """
+source .venv/bin/activate
+KEY=$(python3 -c 'import json; print(json.load(open("var/dev-credentials.json"))["adapter_key"])')
+REJ=$(curl -sS -X POST http://127.0.0.1:$KEFU_INTAKE_HTTP_PORT/v1/intake/app -H "Authorization: Bearer $KEY" \
+  -H 'Content-Type: application/json' -d '{"event_id": "ops-1"}' \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin)["rejection_id"])')
+kefu rejected show $REJ 2>&1
+echo
+kefu rejected replay $REJ
+kefu dlq list -n 5
+"""
+
+
+def wait_until_ready(port: int) -> None:
+    import time
+
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"service on {port} not ready in 90 s")

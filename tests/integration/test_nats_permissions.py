@@ -78,6 +78,8 @@ async def test_services_work_with_their_own_users_and_nothing_else(secured_nats:
         month = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
         async with feedback.client() as feedback_http:
             sample = await feedback_http.post("/v1/samples/monthly", params={"month": month})
+            links = await feedback_http.get(f"/v1/requests/{rid}/surveys")  # audited: kefu.audit.survey.read
+        assert links.status_code == 200 and "?t=" in links.json()["surveys"][0]["link"]
         assert sample.status_code == 200 and sample.json()["surveyed"] == 0  # the one resolved was surveyed
         assert (await metrics_http.get("/readyz")).status_code == 200
 

@@ -45,7 +45,7 @@ async def test_readme_nats_snippet_makes_an_assigned_request(start, events, nats
 
 async def test_readme_curl_line_posts_an_sms(start, events) -> None:
     async with pipeline(start) as (intake, _):
-        command = block("sh", "curl").replace("http://127.0.0.1:8081", intake.base_url)
+        command = block("sh", "MessageSid=SM8f2a71").replace("http://127.0.0.1:8081", intake.base_url)
         out = await run("bash", "-c", command, env={**os.environ, "KEFU_ADAPTER_KEY": ADAPTER_KEY})
         received = (await events.wait_for(s.REQUEST_RECEIVED))[0]
     assert '"status":"accepted"' in out

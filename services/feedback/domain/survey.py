@@ -40,6 +40,7 @@ class RequestView(BaseModel):
     resolutions: int = 0
     misrouted: bool = False
     surveyed: bool = False
+    survey_ids: list[str] = Field(default_factory=list, description="The request's surveys, oldest first.")
 
 
 def view_of(event: RequestResolved) -> RequestView | None:
