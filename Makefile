@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test unit integration docs bench soak lock clean
+.PHONY: run test unit integration docs bench bench-backlog soak lock clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ integration: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m devtools.bench
+
+# does a request cost more with thousands waiting? (KEFU_BENCH_BACKLOGS, default 0,10000,100000)
+bench-backlog: $(STAMP)
+	$(PY) -m devtools.bench backlog
 
 # a long run (one million requests by default; KEFU_SOAK_COUNT, KEFU_SOAK_RATE): memory must stay flat
 soak: $(STAMP)

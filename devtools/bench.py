@@ -385,6 +385,48 @@ async def main() -> int:
     return 0
 
 
+async def backlog() -> int:
+    """`make bench-backlog`: does the cost of a request grow with the backlog? One available agent
+    serving a queue the load never reaches (hr.urgent) and N requests already waiting in a queue
+    nobody serves (quality.normal, written straight into kefu_waiting); then the max-rate load,
+    whose requests also wait. Throughput of request.assigned for each N (KEFU_BENCH_BACKLOGS,
+    default 0,10000,100000): it should not fall with N."""
+    burst = int(os.environ.get("KEFU_BENCH_MAX_COUNT", "4000"))
+    sizes = [int(n) for n in os.environ.get("KEFU_BENCH_BACKLOGS", "0,10000,100000").split(",")]
+    rows = []
+    for size in sizes:
+        var, server, url = prepare("kefu-backlog-")
+        try:
+            procs = start_kefu(url, var, {"feedback": 0, "metrics": 0})
+            routing = f"http://127.0.0.1:{procs['routing'].port}"  # type: ignore[attr-defined]
+            httpx.put(f"{routing}/v1/agents/free-1", headers={"Authorization": "Bearer bench"}, timeout=30, json={
+                "name": "free", "department": "hr", "queues": ["hr.urgent"], "capacity": 100,
+                "status": "available"}).raise_for_status()
+            nc = await nats.connect(url)
+            waiting = await nc.jetstream().key_value("kefu_waiting")
+            received = "2026-12-01T01:00:00+00:00"
+            for first in range(0, size, 1000):
+                await asyncio.gather(*(waiting.put(f"req_backlog{i:015d}", json.dumps({
+                    "request_id": f"req_backlog{i:015d}", "queue": "quality.normal", "department": "quality",
+                    "priority": "normal", "emergency": False, "received_at": received, "language": "zh"}).encode())
+                    for i in range(first, min(first + 1000, size))))
+            await nc.close()
+            while size and len(httpx.get(f"{routing}/v1/queues/quality.normal", timeout=60,
+                                         headers={"Authorization": "Bearer bench"}).json()["waiting"]) < size:
+                await asyncio.sleep(0.5)  # routing's mirror takes the backlog in (a watcher)
+            result = await drive(url, f"backlog {size}", "max rate", kefu_items(burst, uuid.uuid4().hex[:8]),
+                                 REQUEST_ASSIGNED, lambda msg: json.loads(msg.data)["request_id"], None)
+            rows.append((size, result.throughput_per_s, result.p99_ms))
+            stop(procs)
+        finally:
+            if server is not None:
+                server.stop()
+    print(f"\n{'waiting before':>14} {'assigned/s':>10} {'p99 ms':>8} {'vs none':>8}")
+    for size, rate, p99 in rows:
+        print(f"{size:>14} {rate:>10} {p99:>8} {rate / rows[0][1]:>8.2f}")
+    return 0
+
+
 async def soak() -> int:
     """`make soak`: a long run at a fixed rate (KEFU_SOAK_COUNT requests, default 1,000,000, at
     KEFU_SOAK_RATE/s, default 200); every assigned request is closed through routing's API so that
@@ -468,4 +510,4 @@ async def soak() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run(soak() if sys.argv[1:] == ["soak"] else main()))
+    sys.exit(run({"soak": soak, "backlog": backlog}.get(sys.argv[1] if sys.argv[1:] else "", main)()))

@@ -257,10 +257,13 @@ class Routing:
         agent's hold and the request's offer are both revision-checked writes."""
         made = 0
         agents = dict(self.store.agents.items)
-        if not any(a.has_room or a.role == "supervisor" for a in agents.values()):
-            return 0  # nobody can take anything: skip ordering the whole queue
+        with_room = [a for a in agents.values() if a.has_room]
+        if not with_room:
+            return 0  # nobody can take anything
         async with self._dispatching:
-            offers = plan(list(self.store.waiting.items.values()), agents)
+            # only what the agents with room could take (their queues, their VIP customers): the
+            # cost follows the queues being served, not the whole backlog
+            offers = plan(self.store.waiting_index.candidates(with_room), agents)
             for waiting, agent in offers:
                 made += await self._try_offer(waiting, agent.agent_id)
         return made

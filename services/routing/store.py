@@ -18,7 +18,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import nats.js.errors
 from nats.js import JetStreamContext
@@ -28,7 +28,7 @@ from pydantic import BaseModel, RootModel
 from shared import subjects as s
 from shared.kv import Conflict, ModelBucket, remove
 
-from .domain.dispatch import Agent, Waiting
+from .domain.dispatch import Agent, Waiting, WaitingIndex
 from .domain.record import RequestRecord
 
 log = logging.getLogger("kefu.routing.store")
@@ -43,10 +43,12 @@ OUTBOX_MARKER_TTL = 1.0
 class KvMirror(Generic[T]):
     """An in-memory copy of a bucket, kept current by a watcher (other replicas' writes included)."""
 
-    def __init__(self, kv: KeyValue, model: type[T], keep: Callable[[T], bool] = lambda item: True) -> None:
+    def __init__(self, kv: KeyValue, model: type[T], keep: Callable[[T], bool] = lambda item: True,
+                 index: Any = None) -> None:
         self.kv = kv
         self.model = model
         self.keep = keep  # entries that do not pass are held like deleted ones
+        self.index = index  # kept in step: put(item) and remove(key) (e.g. WaitingIndex)
         self.items: dict[str, T] = {}
         self.loaded = asyncio.Event()
         self.changed: Callable[[], None] = lambda: None
@@ -65,7 +67,7 @@ class KvMirror(Generic[T]):
                 self.loaded.set()
                 continue
             if entry.operation in (KV_DEL, KV_PURGE) or not entry.value:
-                self.items.pop(entry.key, None)
+                self._drop(entry.key)
             else:
                 try:
                     item = self.model.model_validate_json(entry.value)
@@ -74,10 +76,17 @@ class KvMirror(Generic[T]):
                     continue
                 if self.keep(item):
                     self.items[entry.key] = item
+                    if self.index is not None:
+                        self.index.put(item)
                 else:
-                    self.items.pop(entry.key, None)
+                    self._drop(entry.key)
             if self.loaded.is_set():
                 self.changed()
+
+    def _drop(self, key: str) -> None:
+        self.items.pop(key, None)
+        if self.index is not None:
+            self.index.remove(key)
 
     async def stop(self) -> None:
         if self._watcher is not None:
@@ -106,7 +115,8 @@ class RoutingStore:
         self.pending_kv = pending
         self.outbox_kv = outbox
         self.agents = KvMirror(agents, Agent)
-        self.waiting = KvMirror(waiting, Waiting)
+        self.waiting_index = WaitingIndex()
+        self.waiting = KvMirror(waiting, Waiting, index=self.waiting_index)
         # read for every received request (does this customer have requests waiting on them?):
         # from memory, not a round trip; holds only customers with something pending
         self.pending = KvMirror(pending, PendingRequests, keep=lambda p: bool(p.root))

@@ -87,6 +87,53 @@ def choose_agent(w: Waiting, agents: dict[str, Agent]) -> Agent | None:
     return min(candidates, key=lambda a: (a.load, a.load / max(a.capacity, 1), a.agent_id))
 
 
+class WaitingIndex:
+    """The waiting requests by queue, by department and by VIP account manager, so that dispatch
+    looks only at the requests the agents who have room could take: its cost follows the queues
+    they serve, not the whole backlog (10,000 waiting in one department while another's agents are
+    free cost every arrival a sort of all 10,000). Kept in step with routing's mirror of kefu_waiting."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, Waiting] = {}
+        self._by_queue: dict[str, dict[str, Waiting]] = {}
+        self._by_department: dict[str, dict[str, Waiting]] = {}
+        self._by_manager: dict[str, dict[str, Waiting]] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def _groups(self, w: Waiting) -> list[tuple[dict[str, dict[str, Waiting]], str]]:
+        return [(self._by_queue, w.queue), (self._by_department, w.department),
+                *([(self._by_manager, w.account_manager)] if w.account_manager else [])]
+
+    def put(self, w: Waiting) -> None:
+        self.remove(w.request_id)
+        self._by_id[w.request_id] = w
+        for index, key in self._groups(w):
+            index.setdefault(key, {})[w.request_id] = w
+
+    def remove(self, request_id: str) -> None:
+        old = self._by_id.pop(request_id, None)
+        if old is None:
+            return
+        for index, key in self._groups(old):
+            group = index.get(key, {})
+            group.pop(request_id, None)
+            if not group:
+                index.pop(key, None)
+
+    def candidates(self, agents: list[Agent]) -> list[Waiting]:
+        """The waiting requests any of these agents could be offered: their queues (or, for agents
+        without queues, their department's), and the VIP requests of whom they manage."""
+        found: dict[str, Waiting] = {}
+        for agent in agents:
+            groups = ([self._by_queue.get(q, {}) for q in agent.queues] if agent.queues
+                      else [self._by_department.get(agent.department, {})])
+            for group in [*groups, self._by_manager.get(agent.agent_id, {})]:
+                found.update(group)
+        return list(found.values())
+
+
 def plan(waiting: list[Waiting], agents: dict[str, Agent]) -> list[tuple[Waiting, Agent]]:
     """Offers to make now, in service order, never beyond any agent's capacity."""
     load = {a.agent_id: a.model_copy(update={"active": list(a.active)}) for a in agents.values()}

@@ -173,11 +173,12 @@ def offer(record: RequestRecord, ctx: Context, *, agent_id: str) -> RequestRecor
             request_id=record.request_id, agent_id=agent_id, queue=record.queue, offer=number, occurred_at=ctx.now))],
         state="offered", agent_id=agent_id, offers=number, offered_at=ctx.now,
     )
-    # the routing decision not yet published names the agent who was available at once
-    for item in changed.outbox:
-        if item.subject == s.REQUEST_ASSIGNED and item.payload.get("agent_id") is None:
-            item.payload["agent_id"] = agent_id
-    return changed
+    # the routing decision not yet published names the agent who was available at once (a new item:
+    # the items are shared with the record given, which a transition never changes)
+    outbox = [item.model_copy(update={"payload": item.payload | {"agent_id": agent_id}})
+              if item.subject == s.REQUEST_ASSIGNED and item.payload.get("agent_id") is None else item
+              for item in changed.outbox]
+    return changed.model_copy(update={"outbox": outbox})
 
 
 def offer_expired(record: RequestRecord, ctx: Context, *, agent_id: str, offer_no: int,

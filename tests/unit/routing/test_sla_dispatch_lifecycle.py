@@ -4,6 +4,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.routing.domain import lifecycle as lc
 from services.routing.domain.dispatch import Agent, Waiting, choose_agent, plan, service_order, supervisor_for
@@ -245,3 +247,33 @@ def test_route_request_of_an_inquiry_is_not_escalated(config) -> None:
     record = new_record(config)
     assert not record.assignment.emergency and record.escalation_level == 0
     assert [i.subject for i in record.outbox] == [s.REQUEST_ASSIGNED, s.outbound_subject(Channel.sms)]
+
+
+TRANSITIONS = {
+    "offer": lambda r, c: lc.offer(r, c, agent_id="a1"),
+    "accept": lambda r, c: lc.accept(r, c, agent_id="a1"),
+    "note": lambda r, c: lc.note(r, c, actor="a1", text="进度", to_customer=True),
+    "pending": lambda r, c: lc.set_pending(r, c, actor="a1", reason="等资料"),
+    "transfer": lambda r, c: lc.transfer(r, c, actor="a1", reason="x", department="quality", queue=None, agent_id=None),
+    "escalate": lambda r, c: lc.escalate(r, c, actor="a1", reason="x"),
+    "resolve": lambda r, c: lc.resolve(r, c, actor="a1", resolution="ok", first_contact=True),
+    "close": lambda r, c: lc.close(r, c, actor="a1", reason=None),
+    "expire": lambda r, c: lc.offer_expired(r, c, agent_id="a1", offer_no=r.offers, supervisor_id="s1"),
+}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(sorted(TRANSITIONS)), min_size=1, max_size=8))
+def test_a_transition_never_changes_the_record_it_is_given(steps: list[str]) -> None:
+    """The probe: `offer` wrote the agent into the outbox items it shared with its input."""
+    config = RoutingConfig.load(Path(__file__).parents[3] / "config")
+    c = ctx(config)
+    record = new_record(config)
+    for step in steps:
+        before = record.model_dump_json()
+        try:
+            changed = TRANSITIONS[step](record, c)
+        except lc.InvalidTransition:
+            changed = record
+        assert record.model_dump_json() == before, step
+        record = changed
