@@ -65,8 +65,12 @@ def _timeouts_as_nats_timeouts(fetch: Callable[..., Awaitable[Any]]) -> Callable
     return fetch_converting_timeouts
 
 
-if not hasattr(JetStreamContext.PullSubscription.fetch, "__wrapped__"):
-    JetStreamContext.PullSubscription.fetch = _timeouts_as_nats_timeouts(JetStreamContext.PullSubscription.fetch)
+def tune_nats_client() -> None:
+    """Apply kefu's one change to nats-py's classes (`_timeouts_as_nats_timeouts`): called by a
+    service at start-up, before its consumers start — never on import. Idempotent."""
+    if not hasattr(JetStreamContext.PullSubscription.fetch, "__wrapped__"):
+        JetStreamContext.PullSubscription.fetch = _timeouts_as_nats_timeouts(  # type: ignore[method-assign]
+            JetStreamContext.PullSubscription.fetch)
 
 
 class _HeaderLines:

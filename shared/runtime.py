@@ -58,6 +58,7 @@ from .bus import (
     broker_kwargs,
     make_dead_letter,
     plain_header_parsing,
+    tune_nats_client,
     provision,
     require_server,
     settle_middleware,
@@ -361,6 +362,7 @@ def base_app(
     ready, and serves no metrics, until it has: Prometheus never sees its counters restart."""
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        tune_nats_client()
         broker = runtime.broker
         await broker.connect()
         server = broker.connection.connected_server_version

@@ -98,7 +98,10 @@ async def test_pull_fetch_timeouts_always_reach_faststream_as_nats_timeouts() ->
 
     with pytest.raises(nats.errors.TimeoutError):
         await _timeouts_as_nats_timeouts(bare_timeout)()
-    assert hasattr(JetStreamContext.PullSubscription.fetch, "__wrapped__")  # installed by importing shared.bus
+    from shared.bus import tune_nats_client
+
+    tune_nats_client()  # what every service's start-up does
+    assert hasattr(JetStreamContext.PullSubscription.fetch, "__wrapped__")
 
 
 def test_nats_credentials_reach_the_broker_as_faststream_security() -> None:
@@ -234,3 +237,18 @@ async def test_handler_metrics_expose_what_faststreams_prometheus_middleware_doe
     expected = await exposition(theirs, theirs_registry)
     assert 'status="nacked"' in "\n".join(expected) and 'exception_type="KeyError"' in "\n".join(expected)
     assert await exposition(ours, ours_registry) == expected
+
+
+def test_importing_kefu_changes_nothing_in_nats_py_until_a_service_starts() -> None:
+    """The fetch tuning is applied by an explicit call at start-up, never by `import shared`."""
+    import subprocess
+    import sys
+
+    probe = ("import shared.bus, shared.runtime, services.routing.app\n"
+             "from nats.js import JetStreamContext\n"
+             "before = hasattr(JetStreamContext.PullSubscription.fetch, '__wrapped__')\n"
+             "shared.bus.tune_nats_client(); shared.bus.tune_nats_client()\n"
+             "f = JetStreamContext.PullSubscription.fetch\n"
+             "print(before, hasattr(f, '__wrapped__'), hasattr(f.__wrapped__, '__wrapped__'))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True", "False"]  # untouched on import; applied once, however often called
