@@ -63,7 +63,7 @@ class Result:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else float("nan")
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
 
 
 async def drive(url: str, name: str, mode: str, items: list[tuple[str, bytes, str]], done_subject: str,
@@ -330,7 +330,7 @@ async def main() -> int:
         key = lambda msg: msg.data.split(b" ", 1)[0].decode()  # noqa: E731
         results.append(await drive(url, "bare kefu-ops", "fixed rate", ops(int(rate * seconds), "f"),
                                    "benchops.events.assigned", key, rate))
-        pids = {f"{r}-ops": w.pid for r, w in zip(("intake", "routing"), workers)} | server_pid | {"driver": os.getpid()}
+        pids = {f"{r}-ops": w.pid for r, w in zip(("intake", "routing"), workers, strict=True)} | server_pid | {"driver": os.getpid()}
         with CpuMeter(pids, server) as meter:
             results.append(await drive(url, "bare kefu-ops", "max rate", ops(burst, "m"), "benchops.events.assigned",
                                        key, None))

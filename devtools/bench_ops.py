@@ -17,8 +17,8 @@ import os
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import nats
 from nats.js.api import KeyValueConfig, StorageType, StreamConfig

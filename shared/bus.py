@@ -81,7 +81,7 @@ class _HeaderLines:
 
     @staticmethod
     def parsebytes(raw: bytes) -> dict[str, str]:
-        return nats.aio.client.Client._parse_header_lines(raw)
+        return nats.aio.client.Client._parse_header_lines(raw)  # noqa: SLF001 - see the docstring
 
 
 def plain_header_parsing(js: JetStreamContext) -> JetStreamContext:
@@ -123,7 +123,7 @@ class AckingJetStream(JetStreamContext):
         if waiting is not None and not waiting.done():
             waiting.set_result(msg)
 
-    async def _request(self, subject: str, payload: bytes, timeout: float,
+    async def _request(self, subject: str, payload: bytes, timeout: float,  # noqa: ASYNC109 - Client.request's
                        headers: dict[str, Any] | None = None) -> Msg:
         """`Client.request`'s contract: the reply, nats.errors.TimeoutError, NoRespondersError."""
         self._sent += 1
@@ -156,7 +156,7 @@ class AckingJetStream(JetStreamContext):
         self,
         subject: str,
         payload: bytes = b"",
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - nats-py's signature
         stream: str | None = None,
         headers: dict[str, Any] | None = None,
         msg_ttl: float | None = None,
@@ -183,9 +183,9 @@ class AckingJetStream(JetStreamContext):
         if not (direct and subject and seq is None and not next):
             return await super().get_msg(stream_name, seq, subject, direct, next)
         msg = await self._request(f"{self._prefix}.DIRECT.GET.{stream_name}.{subject}", b"", self._timeout)
-        return JetStreamManager._lift_msg_to_raw_msg(msg)
+        return JetStreamManager._lift_msg_to_raw_msg(msg)  # noqa: SLF001 - nats-py's own conversion
 
-    async def _api_request(self, req_subject: str, req: bytes = b"", timeout: float = 5) -> dict[str, Any]:
+    async def _api_request(self, req_subject: str, req: bytes = b"", timeout: float = 5) -> dict[str, Any]:  # noqa: ASYNC109
         try:
             msg = await self._request(req_subject, req, timeout)
         except nats.errors.NoRespondersError:

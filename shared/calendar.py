@@ -9,14 +9,12 @@ time (urgent requests run 24x7). Both are pure: no "now", no I/O.
 from __future__ import annotations
 
 import functools
-
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
-
-import re
 
 import chinese_calendar
 from pydantic import BaseModel, ConfigDict, field_validator

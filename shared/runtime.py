@@ -24,32 +24,29 @@ from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
+import nats.js.errors
 import uvicorn
 from fastapi import Depends, FastAPI, Request, Security
-from fastapi_offline import FastAPIOffline
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from faststream.nats import NatsBroker
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from faststream import BaseMiddleware
 from faststream.exceptions import IgnoredException
 from faststream.message import SourceType
+from faststream.nats import NatsBroker
 from faststream.prometheus.consts import PROCESSING_STATUS_BY_ACK_STATUS, PROCESSING_STATUS_BY_HANDLER_EXCEPTION_MAP
 from faststream.prometheus.container import MetricsContainer
 from faststream.prometheus.types import ProcessingStatus
-import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import auth
 from . import subjects as s
-from .models import AuditRecord
-from .outbox import OutboundGate
-from .progress import ConsumerProgress
 from .bus import (
     AckingJetStream,
     Permanent,
@@ -58,14 +55,17 @@ from .bus import (
     broker_kwargs,
     make_dead_letter,
     plain_header_parsing,
-    tune_nats_client,
     provision,
     require_server,
     settle_middleware,
     stream_configs,
+    tune_nats_client,
     verify,
 )
 from .config import EX_CONFIG, ConfigError
+from .models import AuditRecord
+from .outbox import OutboundGate
+from .progress import ConsumerProgress
 from .settings import KefuSettings
 
 log = logging.getLogger("kefu.runtime")
@@ -144,7 +144,7 @@ def consumer_label(raw: Msg) -> str:
 class _HandlerSeries:
     """One durable consumer's labelled children of FastStream's handler metrics, looked up once."""
 
-    __slots__ = ("received", "size", "in_process", "duration", "_processed", "_exceptions", "_labels", "_metrics")
+    __slots__ = ("_exceptions", "_labels", "_metrics", "_processed", "duration", "in_process", "received", "size")
 
     def __init__(self, metrics: MetricsContainer, app_name: str, handler: str) -> None:
         self._metrics, self._labels = metrics, (app_name, "nats", handler)
@@ -395,7 +395,7 @@ def base_app(
                 await on_stop(runtime)
             try:
                 await broker.stop()  # stops fetching, waits for in-flight handlers, drains, closes
-            except Exception as exc:  # e.g. NATS already gone: unacked messages are redelivered later
+            except Exception as exc:  # noqa: BLE001 - e.g. NATS already gone: unacked messages are redelivered later
                 log.warning("broker did not stop cleanly", extra={"error": repr(exc)})
             log.info("service stopped", extra={"service": runtime.settings.service_name})
 
@@ -550,7 +550,7 @@ async def _watch_consumers(runtime: Runtime) -> None:
         for stream, durable in durable_consumers(runtime):
             try:
                 info = await runtime.js.consumer_info(stream, durable)
-            except Exception:  # not created yet, or NATS briefly away: next round
+            except Exception:  # noqa: BLE001 - not created yet, or NATS briefly away: next round
                 continue
             runtime.pipeline.pending.labels(stream, durable).set(info.num_pending or 0)
             runtime.pipeline.ack_pending.labels(stream, durable).set(info.num_ack_pending or 0)
@@ -561,7 +561,7 @@ async def _watch_consumers(runtime: Runtime) -> None:
 def _connected(broker: NatsBroker) -> bool:
     try:
         return bool(broker.connection.is_connected)
-    except Exception:  # not connected yet (FastStream raises until connect)
+    except Exception:  # noqa: BLE001 - not connected yet (FastStream raises until connect)
         return False
 
 
@@ -669,7 +669,7 @@ async def audit(request: Request, principal: auth.Principal, action: str, object
     assert runtime.publisher is not None
     try:
         await runtime.publisher.model(s.audit_subject(action), record, msg_id=record.event_id, stream=s.STREAM_AUDIT)
-    except Exception:
+    except Exception:  # noqa: BLE001 - whatever failed, the read is refused unrecorded
         log.warning("audit record not stored", extra={"action": action})
         raise ApiError(503, "audit_unavailable", "the read could not be recorded; try again") from None
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 # config/ of the repository, installed with the package as shared/defaults (a link in the source tree)
 DEFAULT_CONFIG_DIR = Path(__file__).parent / "defaults"
 

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.models import SurveyReplied, Timestamp
 from shared import auth
 from shared.auth import Principal
+from shared.models import SurveyReplied, Timestamp
 from shared.runtime import Admin, ApiError, ErrorBody, Staff, audit
 
 from .domain.followup import Followup

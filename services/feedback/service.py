@@ -24,11 +24,11 @@ from shared.models import (
     FollowupScheduled,
     RequestReopened,
     RequestResolved,
+    SupervisorAlert,
     SurveyAnswered,
     SurveyExpired,
     SurveyReplied,
     SurveySent,
-    SupervisorAlert,
 )
 from shared.privacy import contact_key
 
@@ -43,9 +43,9 @@ from .domain.survey import (
     dissatisfied,
     raised,
     reminder_time,
-    survey_id_for,
     reopened_context,
     resolved_again,
+    survey_id_for,
     survey_page,
     survey_url,
     view_of,

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import re
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import nats.js.errors
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field, field_validator
 
-import nats.js.errors
 from shared import subjects as s
 from shared.enums import Channel, Tier
 from shared.runtime import Admin, ApiError, ErrorBody, audit, require_adapter

@@ -25,9 +25,9 @@ from .domain.contacts import mask_id_numbers
 from .domain.errors import NotARequest, PayloadTooLarge, Rejection
 from .domain.identity import proof
 from .domain.model import ParsedRequest
+from .domain.parsers import ParseContext, channel_of, parse
 from .domain.replies import rating_of, reply_contact
 from .domain.webhooks import TokenBucket
-from .domain.parsers import ParseContext, channel_of, parse
 from .settings import IntakeSettings
 from .store import IntakeStore
 

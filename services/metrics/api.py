@@ -12,13 +12,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
+import nats.errors
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-import nats.errors
-from shared import subjects as s
 from shared import auth
+from shared import subjects as s
 from shared.runtime import ApiError, ErrorBody, Runtime, Supervisor
 
 from .domain.indicators import Projection
@@ -160,13 +160,15 @@ def build_api(runtime: Runtime, *, departments: tuple[str, ...], tz: ZoneInfo, l
 
     @api.get("/v1/reports/weekly", tags=["reports"], responses=REPORT_ERRORS | JSON_OR_CSV,
              summary="Each indicator per department for an ISO week, departments ranked, top complaint topics")
-    async def weekly(week: WEEK, _: Supervisor, format: FORMAT = "json") -> Response:
+    async def weekly(week: WEEK, _: Supervisor,
+                     format: FORMAT = "json") -> Response:  # noqa: A002 - the API's query parameter
         start, end = _week(week)
         return await respond(week, start, end, format)
 
     @api.get("/v1/reports/monthly", tags=["reports"], responses=REPORT_ERRORS | JSON_OR_CSV,
              summary="The same for a calendar month")
-    async def monthly(month: MONTH, _: Supervisor, format: FORMAT = "json") -> Response:
+    async def monthly(month: MONTH, _: Supervisor,
+                      format: FORMAT = "json") -> Response:  # noqa: A002 - the API's query parameter
         start, end = month_bounds(month, tz)
         return await respond(month, start, end, format)
 

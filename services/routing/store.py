@@ -72,7 +72,8 @@ class KvMirror(Generic[T]):
                 try:
                     item = self.model.model_validate_json(entry.value)
                 except ValueError:
-                    log.warning("undecodable entry", extra={"bucket": self.kv._name, "key": entry.key})
+                    log.warning("undecodable entry", extra={"bucket": self.kv._name,  # noqa: SLF001 - nats-py has no public name
+                                                                      "key": entry.key})
                     continue
                 if self.keep(item):
                     self.items[entry.key] = item

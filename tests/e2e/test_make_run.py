@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from devtools.natsserver import free_port
+from devtools.payloads import CONTENT_TYPES, payload
 from shared import subjects as s
 from shared.enums import Channel
-from devtools.payloads import CONTENT_TYPES, payload
 from tests.support.logscan import log_dir
 from tests.support.services import tap, wait_until
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from devtools.payloads import payload
 from shared import subjects as s
 from shared.enums import Channel
 from tests.integration.conftest import pipeline
 from tests.support.services import ADAPTER_KEY
-from devtools.payloads import payload
 
 pytestmark = pytest.mark.integration
 

@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
+from devtools.payloads import CONTENT_TYPES, payload
 from shared import subjects as s
 from shared.enums import Channel
 from shared.models import RequestReceived
 from tests.integration.conftest import pipeline
-from devtools.payloads import CONTENT_TYPES, payload
 from tests.support.services import ADAPTER_KEY, publish_retrying, wait_until
 
 pytestmark = pytest.mark.integration

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 
+from devtools.payloads import payload
 from services.feedback.app import create_app as feedback_app
 from services.feedback.settings import FeedbackSettings
 from services.intake.app import create_app as intake_app
@@ -21,7 +22,6 @@ from services.routing.settings import RoutingSettings
 from shared import subjects as s
 from shared.calendar import business_hours, parse_duration
 from shared.enums import Channel
-from devtools.payloads import payload
 from tests.support.services import common_settings, running, tap, wait_until
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,6 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import nats
 import pytest
 
 from devtools.natsserver import nats_server_binary

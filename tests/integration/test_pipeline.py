@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from devtools.payloads import CONTENT_TYPES, payload
 from shared import subjects as s
 from shared.enums import Channel
 from tests.integration.conftest import pipeline
-from devtools.payloads import CONTENT_TYPES, payload
 from tests.support.services import ADAPTER_KEY
 
 pytestmark = pytest.mark.integration

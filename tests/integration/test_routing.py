@@ -8,12 +8,13 @@ import json
 import re
 import shutil
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
+from devtools.payloads import payload
 from services.intake.app import create_app as intake_app
 from services.intake.settings import IntakeSettings
 from services.routing.app import create_app as routing_app
@@ -21,7 +22,6 @@ from services.routing.settings import RoutingSettings
 from shared import subjects as s
 from shared.enums import Channel
 from shared.timers import fired_subject
-from devtools.payloads import payload
 from tests.support.services import ADMIN_TOKEN, common_settings, running, staff_token, tap, wait_until
 
 pytestmark = pytest.mark.integration

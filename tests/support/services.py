@@ -15,10 +15,9 @@ import uvicorn
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 
+from devtools.natsserver import free_port
 from shared.bus import provision
 from shared.settings import KefuSettings
-
-from devtools.natsserver import free_port
 
 ADMIN_TOKEN = "test-admin-token"
 ADAPTER_KEY = "test-adapter-key"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-ROOT = Path(__file__).parents[2]
-
 from devtools.gen_docs import OUT, documents
+
+ROOT = Path(__file__).parents[2]
 
 
 def test_committed_contract_documents_match_the_code() -> None:

@@ -33,10 +33,9 @@ from shared.models import (
     SlaWarning,
     instant,
 )
-
-from .messages import Templates, notice, progress, receipt, supervisor_alert
 from shared.outbox import item as outbox_item
 
+from .messages import Templates, notice, progress, receipt, supervisor_alert
 from .record import OPEN_STATES, HistoryEntry, RequestRecord
 from .rules import RoutingConfig
 from .sla import (

@@ -13,10 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.calendar import parse_duration
 from shared.config import At, ConfigError, line_of, load_yaml_model
 from shared.enums import Category
-
-from shared.calendar import parse_duration
 
 from .sla import SlaConfig
 

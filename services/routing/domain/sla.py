@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.calendar import BusinessHoursConfig, Clock, ContinuousClock, parse_duration
 from shared.enums import Category, Priority, Tier
 from shared.models import Timestamp
-
-from shared.calendar import BusinessHoursConfig, Clock, ContinuousClock, parse_duration
 
 DeadlineName = Literal["first_response", "next_response", "resolution"]
 DEADLINES: tuple[DeadlineName, ...] = ("first_response", "next_response", "resolution")

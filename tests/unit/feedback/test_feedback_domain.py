@@ -17,10 +17,10 @@ from services.feedback.domain.survey import (
     link_token,
     raised,
     reminder_time,
-    survey_id_for,
-    survey_url,
     reopened_context,
     resolved_again,
+    survey_id_for,
+    survey_url,
     token_ok,
     view_of,
 )

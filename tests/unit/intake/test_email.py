@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import email
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from email import policy
 
 import pytest
@@ -88,7 +88,7 @@ def test_future_date_is_not_trusted(ctx) -> None:
 
 def test_naive_minus_zero_date_is_utc(ctx) -> None:
     raw = b"From: a@b.cn\r\nDate: Mon, 23 Nov 2026 10:00:00 -0000\r\nSubject: hi\r\n\r\nhello"
-    assert parse_email(raw, ctx).received_at == datetime(2026, 11, 23, 10, tzinfo=timezone.utc)
+    assert parse_email(raw, ctx).received_at == datetime(2026, 11, 23, 10, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -107,7 +107,7 @@ def test_unusable_mail_is_rejected_with_a_reason(ctx, raw: bytes, error: type[Ex
 
 
 def test_header_injection_in_subject_is_flattened(ctx) -> None:
-    raw = "From: a@b.cn\r\nSubject: =?utf-8?q?hi=0D=0ABcc:_evil@x.com?=\r\n\r\nbody".encode()
+    raw = b"From: a@b.cn\r\nSubject: =?utf-8?q?hi=0D=0ABcc:_evil@x.com?=\r\n\r\nbody"
     r = parse_email(raw, ctx)
     assert "\n" not in (r.subject or "") and "\r" not in (r.subject or "")
 
@@ -133,7 +133,7 @@ def test_headers_decode_exactly_as_the_modern_policy_reads_them(headers: list[tu
     for name in {k for k, _ in headers}:
         try:
             expected = modern.get(name)
-        except Exception:
+        except Exception:  # noqa: BLE001 - any failure of the modern policy
             continue  # too broken for the modern policy too: kefu reads it as absent
         assert _header(plain, name) == (str(expected) if expected is not None else None)
 

@@ -13,8 +13,8 @@ from services.routing.domain.messages import Templates
 from services.routing.domain.route import route_request
 from services.routing.domain.rules import RoutingConfig
 from services.routing.domain.sla import pause, resume
-from shared.calendar import parse_duration
 from shared import subjects as s
+from shared.calendar import parse_duration
 from shared.config import load_yaml_model
 from shared.enums import Channel, Language, Priority, Tier
 from shared.models import CustomerRef, RequestReceived

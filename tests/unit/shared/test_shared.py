@@ -86,7 +86,6 @@ def test_naive_times_are_refused_by_the_contract() -> None:
 
 
 async def test_pull_fetch_timeouts_always_reach_faststream_as_nats_timeouts() -> None:
-    import asyncio
 
     import nats.errors
     from nats.js import JetStreamContext
@@ -94,7 +93,7 @@ async def test_pull_fetch_timeouts_always_reach_faststream_as_nats_timeouts() ->
     from shared.bus import _timeouts_as_nats_timeouts
 
     async def bare_timeout() -> None:
-        raise asyncio.TimeoutError
+        raise TimeoutError
 
     with pytest.raises(nats.errors.TimeoutError):
         await _timeouts_as_nats_timeouts(bare_timeout)()
@@ -177,7 +176,7 @@ async def test_consumers_decode_each_body_once_as_the_handler_asks() -> None:
 def test_a_nats_server_without_message_schedules_is_refused_at_start() -> None:
     from shared.bus import require_server
 
-    with pytest.raises(SystemExit, match="2.11 is too old"):
+    with pytest.raises(SystemExit, match=r"2\.11 is too old"):
         require_server(2, 11)
     require_server(2, 12)
     require_server(3, 0)

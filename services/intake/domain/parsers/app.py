@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from shared.models import Attachment
 
 from ..contacts import normalise_email, normalise_phone
@@ -18,7 +20,7 @@ MAX_ATTACHMENTS = 20
 
 class AppPayload(Payload):
     event_id: str
-    verified: list[str] = []  # profile contacts the app checked (a code sent to them)
+    verified: list[str] = Field(default_factory=list)  # profile contacts the app checked (a code sent to them)
     user_id: str | None = None
     name: str | None = None
     phone: str | None = None
@@ -28,7 +30,7 @@ class AppPayload(Payload):
     category: str | None = None
     urgency: str | None = None
     text: str | None = None
-    attachments: list[Any] = []
+    attachments: list[Any] = Field(default_factory=list)
     created_at: str | None = None
 
 

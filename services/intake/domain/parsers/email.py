@@ -76,7 +76,7 @@ def _header(msg: Message, name: str) -> str | None:
         if key.lower() == wanted:
             try:
                 return str(policy.default.header_fetch_parse(key, value))
-            except Exception:
+            except Exception:  # noqa: BLE001 - a header too broken to decode is absent
                 return None
     return None
 
@@ -163,14 +163,14 @@ def _decoded_mime(part: Message) -> Message:
 def _filename(part: Message) -> str | None:
     try:
         return part.get_filename()
-    except Exception:
+    except Exception:  # noqa: BLE001 - a broken filename is no filename
         return None
 
 
 def _payload(part: Message) -> bytes:
     try:
         data = part.get_payload(decode=True)
-    except Exception:
+    except Exception:  # noqa: BLE001 - an undecodable part is empty, not a crash
         data = None
     if isinstance(data, bytes):
         return data

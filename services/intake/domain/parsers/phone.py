@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pydantic import Field
+
 from ..contacts import normalise_phone
 from ..errors import MissingContent
 from ..model import Contact, ParsedRequest
@@ -18,7 +20,7 @@ class PhonePayload(Payload):
     caller: str | None = None
     called: str | None = None
     started_at: datetime | None = None
-    ivr_path: list[str] = []
+    ivr_path: list[str] = Field(default_factory=list)
     transcript: str | None = None
     agent_notes: str | None = None
     customer_name: str | None = None

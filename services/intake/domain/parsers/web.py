@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..contacts import normalise_email, normalise_phone
 from ..errors import MissingContent
@@ -19,7 +19,7 @@ MAX_CHAT_MESSAGES = 500
 
 class WebForm(Payload):
     form_id: str
-    verified: list[str] = []  # contact kinds the portal checked (a login, a code sent)
+    verified: list[str] = Field(default_factory=list)  # contact kinds the portal checked (a login, a code sent)
     name: str | None = None
     email: str | None = None
     phone: str | None = None
@@ -51,9 +51,9 @@ class ChatLine(BaseModel):
 
 class WebChat(Payload):
     session_id: str
-    verified: list[str] = []  # contact kinds the portal checked (a login, a code sent)
+    verified: list[str] = Field(default_factory=list)  # contact kinds the portal checked (a login, a code sent)
     visitor: Visitor = Visitor()
-    messages: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = Field(default_factory=list)
     page_url: str | None = None
     category: str | None = None
 
