@@ -18,7 +18,7 @@ import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import nats.aio.client
@@ -69,7 +69,7 @@ def tune_nats_client() -> None:
     """Apply kefu's one change to nats-py's classes (`_timeouts_as_nats_timeouts`): called by a
     service at start-up, before its consumers start — never on import. Idempotent."""
     if not hasattr(JetStreamContext.PullSubscription.fetch, "__wrapped__"):
-        JetStreamContext.PullSubscription.fetch = _timeouts_as_nats_timeouts(  # type: ignore[method-assign]
+        JetStreamContext.PullSubscription.fetch = _timeouts_as_nats_timeouts(  # type: ignore[method-assign,assignment]
             JetStreamContext.PullSubscription.fetch)
 
 
@@ -87,7 +87,7 @@ class _HeaderLines:
 def plain_header_parsing(js: JetStreamContext) -> JetStreamContext:
     """Use `_HeaderLines` for the stored-message reads (KV gets) made through `js`."""
     if hasattr(js, "_hdr_parser") and hasattr(nats.aio.client.Client, "_parse_header_lines"):
-        js._hdr_parser = _HeaderLines()  # noqa: SLF001 - see _HeaderLines
+        js._hdr_parser = _HeaderLines()  # type: ignore[assignment]  # noqa: SLF001 - see _HeaderLines
     return js
 
 
@@ -152,7 +152,7 @@ class AckingJetStream(JetStreamContext):
             raise nats.js.errors.APIError.from_error(resp["error"])
         return resp
 
-    async def publish(  # type: ignore[override]
+    async def publish(
         self,
         subject: str,
         payload: bytes = b"",
@@ -174,7 +174,7 @@ class AckingJetStream(JetStreamContext):
             raise nats.js.errors.NoStreamResponseError from None
         return PubAck(**{k: v for k, v in self._answer(msg).items() if k in self._PUBACK_FIELDS})
 
-    async def get_msg(  # type: ignore[override]
+    async def get_msg(
         self, stream_name: str, seq: int | None = None, subject: str | None = None, direct: bool | None = False,
         next: bool | None = False,  # noqa: A002 - nats-py's name
     ) -> RawStreamMsg:
@@ -242,77 +242,77 @@ def stream_configs(settings: KefuSettings) -> list[StreamConfig]:
     # limits retention (history is kept, not consumed away); discard NEW at the size bound: a full
     # stream refuses the publish (the publisher sees the error and retries) instead of silently
     # dropping the oldest requests
-    common = {
-        "storage": StorageType.FILE,
-        "retention": RetentionPolicy.LIMITS,
-        "discard": DiscardPolicy.NEW,
-        "max_bytes": settings.stream_max_bytes or -1,
-        "num_replicas": settings.stream_replicas,
-        "duplicate_window": float(settings.duplicate_window_seconds),
-        "max_msg_size": MAX_RAW_PAYLOAD,
-    }
+    common = StreamConfig(
+        storage=StorageType.FILE,
+        retention=RetentionPolicy.LIMITS,
+        discard=DiscardPolicy.NEW,
+        max_bytes=settings.stream_max_bytes or -1,
+        num_replicas=settings.stream_replicas,
+        duplicate_window=float(settings.duplicate_window_seconds),
+        max_msg_size=MAX_RAW_PAYLOAD,
+    )
+
+    def stream(name: str, subjects: list[str] | None, max_age: float, **more: Any) -> StreamConfig:
+        return replace(common, name=name, subjects=subjects, max_age=max_age, **more)
+
     return [
         # raw payloads as adapters sent them: nothing is lost while intake is down, and every
         # accepted payload can be replayed for 30 days
-        StreamConfig(name=s.STREAM_INTAKE, subjects=[s.INTAKE_ALL], max_age=settings.retention_raw_days * DAY,
-                     **common),
+        stream(s.STREAM_INTAKE, [s.INTAKE_ALL], settings.retention_raw_days * DAY),
         # the event log: history of every request, source of the indicators
-        StreamConfig(name=s.STREAM_EVENTS, subjects=[s.EVENTS_ALL], max_age=settings.retention_events_days * DAY,
-                     **common),
-        StreamConfig(name=s.STREAM_OUTBOUND, subjects=[s.OUTBOUND_ALL],
-                     max_age=settings.retention_outbound_days * DAY, **common),
-        StreamConfig(name=s.STREAM_REJECTED, subjects=[s.REJECTED_ALL],
-                     max_age=settings.retention_rejected_days * DAY, **common),
+        stream(s.STREAM_EVENTS, [s.EVENTS_ALL], settings.retention_events_days * DAY),
+        stream(s.STREAM_OUTBOUND, [s.OUTBOUND_ALL], settings.retention_outbound_days * DAY),
+        stream(s.STREAM_REJECTED, [s.REJECTED_ALL], settings.retention_rejected_days * DAY),
         # who read which record through the APIs
-        StreamConfig(name=s.STREAM_AUDIT, subjects=[s.AUDIT_ALL], max_age=settings.retention_audit_days * DAY,
-                     **common),
+        stream(s.STREAM_AUDIT, [s.AUDIT_ALL], settings.retention_audit_days * DAY),
         # dead letters: what a consumer gave up on (with the reason), and the server's max-delivery
         # advisories, which also cover a message that killed its process on every delivery
-        StreamConfig(name=s.STREAM_DLQ, subjects=[s.DLQ_ALL, s.MAX_DELIVERIES_ADVISORIES], max_age=90 * DAY, **common),
+        stream(s.STREAM_DLQ, [s.DLQ_ALL, s.MAX_DELIVERIES_ADVISORIES], 90 * DAY),
         # durable timers: schedules fire at their time even if no process of the service is running
         # then. A schedule is kept at most 60 days, longer than any deadline the SLA policies can set
         # (a paused request has no timers; resuming schedules new ones). One stream per service: a
         # schedule may only target its own stream, so no service can fire or purge another's timers.
         # (the server allows message schedules only with discard: old; fired timers are the oldest)
-        *(StreamConfig(name=s.timers_stream(service), subjects=[s.timers_subjects(service)], max_age=60 * DAY,
-                       allow_msg_schedules=True, **(common | {"discard": DiscardPolicy.OLD}))
-          for service in s.TIMER_SERVICES),
+        *(stream(s.timers_stream(service), [s.timers_subjects(service)], 60 * DAY, allow_msg_schedules=True,
+                 discard=DiscardPolicy.OLD) for service in s.TIMER_SERVICES),
         # metrics' copy of the event log, kept by the server (a mirror: read-only, same retention)
-        StreamConfig(name=s.STREAM_METRICS, mirror=StreamSource(name=s.STREAM_EVENTS),
-                     max_age=settings.retention_events_days * DAY, **common),
+        stream(s.STREAM_METRICS, None, settings.retention_events_days * DAY, mirror=StreamSource(name=s.STREAM_EVENTS)),
     ]
 
 
 def bucket_configs(settings: KefuSettings) -> list[KeyValueConfig]:
-    common = {"storage": StorageType.FILE, "replicas": settings.stream_replicas}
-    records = common | ({"ttl": settings.retention_records_days * DAY} if settings.retention_records_days else {})
+    common = KeyValueConfig(bucket="", storage=StorageType.FILE, replicas=settings.stream_replicas)
+    records_ttl = settings.retention_records_days * DAY if settings.retention_records_days else None
+
+    def bucket(name: str, history: int, ttl: float | None = None, direct: bool = False) -> KeyValueConfig:
+        return replace(common, bucket=name, history=history, ttl=ttl, direct=direct)
+
     # Intake's reads (2-3 per request) are direct gets: any replica answers from its store, without
     # the JetStream API's JSON and base64 (nats-server CPU per read 100-119 -> 25-34 us). A follower
     # may answer a few milliseconds behind the leader, which these reads tolerate: a source seen a
     # moment ago is still dropped by its Nats-Msg-Id, a customer registered a moment ago is
     # recognised from the next message on. Buckets whose writer reads its own writes (routing's
     # records, agents, queues, outbox; feedback's) stay leader-served (docs/reliability.md).
-    read_by_intake = common | {"direct": True}
     return [
-        KeyValueConfig(bucket=s.BUCKET_CUSTOMERS, history=5, **read_by_intake),
-        KeyValueConfig(bucket=s.BUCKET_CONTACTS, history=1, **read_by_intake),
-        KeyValueConfig(bucket=s.BUCKET_INTAKE_SOURCES, history=1, ttl=400 * DAY, **read_by_intake),
+        bucket(s.BUCKET_CUSTOMERS, 5, direct=True),
+        bucket(s.BUCKET_CONTACTS, 1, direct=True),
+        bucket(s.BUCKET_INTAKE_SOURCES, 1, ttl=400 * DAY, direct=True),
         # a signature is refused twice within its validity (5 min either way): kept 10 minutes
-        KeyValueConfig(bucket=s.BUCKET_WEBHOOK_SIGNATURES, history=1, ttl=600, **common),
-        KeyValueConfig(bucket=s.BUCKET_REQUESTS, history=10, **records),
-        KeyValueConfig(bucket=s.BUCKET_AGENTS, history=5, **common),
-        KeyValueConfig(bucket=s.BUCKET_WAITING, history=1, **common),
-        KeyValueConfig(bucket=s.BUCKET_PENDING, history=1, **common),
-        KeyValueConfig(bucket=s.BUCKET_OUTBOX, history=1, **common),
-        KeyValueConfig(bucket=s.BUCKET_FEEDBACK_REQUESTS, history=3, **records),
-        KeyValueConfig(bucket=s.BUCKET_SURVEYS, history=3, **records),
-        KeyValueConfig(bucket=s.BUCKET_OPEN_SURVEYS, history=1, **read_by_intake),
-        KeyValueConfig(bucket=s.BUCKET_FOLLOWUPS, history=3, **records),
+        bucket(s.BUCKET_WEBHOOK_SIGNATURES, 1, ttl=600),
+        bucket(s.BUCKET_REQUESTS, 10, ttl=records_ttl),
+        bucket(s.BUCKET_AGENTS, 5),
+        bucket(s.BUCKET_WAITING, 1),
+        bucket(s.BUCKET_PENDING, 1),
+        bucket(s.BUCKET_OUTBOX, 1),
+        bucket(s.BUCKET_FEEDBACK_REQUESTS, 3, ttl=records_ttl),
+        bucket(s.BUCKET_SURVEYS, 3, ttl=records_ttl),
+        bucket(s.BUCKET_OPEN_SURVEYS, 1, direct=True),
+        bucket(s.BUCKET_FOLLOWUPS, 3, ttl=records_ttl),
         # messages sent per customer per day (the outbound cap): two days cover any time zone
-        KeyValueConfig(bucket=s.BUCKET_OUTBOUND_CAPS, history=1, ttl=2 * DAY, **common),
+        bucket(s.BUCKET_OUTBOUND_CAPS, 1, ttl=2 * DAY),
         # staff token revocations: read on every staff call by every service (direct gets); kept
         # 8 days, longer than any token lives (7 days at most), after which nothing it voids is left
-        KeyValueConfig(bucket=s.BUCKET_REVOCATIONS, history=1, ttl=8 * DAY, **(common | {"direct": True})),
+        bucket(s.BUCKET_REVOCATIONS, 1, ttl=8 * DAY, direct=True),
     ]
 
 
@@ -361,7 +361,7 @@ async def migrate_legacy_timers(js: JetStreamContext, settings: KefuSettings) ->
             msg = await js.get_msg(s.LEGACY_STREAM_TIMERS, seq)
         except nats.js.errors.NotFoundError:
             continue
-        latest[msg.subject] = msg
+        latest[msg.subject or ""] = msg
     copied = 0
     for subject, msg in latest.items():
         kind, _, rest = subject.removeprefix("kefu.timers.").partition(".")
@@ -408,7 +408,7 @@ async def provision(js: JetStreamContext, settings: KefuSettings) -> None:
 
 async def verify(js: JetStreamContext, settings: KefuSettings) -> None:
     """Without provisioning rights: fail clearly when a stream the service uses is missing."""
-    for name in s.streams_of(settings.service_name) or tuple(c.name for c in stream_configs(settings)):
+    for name in s.streams_of(settings.service_name) or tuple(c.name or "" for c in stream_configs(settings)):
         try:
             await js.stream_info(name)
         except nats.js.errors.NotFoundError:

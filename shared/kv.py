@@ -28,7 +28,7 @@ class ModelBucket(Generic[T]):
             entry = await self.kv.get(key)
         except nats.js.errors.KeyNotFoundError:
             return None
-        return self.model.model_validate_json(entry.value), entry.revision
+        return self.model.model_validate_json(entry.value or b""), entry.revision or 0
 
     async def create(self, key: str, value: T) -> int | None:
         """The new revision (truthy), or None when the key exists already."""

@@ -103,7 +103,7 @@ async def _dead_letters(limit: int) -> list[dict[str, Any]]:
     try:
         js = nc.jetstream()
         state = (await js.stream_info(s.STREAM_DLQ)).state
-        letters = []
+        letters: list[dict[str, Any]] = []
         seq = state.last_seq
         while seq >= max(state.first_seq, 1) and len(letters) < limit:
             try:

@@ -469,9 +469,10 @@ def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
 
     methods: set[str] = set()
     for route in app.routes:
-        match, _ = route.matches(request.scope | {"method": "GET"})
-        if match != Match.NONE and getattr(route, "methods", None):
-            methods |= set(route.methods)
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        allowed = getattr(route, "methods", None)
+        if match != Match.NONE and allowed:
+            methods |= set(allowed)
     return sorted(methods)
 
 

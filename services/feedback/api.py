@@ -206,5 +206,5 @@ def _form(raw: bytes) -> Answer:
     rating = (fields.get("rating") or [""])[0]
     if not re.fullmatch(r"[1-5]", rating):
         raise ValueError("rating must be 1 to 5")
-    return Answer(t=(fields.get("t") or [""])[0], rating=int(rating), comment=(fields.get("comment") or [None])[0],
+    return Answer(t=(fields.get("t") or [""])[0], rating=int(rating), comment=next(iter(fields.get("comment") or []), None),
                   reasons=fields.get("reasons", []))

@@ -84,7 +84,7 @@ def _payload_bodies() -> dict[str, Any]:
 PAYLOADS = _payload_bodies()
 REJECTED_REF = Annotated[str, Path(pattern=r"^(rej_[a-z2-7]{26}|[1-9][0-9]{0,18})$",
                                    examples=["rej_3kzq6x2m5vb7n4c8d9f2g3h4j5", "17"])]
-ERRORS = {code: {"model": RejectionBody} for code in (400, 401, 404, 413, 415, 422)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": RejectionBody} for code in (400, 401, 404, 413, 415, 422)}
 
 
 def build_api(intake: dict[str, Intake]) -> APIRouter:

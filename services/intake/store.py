@@ -68,7 +68,7 @@ class IntakeStore:
             entry = await self.customers.get(customer_id)
         except nats.js.errors.KeyNotFoundError:
             return None
-        return CustomerRecord.model_validate_json(entry.value), entry.revision
+        return CustomerRecord.model_validate_json(entry.value or b""), entry.revision or 0
 
     async def put_customer(self, record: CustomerRecord) -> bool:
         """Store a customer and index its contacts. Returns True when the customer is new.

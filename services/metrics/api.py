@@ -22,7 +22,7 @@ from shared import subjects as s
 from shared.runtime import ApiError, ErrorBody, Runtime, Supervisor
 
 from .domain.indicators import Projection
-from .domain.reports import DRILLDOWNS, drilldown, month_bounds, report, to_csv, week_bounds
+from .domain.reports import Drilldown, drilldown, month_bounds, report, to_csv, week_bounds
 
 JSON_OR_CSV: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/json": {}, "text/csv": {}}, "description": "the report (format=json or csv)"}}
@@ -45,7 +45,7 @@ async def period_projection(runtime: Runtime, departments: tuple[str, ...], sinc
         return projection
     sub = await runtime.js.pull_subscribe(
         s.EVENTS_ALL, stream=s.STREAM_METRICS,
-        config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=since.isoformat(),
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=since,
                               ack_policy=AckPolicy.NONE, inactive_threshold=60.0),
     )
     try:
@@ -174,7 +174,7 @@ def build_api(runtime: Runtime, *, departments: tuple[str, ...], tz: ZoneInfo, l
 
     @api.get("/v1/reports/drilldown", tags=["reports"], responses=REPORT_ERRORS,
              summary="The request ids behind an indicator in a period (e.g. the breached ones)")
-    async def drill(indicator: Annotated[Literal[DRILLDOWNS], Query()], who: Supervisor,
+    async def drill(indicator: Annotated[Drilldown, Query()], who: Supervisor,
                     week: Annotated[str | None, Query(pattern=WEEK_PATTERN)] = None,
                     month: Annotated[str | None, Query(pattern=MONTH_PATTERN)] = None,
                     department: Annotated[str | None, Query(max_length=64)] = None) -> dict[str, Any]:

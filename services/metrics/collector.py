@@ -91,8 +91,9 @@ class IndicatorCollector(Collector):
         for key, (name, help_text) in RATIOS.items():
             family = GaugeMetricFamily(name, help_text + " Over a rolling window.", labels=["window"])
             for window, values in ratios.items():
-                if values[key] is not None:
-                    family.add_metric([window], values[key])
+                value = values[key]
+                if value is not None:
+                    family.add_metric([window], value)
             yield family
         last = GaugeMetricFamily("kefu_metrics_last_event_timestamp_seconds", "Time of the newest event applied.")
         if p.last_event_at is not None:

@@ -53,7 +53,7 @@ class KvMirror(Generic[T]):
         self.loaded = asyncio.Event()
         self.changed: Callable[[], None] = lambda: None
         self._task: asyncio.Task[None] | None = None
-        self._watcher = None
+        self._watcher: KeyValue.KeyWatcher | None = None
 
     async def start(self) -> None:
         self._watcher = await self.kv.watchall()

@@ -16,3 +16,10 @@ def test_ruff_is_clean() -> None:
     done = subprocess.run([ruff, "check", "services", "shared", "devtools", "tests"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-4000:]
+
+
+def test_mypy_is_clean_on_services_and_shared() -> None:
+    mypy = shutil.which("mypy", path=str(Path(sys.executable).parent)) or shutil.which("mypy")
+    assert mypy, "mypy is a dev dependency (pip install -e '.[dev]')"
+    done = subprocess.run([mypy], cwd=ROOT, capture_output=True, text=True, timeout=600)  # [tool.mypy] files
+    assert done.returncode == 0, done.stdout[-4000:]

@@ -7,10 +7,11 @@ radio button, keyboard-operable native controls), in the request's language.
 from __future__ import annotations
 
 from html import escape
+from typing import Any
 
 from shared.enums import Language
 
-TEXT = {
+TEXT: dict[Language, dict[str, Any]] = {
     Language.zh: {
         "title": "服务满意度评价", "intro": "您好{name}，感谢您联系我们。关于您的请求：",
         "question": "您对本次服务满意吗？（1 = 非常不满意，5 = 非常满意）",

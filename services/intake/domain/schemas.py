@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from shared.enums import Channel
 
 from .parsers.app import AppPayload
@@ -45,12 +47,12 @@ def _text_or_number(node: Any) -> Any:
     return node
 
 
-def _json(model: type, title: str, description: str) -> dict[str, Any]:
+def _json(model: type[BaseModel], title: str, description: str) -> dict[str, Any]:
     schema = _text_or_number(_inline(model.model_json_schema()))
     return schema | {"title": title, "description": f"{description} {UNKNOWN}"}
 
 
-def payload_schemas() -> dict[str, dict[str, Any]]:
+def payload_schemas() -> dict[Channel, dict[str, Any]]:
     """channel -> {"media_type": ..., "schema": JSON Schema} of what intake reads."""
     variants = "; ".join(f"{field}: {', '.join(names)}" for field, names in VARIANTS.items())
     return {

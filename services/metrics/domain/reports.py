@@ -8,7 +8,7 @@ import io
 from collections import Counter
 from datetime import date, datetime, timedelta
 from statistics import mean
-from typing import Any
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo
 
 from shared.models import instant
@@ -21,7 +21,8 @@ COLUMNS = [
     "feedback_timeliness", "avg_resolution_seconds", "reopened", "sla_breaches", "revisits_due",
     "revisit_completion", "survey_responses", "csat",
 ]
-DRILLDOWNS = ("breached", "late_acceptance", "reopened", "not_first_contact", "dissatisfied", "complaints")
+Drilldown = Literal["breached", "late_acceptance", "reopened", "not_first_contact", "dissatisfied", "complaints"]
+DRILLDOWNS: tuple[str, ...] = get_args(Drilldown)
 
 
 def week_bounds(week: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
@@ -41,6 +42,16 @@ def month_bounds(month: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
 
 def _in(at: datetime | None, start: datetime, end: datetime) -> bool:
     return at is not None and start <= at < end
+
+
+def _on_time(at: datetime | None, due: datetime | None) -> bool:
+    """Done by its deadline (no deadline: on time). `at` is set: the facts were chosen by it."""
+    return due is None or (at is not None and at <= due)
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float:
+    assert start is not None and end is not None  # the facts were chosen by these times
+    return (end - start).total_seconds()
 
 
 def _share(values: list[bool]) -> float | None:
@@ -63,25 +74,25 @@ def _row(department: str, facts: list[Facts], p: Projection, start: datetime, en
     # revisits due in the period by now (or done already): one due later this month is not missed yet
     due = [fid for fid, d in p.followup_due.items() if _in(d, start, end) and p.followup_request.get(fid) in by_request
            and (d <= now or fid in p.followup_done)]
-    row = {
+    row: dict[str, Any] = {
         "department": department,
         "received": len(received),
         "complaints": len(complaints),
         "complaint_rate": _share([f.category == "complaint" for f in received]),
         "accepted": len(accepted),
-        "acceptance_timeliness": _share([f.due_first is None or f.accepted_at <= f.due_first for f in accepted]),
-        "avg_first_response_seconds": _avg([(f.accepted_at - f.received_at).total_seconds() for f in accepted]),
+        "acceptance_timeliness": _share([_on_time(f.accepted_at, f.due_first) for f in accepted]),
+        "avg_first_response_seconds": _avg([_seconds(f.received_at, f.accepted_at) for f in accepted]),
         "resolved": len(resolved),
         "first_contact_resolution": _share([bool(f.first_contact) for f in resolved]),
         "processing_accuracy": _share([f.accurate for f in resolved]),
-        "feedback_timeliness": _share([f.due_resolution is None or f.resolved_at <= f.due_resolution for f in resolved]),
-        "avg_resolution_seconds": _avg([(f.resolved_at - f.received_at).total_seconds() for f in resolved]),
+        "feedback_timeliness": _share([_on_time(f.resolved_at, f.due_resolution) for f in resolved]),
+        "avg_resolution_seconds": _avg([_seconds(f.received_at, f.resolved_at) for f in resolved]),
         "reopened": sum(1 for f in facts for at in f.reopened_at if _in(at, start, end)),
         "sla_breaches": sum(1 for f in facts for _, at in f.breaches if _in(at, start, end)),
         "revisits_due": len(due),
         "revisit_completion": _share([fid in p.followup_done for fid in due]),
         "survey_responses": len(rated),
-        "csat": round(mean(f.rating for f in rated), 2) if rated else None,
+        "csat": round(mean(f.rating for f in rated if f.rating is not None), 2) if rated else None,
     }
     parts = [row[k] for k in ("acceptance_timeliness", "first_contact_resolution", "processing_accuracy",
                               "feedback_timeliness") if row[k] is not None]

@@ -68,10 +68,10 @@ def judge(*, text: str, hints: Hints, tier: Tier, rules: RuleSet) -> Judgement:
     matched += [f"complex:{n}" for n in complex_]
 
     topics = []
-    for rule in rules.topics:
-        if rule.topic not in topics and rule.matches(lowered, present):
-            topics.append(rule.topic)
-            matched.append(f"topic:{rule.name}")
+    for topic_rule in rules.topics:
+        if topic_rule.topic not in topics and topic_rule.matches(lowered, present):
+            topics.append(topic_rule.topic)
+            matched.append(f"topic:{topic_rule.name}")
 
     return Judgement(
         category=category,

@@ -12,6 +12,7 @@ record's outbox (published after the record is stored). Invalid transitions rais
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -119,8 +120,8 @@ def _change(
     actor: str,
     action: str,
     detail: dict[str, Any] | None = None,
-    events: list[tuple[str, BaseModel]] = (),
-    release: list[str] = (),
+    events: Sequence[tuple[str, BaseModel]] = (),
+    release: Sequence[str] = (),
     **updates: Any,
 ) -> RequestRecord:
     version = record.version + 1

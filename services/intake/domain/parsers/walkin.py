@@ -39,7 +39,8 @@ VARIANTS = {"phone": ("phone", "mobile", "tel", "customer_phone"), "name": ("nam
 def _customer(data: dict[str, Any]) -> dict[str, Any]:
     """`customer` with each field taken from its contract place, else from a common variant: a
     phone under `customer.mobile`/`customer.tel`, or any of them at the top level."""
-    nested = data.get("customer") if isinstance(data.get("customer"), dict) else {}
+    given = data.get("customer")
+    nested: dict[str, Any] = given if isinstance(given, dict) else {}
     customer = dict(nested)
     for field, names in VARIANTS.items():
         if customer.get(field) in (None, ""):
