@@ -10,6 +10,7 @@ report ready. Shutdown (SIGTERM / Ctrl-C): not ready, stop fetching, let in-flig
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import hmac
 import json
@@ -21,7 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 import nats.js.errors
@@ -69,6 +70,7 @@ from .progress import ConsumerProgress
 from .settings import KefuSettings
 
 log = logging.getLogger("kefu.runtime")
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -77,6 +79,28 @@ class ApiError(Exception):
     def __init__(self, status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.status, self.error, self.detail, self.headers = status, error, detail, headers
+
+
+class Late(Generic[T]):
+    """A service's composed object, made at start-up (it needs the NATS connection) and used by the
+    routers and handlers built before it: `slot()` is the object, an error before it is set."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._value: T | None = None
+
+    def set(self, value: T) -> T:
+        self._value = value
+        return value
+
+    @property
+    def ready(self) -> bool:
+        return self._value is not None
+
+    def __call__(self) -> T:
+        if self._value is None:
+            raise RuntimeError(f"{self.name} is not started yet")
+        return self._value
 
 
 @dataclass
@@ -90,7 +114,8 @@ class Runtime:
     handlers: HandlerSeries | None = None
     ready: bool = False
     progress: ConsumerProgress = field(default_factory=ConsumerProgress)
-    extra: dict[str, Any] = field(default_factory=dict)
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)  # background work, cancelled first on stop
+    service: Any = None  # the service's composed object, for diagnostics and tests
     revocations: KeyValue | None = None  # staff token revocations (shared.runtime.require_staff)
 
     def current_message(self) -> Msg:
@@ -382,7 +407,7 @@ def base_app(
             await on_start(runtime)
         await broker.start()
         _initialise_series(runtime)
-        runtime.extra["consumer_watch"] = asyncio.create_task(_watch_consumers(runtime))
+        runtime.tasks.append(asyncio.create_task(_watch_consumers(runtime)))
         settle_garbage_collector()
         runtime.ready = True
         log.info("service ready", extra={"service": runtime.settings.service_name})
@@ -390,7 +415,11 @@ def base_app(
             yield
         finally:
             runtime.ready = False
-            runtime.extra["consumer_watch"].cancel()
+            for task in runtime.tasks:
+                task.cancel()
+            for task in runtime.tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             if on_stop is not None:
                 await on_stop(runtime)
             try:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from shared import auth
 from shared.auth import Principal
 from shared.models import SurveyReplied, Timestamp
-from shared.runtime import Admin, ApiError, ErrorBody, Staff, audit
+from shared.runtime import Admin, ApiError, ErrorBody, Late, Staff, audit
 
 from .domain.followup import Followup
 from .domain.messages import short_ref
@@ -59,11 +59,8 @@ PAGE_OR_JSON: dict[str, Any] = {"content": {"text/html": {}, "application/json":
 JSON_ERROR: dict[str, Any] = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
 
 
-def build_api(holder: dict[str, Feedback]) -> APIRouter:
+def build_api(feedback: Late[Feedback]) -> APIRouter:
     api = APIRouter()
-
-    def feedback() -> Feedback:
-        return holder["feedback"]
 
     async def survey_for(survey_id: str, token: str | None) -> Survey:
         """The survey, if the link is genuine. Unknown ids and wrong tokens look the same: 404."""

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from shared import subjects as s
 from shared.calendar import business_hours
 from shared.config import load_yaml_model
-from shared.runtime import Runtime, base_app, make_runtime
+from shared.runtime import Late, Runtime, base_app, make_runtime
 
 from .api import build_api
 from .domain.rules import FeedbackConfig
@@ -28,19 +28,19 @@ def create_app(settings: FeedbackSettings | None = None) -> FastAPI:
     hours = business_hours(settings.config_dir)
     runtime = make_runtime(settings, consumer=s.CONSUMER_FEEDBACK)
     metrics = FeedbackMetrics(runtime.registry)
-    holder: dict[str, Feedback] = {}
-    runtime.broker.include_router(build_router(runtime, holder, batch_size=settings.batch_size))
+    feedback: Late[Feedback] = Late("feedback")
+    runtime.broker.include_router(build_router(runtime, feedback, batch_size=settings.batch_size))
 
     async def on_start(rt: Runtime) -> None:
         assert rt.js is not None and rt.publisher is not None
         if settings.survey_secret is None:
             raise SystemExit("KEFU_FEEDBACK_SURVEY_SECRET is not set: survey links are signed with it")
-        holder["feedback"] = Feedback(
+        service = feedback.set(Feedback(
             config=config, hours=hours, store=await FeedbackStore.open(rt.js), publisher=rt.publisher,
             base_url=settings.base_url(), secret=settings.survey_secret.get_secret_value(), metrics=metrics,
-        )
-        await holder["feedback"].start_monthly_schedule()
+        ))
+        await service.start_monthly_schedule()
 
     app = base_app(runtime, title="kefu feedback", description=DESCRIPTION, on_start=on_start)
-    app.include_router(build_api(holder))
+    app.include_router(build_api(feedback))
     return app

@@ -8,13 +8,13 @@ from faststream.nats import NatsRouter
 
 from shared import subjects as s
 from shared.models import SurveyReplied
-from shared.runtime import Runtime, durable_subscriber
+from shared.runtime import Late, Runtime, durable_subscriber
 from shared.timers import fire_filter
 
 from .service import TIMER_SERVICE, Feedback
 
 
-def build_router(runtime: Runtime, holder: dict[str, Feedback], *, batch_size: int) -> NatsRouter:
+def build_router(runtime: Runtime, feedback: Late[Feedback], *, batch_size: int) -> NatsRouter:
     router = NatsRouter()
     settings = runtime.settings
 
@@ -29,16 +29,16 @@ def build_router(runtime: Runtime, holder: dict[str, Feedback], *, batch_size: i
              "On resolution: the result and the survey through the customer's channel, the revisit.")
     async def on_request_event(body: bytes) -> None:
         raw = runtime.current_message()
-        await holder["feedback"].on_request_event(raw.subject, body)
+        await feedback().on_request_event(raw.subject, body)
 
     @durable(s.SURVEY_REPLIED, s.STREAM_EVENTS, s.CONSUMER_FEEDBACK_ANSWERS,
              "Records survey answers from the survey page and from replies on the customer's channel.")
     async def on_reply(reply: SurveyReplied) -> None:
-        await holder["feedback"].on_reply(reply)
+        await feedback().on_reply(reply)
 
     @durable(fire_filter(TIMER_SERVICE), s.timers_stream(TIMER_SERVICE), s.CONSUMER_FEEDBACK_TIMERS,
              "Delayed invitations, reminders, expiry, revisits and the monthly sample.")
     async def on_timer(body: dict[str, Any]) -> None:
-        await holder["feedback"].on_timer(body)
+        await feedback().on_timer(body)
 
     return router

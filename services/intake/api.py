@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from shared import subjects as s
 from shared.enums import Channel, Tier
-from shared.runtime import Admin, ApiError, ErrorBody, audit, require_adapter
+from shared.runtime import Admin, ApiError, ErrorBody, Late, audit, require_adapter
 
 from .domain.canonical import CustomerRecord, request_id_for
 from .domain.contacts import mask_id_numbers, normalise_email, normalise_phone
@@ -23,7 +23,7 @@ from .domain.parsers import channel_of, check_media_type, parse
 from .domain.schemas import payload_schemas
 from .domain.webhooks import BadSignature, may_submit
 from .domain.webhooks import verify as verify_signature
-from .pipeline import Intake
+from .service import Intake
 from .store import Conflict
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -87,7 +87,7 @@ REJECTED_REF = Annotated[str, Path(pattern=r"^(rej_[a-z2-7]{26}|[1-9][0-9]{0,18}
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": RejectionBody} for code in (400, 401, 404, 413, 415, 422)}
 
 
-def build_api(intake: dict[str, Intake]) -> APIRouter:
+def build_api(intake: Late[Intake]) -> APIRouter:
     api = APIRouter()
 
     @api.post(
@@ -103,7 +103,7 @@ def build_api(intake: dict[str, Intake]) -> APIRouter:
         openapi_extra={"security": [{"HTTPBearer": []}, {"KefuSignature": []}], "requestBody": PAYLOADS},
     )
     async def submit(channel: str, request: Request) -> Response:
-        service = intake["intake"]
+        service = intake()
         settings = service.settings
         raw, too_large, received = await _read_limited(request, settings.max_payload_bytes)
         adapter = await _authenticate(request, raw, too_large, service)
@@ -164,7 +164,7 @@ def build_api(intake: dict[str, Intake]) -> APIRouter:
                    404: {"model": ErrorBody}},
     )
     async def rejected_raw(ref: REJECTED_REF, who: Admin, request: Request) -> Response:
-        msg = await _rejected(intake["intake"], ref)
+        msg = await _rejected(intake(), ref)
         await audit(request, who, "rejected.read", ref)
         headers = {k: v for k, v in (msg.headers or {}).items() if k.startswith("Kefu-")}
         return Response(msg.data or b"", media_type="application/octet-stream", headers=headers)
@@ -177,7 +177,7 @@ def build_api(intake: dict[str, Intake]) -> APIRouter:
         responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
     )
     async def replay(ref: REJECTED_REF, _: Admin) -> dict[str, str]:
-        service = intake["intake"]
+        service = intake()
         msg = await _rejected(service, ref)
         seq = msg.seq
         channel = (msg.headers or {}).get("Kefu-Channel", "")
@@ -205,7 +205,7 @@ def build_api(intake: dict[str, Intake]) -> APIRouter:
     async def put_customer(
         customer_id: Annotated[str, Path(pattern=ID_PATTERN)], body: CustomerIn, _: Admin
     ) -> JSONResponse:
-        service = intake["intake"]
+        service = intake()
         region = service.settings.phone_region
         phones = [normalise_phone(p, region) for p in body.phones]
         emails = [normalise_email(e) for e in body.emails]
@@ -238,7 +238,7 @@ def build_api(intake: dict[str, Intake]) -> APIRouter:
     )
     async def get_customer(customer_id: Annotated[str, Path(pattern=ID_PATTERN)], who: Admin,
                            request: Request) -> CustomerRecord:
-        found = await intake["intake"].store.get_customer(customer_id)
+        found = await intake().store.get_customer(customer_id)
         if found is None:
             raise ApiError(404, "not_found", f"no customer {customer_id}")
         await audit(request, who, "customer.read", customer_id)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from shared import subjects as s
-from shared.runtime import Runtime, base_app, make_runtime
+from shared.runtime import Late, Runtime, base_app, make_runtime
 
 from .api import build_api
 from .handlers import build_router
-from .pipeline import Intake, IntakeMetrics
+from .service import Intake, IntakeMetrics
 from .settings import IntakeSettings
 from .store import IntakeStore
 
@@ -23,15 +23,15 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
     runtime = make_runtime(settings, consumer=s.CONSUMER_INTAKE)
     metrics = IntakeMetrics(runtime.registry)
-    holder: dict[str, Intake] = {}
-    runtime.broker.include_router(build_router(runtime, holder, batch_size=settings.batch_size, workers=settings.workers))
+    intake: Late[Intake] = Late("intake")
+    runtime.broker.include_router(build_router(runtime, intake, batch_size=settings.batch_size, workers=settings.workers))
 
     async def on_start(rt: Runtime) -> None:
         assert rt.js is not None and rt.publisher is not None
-        holder["intake"] = Intake(
+        intake.set(Intake(
             settings=settings, store=await IntakeStore.open(rt.js), publisher=rt.publisher, metrics=metrics
-        )
+        ))
 
     app = base_app(runtime, title="kefu intake", description=DESCRIPTION, on_start=on_start)
-    app.include_router(build_api(holder))
+    app.include_router(build_api(intake))
     return app

@@ -5,13 +5,13 @@ from __future__ import annotations
 from faststream.nats import NatsRouter
 
 from shared import subjects as s
-from shared.runtime import Runtime, durable_subscriber
+from shared.runtime import Late, Runtime, durable_subscriber
 
-from .pipeline import Intake
+from .service import Intake
 
 
-def build_router(runtime: Runtime, intake: dict[str, Intake], *, batch_size: int, workers: int = 1) -> NatsRouter:
-    """`intake["intake"]` is filled in at start-up, once the store is open."""
+def build_router(runtime: Runtime, intake: Late[Intake], *, batch_size: int, workers: int = 1) -> NatsRouter:
+    """`intake` is set at start-up, once the store is open."""
     router = NatsRouter()
 
     @durable_subscriber(router, runtime.settings, subject=s.INTAKE_ALL, stream=s.STREAM_INTAKE,
@@ -19,10 +19,10 @@ def build_router(runtime: Runtime, intake: dict[str, Intake], *, batch_size: int
                         description="Every payload an adapter published, in its channel's own format.")
     async def on_payload(body: bytes) -> None:
         raw = runtime.current_message()
-        if await intake["intake"].mask_stored(subject=raw.subject, raw=body, seq=raw.metadata.sequence.stream,
+        if await intake().mask_stored(subject=raw.subject, raw=body, seq=raw.metadata.sequence.stream,
                                               headers=raw.headers or {}):
             return  # the masked copy is the payload now, and comes next
-        await intake["intake"].handle(
+        await intake().handle(
             channel_name=s.channel_of_intake_subject(raw.subject),
             raw=body,
             stored_at=raw.metadata.timestamp,

@@ -16,7 +16,7 @@ from shared.auth import SUBJECT_PATTERN, Principal, Role
 from shared.bus import together
 from shared.enums import Priority
 from shared.models import instant
-from shared.runtime import Admin, ApiError, ErrorBody, Staff, audit, revoke, staff_key
+from shared.runtime import Admin, ApiError, ErrorBody, Late, Staff, audit, revoke, staff_key
 
 from .domain import lifecycle as lc
 from .domain.dispatch import Agent, AgentProfile, TransferRefused, service_order, transfer_target
@@ -114,11 +114,9 @@ def refusals() -> Iterator[None]:
         raise ApiError(refused.status, refused.error, refused.detail) from None
 
 
-def build_api(holder: dict[str, Routing]) -> APIRouter:
+def build_api(routing: Late[Routing]) -> APIRouter:
     api = APIRouter()
 
-    def routing() -> Routing:
-        return holder["routing"]
 
     async def record_for(request_id: str, who: Principal, *, act: bool) -> RequestRecord:
         """The request, if `who` may see it (act: may change it). Out of scope looks like unknown: 404."""

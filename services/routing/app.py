@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from fastapi import FastAPI
 
 from shared import subjects as s
 from shared.config import load_yaml_model
-from shared.runtime import Runtime, base_app, make_runtime
+from shared.runtime import Late, Runtime, base_app, make_runtime
 
 from .api import build_api
 from .domain.messages import Templates
@@ -31,28 +30,23 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
     templates = load_yaml_model(settings.config_dir / "messages.yaml", Templates)
     runtime = make_runtime(settings, consumer=s.CONSUMER_ROUTING)
     metrics = RoutingMetrics(runtime.registry, config.departments.departments)
-    holder: dict[str, Routing] = {}
-    runtime.broker.include_router(build_router(runtime, holder, batch_size=settings.batch_size, workers=settings.workers))
+    routing: Late[Routing] = Late("routing")
+    runtime.broker.include_router(build_router(runtime, routing, batch_size=settings.batch_size, workers=settings.workers))
     stop = asyncio.Event()
 
     async def on_start(rt: Runtime) -> None:
         assert rt.js is not None and rt.publisher is not None
         store = await RoutingStore.open(rt.js)
-        holder["routing"] = Routing(config=config, templates=templates, store=store, publisher=rt.publisher,
-                                    metrics=metrics)
-        rt.extra["service"] = holder["routing"]  # the composed service, for diagnostics and tests
-        rt.extra["background"] = asyncio.create_task(holder["routing"].run_background(stop))
+        service = routing.set(Routing(config=config, templates=templates, store=store, publisher=rt.publisher,
+                                      metrics=metrics))
+        rt.service = service
+        rt.tasks.append(asyncio.create_task(service.run_background(stop)))
 
     async def on_stop(rt: Runtime) -> None:
-        stop.set()
-        task = rt.extra.get("background")
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        if "routing" in holder:
-            await holder["routing"].store.close()
+        stop.set()  # (its background task is cancelled before on_stop runs)
+        if routing.ready:
+            await routing().store.close()
 
     app = base_app(runtime, title="kefu routing", description=DESCRIPTION, on_start=on_start, on_stop=on_stop)
-    app.include_router(build_api(holder))
+    app.include_router(build_api(routing))
     return app

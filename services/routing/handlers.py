@@ -8,13 +8,13 @@ from faststream.nats import NatsRouter
 
 from shared import subjects as s
 from shared.models import RequestReceived, RequestReopened
-from shared.runtime import Runtime, durable_subscriber
+from shared.runtime import Late, Runtime, durable_subscriber
 from shared.timers import fire_filter
 
 from .service import TIMER_SERVICE, Routing
 
 
-def build_router(runtime: Runtime, routing: dict[str, Routing], *, batch_size: int, workers: int = 1) -> NatsRouter:
+def build_router(runtime: Runtime, routing: Late[Routing], *, batch_size: int, workers: int = 1) -> NatsRouter:
     router = NatsRouter()
     settings = runtime.settings
 
@@ -23,19 +23,19 @@ def build_router(runtime: Runtime, routing: dict[str, Routing], *, batch_size: i
                         description="Judges, routes and sets SLA deadlines for every received request; "
                         "offers it to an agent.")
     async def on_received(request: RequestReceived) -> None:
-        await routing["routing"].on_received(request)
+        await routing().on_received(request)
 
     @durable_subscriber(router, settings, subject=fire_filter(TIMER_SERVICE), stream=s.timers_stream(TIMER_SERVICE),
                         durable=s.CONSUMER_ROUTING_TIMERS, batch_size=batch_size,
                         description="SLA warnings and breaches, and offers not accepted in time "
                         "(server-side schedules).")
     async def on_timer(body: dict[str, Any]) -> None:
-        await routing["routing"].on_timer(body)
+        await routing().on_timer(body)
 
     @durable_subscriber(router, settings, subject=s.REQUEST_REOPENED, stream=s.STREAM_EVENTS,
                         durable=s.CONSUMER_ROUTING_REOPENED, batch_size=batch_size,
                         description="Requests reopened by feedback go back to their department's queue.")
     async def on_reopened(event: RequestReopened) -> None:
-        await routing["routing"].on_reopened(event)
+        await routing().on_reopened(event)
 
     return router

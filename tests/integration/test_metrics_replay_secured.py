@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.metrics.app import REPLAY
 from services.metrics.app import create_app as metrics_app
+from services.metrics.handlers import REPLAY
 from services.metrics.settings import MetricsSettings
 from shared import subjects as s
 from tests.support.secured import PASSWORDS, ROOT, connect, copy_configs, password, standalone

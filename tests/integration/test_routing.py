@@ -273,7 +273,7 @@ async def test_a_queue_listing_reads_only_the_requests_held_in_that_queue(nats_s
                                                                      contact=f"1391111{i:04d}"))
                                for i in range(8)))
         await events.wait_for("kefu.events.request.dispatched", count=8)
-        store = r.app.state.runtime.extra["service"].store
+        store = r.app.state.runtime.service.store
         reads: list[str] = []
         for name in ("get", "get_agent"):
             real = getattr(store, name)
