@@ -29,6 +29,11 @@ SURVEY_EXPIRED: Final = "kefu.events.survey.expired"
 # kefu extension: a customer's answer as given (survey page or a reply by SMS/WeChat), before
 # feedback records it as survey.answered
 SURVEY_REPLIED: Final = "kefu.events.survey.replied"
+# kefu extensions of the contract: routing's steps between assignment and resolution
+REQUEST_NOTED: Final = "kefu.events.request.noted"
+REQUEST_PENDING: Final = "kefu.events.request.pending"
+REQUEST_RESUMED: Final = "kefu.events.request.resumed"
+REQUEST_DISPATCHED: Final = "kefu.events.request.dispatched"
 FOLLOWUP_SCHEDULED: Final = "kefu.events.followup.scheduled"
 FOLLOWUP_COMPLETED: Final = "kefu.events.followup.completed"
 

@@ -11,6 +11,7 @@ from shared.models import SurveyReplied
 from shared.runtime import Late, Runtime, durable_subscriber
 from shared.timers import fire_filter
 
+from .domain.survey import FEEDBACK_TIMER
 from .service import TIMER_SERVICE, Feedback
 
 
@@ -39,6 +40,6 @@ def build_router(runtime: Runtime, feedback: Late[Feedback], *, batch_size: int)
     @durable(fire_filter(TIMER_SERVICE), s.timers_stream(TIMER_SERVICE), s.CONSUMER_FEEDBACK_TIMERS,
              "Delayed invitations, reminders, expiry, revisits and the monthly sample.")
     async def on_timer(body: dict[str, Any]) -> None:
-        await feedback().on_timer(body)
+        await feedback().on_timer(FEEDBACK_TIMER.validate_python(body))
 
     return router

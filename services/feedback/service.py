@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
 
@@ -37,8 +36,11 @@ from .domain.followup import Followup, Outcome, followup_id_for, monthly_sample
 from .domain.rules import FeedbackConfig
 from .domain.survey import (
     AnswerRefused,
+    FeedbackTimer,
     RequestView,
+    RevisitTimer,
     Survey,
+    SurveyTimer,
     answer,
     dissatisfied,
     raised,
@@ -228,17 +230,13 @@ class Feedback:
         return items
 
     # -- timers ----------------------------------------------------------------------------------
-    async def on_timer(self, body: dict[str, Any]) -> None:
-        name = body.get("timer")
-        if name == "invite":
-            await self.invite(body["survey_id"])
-        elif name == "reminder":
-            await self._remind(body["survey_id"])
-        elif name == "expire":
-            await self._expire(body["survey_id"])
-        elif name == "revisit":
-            await self._revisit_task(body["followup_id"])
-        elif name == "monthly":
+    async def on_timer(self, timer: FeedbackTimer) -> None:
+        if isinstance(timer, SurveyTimer):
+            step = {"invite": self.invite, "reminder": self._remind, "expire": self._expire}[timer.timer]
+            await step(timer.survey_id)
+        elif isinstance(timer, RevisitTimer):
+            await self._revisit_task(timer.followup_id)
+        else:
             from .domain.followup import previous_month
 
             await self.sample_month(previous_month(datetime.now(self.hours.tz).date()))

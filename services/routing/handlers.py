@@ -11,6 +11,7 @@ from shared.models import RequestReceived, RequestReopened
 from shared.runtime import Late, Runtime, durable_subscriber
 from shared.timers import fire_filter
 
+from .domain.lifecycle import timer_of
 from .service import TIMER_SERVICE, Routing
 
 
@@ -30,7 +31,7 @@ def build_router(runtime: Runtime, routing: Late[Routing], *, batch_size: int, w
                         description="SLA warnings and breaches, and offers not accepted in time "
                         "(server-side schedules).")
     async def on_timer(body: dict[str, Any]) -> None:
-        await routing().on_timer(body)
+        await routing().on_timer(timer_of(body))
 
     @durable_subscriber(router, settings, subject=s.REQUEST_REOPENED, stream=s.STREAM_EVENTS,
                         durable=s.CONSUMER_ROUTING_REOPENED, batch_size=batch_size,

@@ -25,6 +25,8 @@ from .domain.dispatch import Waiting, plan, supervisor_for
 from .domain.lifecycle import (
     Context,
     InvalidTransition,
+    OfferTimer,
+    SlaTimer,
     offer,
     offer_expired,
     reopen,
@@ -228,10 +230,10 @@ class Routing:
         )
 
     # -- timers ---------------------------------------------------------------------------------
-    async def on_timer(self, body: dict) -> None:
-        request_id, name = body["request_id"], body["timer"]
+    async def on_timer(self, timer: OfferTimer | SlaTimer) -> None:
+        request_id = timer.request_id
         try:
-            if name == "offer":
+            if isinstance(timer, OfferTimer):
                 self.metrics.timers.labels("offer").inc()
                 record = (await self.store.get(request_id) or (None, 0))[0]
                 if record is None:
@@ -240,16 +242,15 @@ class Routing:
                 if supervisor is not None and record.offers >= self.config.tuning.max_offers:
                     await self.store.hold(supervisor.agent_id, request_id, record.queue, ignore_capacity=True)
                 await self.apply(request_id, lambda r, c: offer_expired(
-                    r, c, agent_id=body["agent_id"], offer_no=body["offer"],
+                    r, c, agent_id=timer.agent_id, offer_no=timer.offer,
                     supervisor_id=supervisor.agent_id if supervisor else None))
                 await self.dispatch()
             else:
-                self.metrics.timers.labels(body["kind"] if body["kind"] in ("warning", "breach") else "other").inc()
-                due = datetime.fromisoformat(body["due"])
+                self.metrics.timers.labels(timer.kind).inc()
                 await self.apply(request_id, lambda r, c: sla_timer(
-                    r, c, deadline=body["deadline"], kind=body["kind"], due=due))
+                    r, c, deadline=timer.deadline, kind=timer.kind, due=timer.due))
         except NotFound:
-            log.warning("timer for an unknown request", extra={"request_id": request_id, "timer": name})
+            log.warning("timer for an unknown request", extra={"request_id": request_id, "timer": timer.timer})
 
     # -- dispatch -------------------------------------------------------------------------------
     async def dispatch(self) -> int:

@@ -66,3 +66,22 @@ def test_each_channels_published_payload_schema_accepts_what_its_adapters_send()
     assert set(body) == {"application/json", "application/x-www-form-urlencoded", "message/rfc822", "text/xml"}
     titles = {s["title"].split(":")[0] for s in body["application/json"]["schema"]["oneOf"]}
     assert titles == {"phone", "web", "app", "walkin"}
+
+
+def test_every_event_the_code_names_is_in_the_asyncapi_document() -> None:
+    """An event subject anywhere in services/ or shared/ (a publish, a filter, a constant) that the
+    AsyncAPI document does not describe fails here: nothing is published undocumented."""
+    import ast
+    import json
+    import re
+
+    channels = json.loads((ROOT / "docs" / "api" / "asyncapi.json").read_text())["channels"]
+    documented = {channel["address"] for channel in channels.values()}
+    named = set()
+    for path in [*(ROOT / "services").rglob("*.py"), *(ROOT / "shared").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                    and re.fullmatch(r"kefu\.events\.[a-z_]+\.[a-z_]+", node.value):
+                named.add(node.value)
+    assert len(named) >= 20
+    assert named - documented == set()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 
 from shared.enums import Channel, Language, Priority, Tier
 from shared.models import RequestResolved, Timestamp
@@ -165,3 +165,25 @@ def reminder_time(sent_at: datetime, reminder_after: timedelta | None, expires_a
         return None
     at = sent_at + reminder_after
     return at if at < expires_at else None
+
+
+class SurveyTimer(BaseModel):
+    """A survey's invitation (after `invite_delay`), its one reminder, its expiry."""
+
+    timer: Literal["invite", "reminder", "expire"]
+    survey_id: str
+
+
+class RevisitTimer(BaseModel):
+    timer: Literal["revisit"]
+    followup_id: str
+
+
+class MonthlyTimer(BaseModel):
+    """The monthly sampled survey (a repeating schedule)."""
+
+    timer: Literal["monthly"]
+
+
+FeedbackTimer = Annotated[SurveyTimer | RevisitTimer | MonthlyTimer, Field(discriminator="timer")]
+FEEDBACK_TIMER: TypeAdapter[SurveyTimer | RevisitTimer | MonthlyTimer] = TypeAdapter(FeedbackTimer)

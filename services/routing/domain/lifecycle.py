@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel
 
 from shared import subjects as s
 from shared.enums import Priority
@@ -87,10 +87,10 @@ class RequestDispatched(Event):
 
 
 # extension events (documented in docs/routing.md and the AsyncAPI document)
-REQUEST_NOTED = "kefu.events.request.noted"
-REQUEST_PENDING = "kefu.events.request.pending"
-REQUEST_RESUMED = "kefu.events.request.resumed"
-REQUEST_DISPATCHED = "kefu.events.request.dispatched"
+REQUEST_NOTED = s.REQUEST_NOTED
+REQUEST_PENDING = s.REQUEST_PENDING
+REQUEST_RESUMED = s.REQUEST_RESUMED
+REQUEST_DISPATCHED = s.REQUEST_DISPATCHED
 
 
 @dataclass(frozen=True)
@@ -345,6 +345,30 @@ def reopen(record: RequestRecord, ctx: Context, *, reason: str, priority: Priori
         declined_by=[], resolution=None, first_contact=None,
         sla=start_sla(config=ctx.sla, policy=policy, received_at=ctx.now),
     )
+
+
+class OfferTimer(BaseModel):
+    """An offer not accepted in time (`timers_for` schedules it as `offer`)."""
+
+    timer: Literal["offer"]
+    request_id: str
+    agent_id: str
+    offer: int
+
+
+class SlaTimer(BaseModel):
+    """A deadline's warning or breach moment (scheduled as `<deadline>.<kind>`)."""
+
+    timer: str
+    request_id: str
+    deadline: DeadlineName
+    kind: Literal["warning", "breach"]
+    due: AwareDatetime
+
+
+def timer_of(body: dict[str, Any]) -> OfferTimer | SlaTimer:
+    """A fired timer's body as its model (ValidationError for one that is neither)."""
+    return OfferTimer.model_validate(body) if body.get("timer") == "offer" else SlaTimer.model_validate(body)
 
 
 def sla_timer(record: RequestRecord, ctx: Context, *, deadline: DeadlineName, kind: str, due: datetime) -> RequestRecord:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -277,3 +278,20 @@ def test_a_transition_never_changes_the_record_it_is_given(steps: list[str]) -> 
             changed = record
         assert record.model_dump_json() == before, step
         record = changed
+
+
+def test_every_timer_routing_schedules_is_read_back_as_its_model(config) -> None:
+    """Timer bodies are typed: what timers_for schedules parses as an OfferTimer or a SlaTimer,
+    and a body that is neither is refused (dead-lettered) rather than guessed at."""
+    import pydantic
+
+    c = ctx(config)
+    record = lc.offer(new_record(config), c, agent_id="a1")
+    bodies = [{"request_id": record.request_id, "timer": name, **payload}
+              for name, (_, payload) in lc.timers_for(record, c).items()]
+    timers = [lc.timer_of(json.loads(json.dumps(body, default=str))) for body in bodies]
+    assert {type(t).__name__ for t in timers} == {"OfferTimer", "SlaTimer"}
+    offer_timer = next(t for t in timers if isinstance(t, lc.OfferTimer))
+    assert (offer_timer.agent_id, offer_timer.offer) == ("a1", 1)
+    with pytest.raises(pydantic.ValidationError):
+        lc.timer_of({"request_id": record.request_id, "timer": "first_response.breach", "kind": "maybe"})
