@@ -284,7 +284,7 @@ async def main() -> int:
         results.append(await drive(url, "kefu", "fixed rate", kefu_items(int(rate * seconds), run + "f"),
                                    REQUEST_ASSIGNED, assigned, rate))
         profilers = profile(procs, var) if os.environ.get("KEFU_BENCH_PROFILE") else []
-        server_pid = {"nats-server": server.proc.pid} if server else {}
+        server_pid = {"nats-server": server.proc.pid} if server and server.proc else {}
         with CpuMeter({n: p.pid for n, p in procs.items()} | server_pid | {"driver": os.getpid()}, server) as meter:
             results.append(await drive(url, "kefu", "max rate", kefu_items(burst, run + "m"), REQUEST_ASSIGNED,
                                        assigned, None))
@@ -363,7 +363,7 @@ async def main() -> int:
         print(f"RSS {name:8} {m['before_kib'] / 1024:6.1f} MiB -> {m.get('after_kib', 0) / 1024:6.1f} MiB")
     for name, cost in costs.items():
         print(f"{name} at max rate, per request: CPU " +
-              ", ".join(f"{n} {v}" for n, v in cost["cpu_ms_per_request"].items()) +  # type: ignore[union-attr]
+              ", ".join(f"{n} {v}" for n, v in cost["cpu_ms_per_request"].items()) +  # type: ignore[attr-defined]
               f" = {cost['cpu_ms_per_request_total']} ms; {cost['server_messages_per_request']} messages into "
               f"nats-server; {cost['cores_busy']} cores busy")
     if costs and bare_max.throughput_per_s:
@@ -436,7 +436,7 @@ async def soak() -> int:
     rate = float(os.environ.get("KEFU_SOAK_RATE", "200"))
     var, server, url = prepare("kefu-soak-")
     procs = start_kefu(url, var, log_level="WARNING")  # a million requests would log ~250 MB at INFO
-    pids = {n: p.pid for n, p in procs.items()} | ({"nats-server": server.proc.pid} if server else {})
+    pids = {n: p.pid for n, p in procs.items()} | ({"nats-server": server.proc.pid} if server and server.proc else {})
     routing = f"http://127.0.0.1:{procs['routing'].port}"  # type: ignore[attr-defined]
     samples: list[dict[str, float]] = []
     closed = 0

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from services.intake.domain.canonical import canonical_request, customer_ref, request_id_for
+from services.intake.domain.identity import proof
 from services.intake.domain.parsers import ParseContext, channel_of, parse
 from services.intake.settings import IntakeSettings
 from services.routing.domain.lifecycle import Context
@@ -40,8 +41,9 @@ def core_cpu_ms(items: list[tuple[str, bytes, str]]) -> dict[str, float]:
         parsed = parse(channel, raw, parse_ctx)
         request_id_for(channel, parsed.source_id)
         now = datetime.now(UTC)
-        event = canonical_request(channel=channel, parsed=parsed, customer=customer_ref(parsed.contact, None),
-                                  intake_time=now, now=now)
+        proven = proof(channel, parsed.contact, attested=parsed.attested)
+        event = canonical_request(channel=channel, parsed=parsed, intake_time=now, now=now,
+                                  customer=customer_ref(parsed.contact, None, proof=proven))
         return event.model_dump_json().encode()
 
     def routed(data: bytes) -> None:

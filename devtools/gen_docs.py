@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI
 from faststream.nats import JStream, NatsBroker
 from faststream.specification import AsyncAPI
 
@@ -25,7 +27,7 @@ from shared import subjects as s
 from shared.enums import Channel
 
 OUT = Path(__file__).parents[1] / "docs" / "api"
-APPS = {"intake": intake_app, "routing": routing_app, "feedback": feedback_app, "metrics": metrics_app}
+APPS: dict[str, Callable[[], FastAPI]] = {"intake": intake_app, "routing": routing_app, "feedback": feedback_app, "metrics": metrics_app}
 
 # What kefu publishes (the subscribers are the services' own routers)
 PUBLISHED: list[tuple[str, type, str]] = [
