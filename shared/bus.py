@@ -14,6 +14,7 @@ Delivery guarantees (see docs/reliability.md):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -37,7 +38,6 @@ from nats.js.api import (
     RetentionPolicy,
     StorageType,
     StreamConfig,
-    StreamSource,
 )
 from pydantic import BaseModel, ValidationError
 
@@ -259,8 +259,9 @@ def stream_configs(settings: KefuSettings) -> list[StreamConfig]:
         # raw payloads as adapters sent them: nothing is lost while intake is down, and every
         # accepted payload can be replayed for 30 days
         stream(s.STREAM_INTAKE, [s.INTAKE_ALL], settings.retention_raw_days * DAY),
-        # the event log: history of every request, source of the indicators
-        stream(s.STREAM_EVENTS, [s.EVENTS_ALL], settings.retention_events_days * DAY),
+        # the event log: history of every request, source of the indicators. metrics reads it by
+        # sequence with direct gets (no consumer), which any replica answers
+        stream(s.STREAM_EVENTS, [s.EVENTS_ALL], settings.retention_events_days * DAY, allow_direct=True),
         stream(s.STREAM_OUTBOUND, [s.OUTBOUND_ALL], settings.retention_outbound_days * DAY),
         stream(s.STREAM_REJECTED, [s.REJECTED_ALL], settings.retention_rejected_days * DAY),
         # who read which record through the APIs
@@ -275,8 +276,6 @@ def stream_configs(settings: KefuSettings) -> list[StreamConfig]:
         # (the server allows message schedules only with discard: old; fired timers are the oldest)
         *(stream(s.timers_stream(service), [s.timers_subjects(service)], 60 * DAY, allow_msg_schedules=True,
                  discard=DiscardPolicy.OLD) for service in s.TIMER_SERVICES),
-        # metrics' copy of the event log, kept by the server (a mirror: read-only, same retention)
-        stream(s.STREAM_METRICS, None, settings.retention_events_days * DAY, mirror=StreamSource(name=s.STREAM_EVENTS)),
     ]
 
 
@@ -384,6 +383,8 @@ async def migrate_legacy_timers(js: JetStreamContext, settings: KefuSettings) ->
 async def provision(js: JetStreamContext, settings: KefuSettings) -> None:
     """Create or update every stream and bucket. Idempotent; any service may run it first."""
     await migrate_legacy_timers(js, settings)
+    with contextlib.suppress(nats.js.errors.NotFoundError):
+        await js.delete_stream(s.LEGACY_STREAM_METRICS)  # a copy of the log nothing reads any more
     for cfg in stream_configs(settings):
         try:
             await js.add_stream(cfg)

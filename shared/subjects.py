@@ -74,9 +74,9 @@ STREAM_TIMERS_FEEDBACK: Final = "KEFU_TIMERS_FEEDBACK"
 LEGACY_STREAM_TIMERS: Final = "KEFU_TIMERS"  # before 0.3: one stream for both; devtools.provision migrates it
 TIMER_SERVICES: Final = ("routing", "feedback")
 STREAM_AUDIT: Final = "KEFU_AUDIT"
-# metrics' server-side copy of KEFU_EVENTS: metrics replays it with consumers of its own, and its
-# NATS user has no consumer rights on KEFU_EVENTS, where routing's and feedback's durables live
-STREAM_METRICS: Final = "KEFU_METRICS"
+# an earlier design's mirror of KEFU_EVENTS for metrics (it now reads KEFU_EVENTS by direct gets):
+# devtools.provision deletes it where it exists
+LEGACY_STREAM_METRICS: Final = "KEFU_METRICS"
 
 # JetStream key-value buckets
 BUCKET_CUSTOMERS: Final = "kefu_customers"  # customer_id -> CustomerRecord
@@ -111,7 +111,7 @@ def streams_of(service: str) -> tuple[str, ...]:
         "intake": (STREAM_INTAKE, STREAM_EVENTS, STREAM_REJECTED, STREAM_DLQ, STREAM_AUDIT),
         "routing": (STREAM_EVENTS, STREAM_OUTBOUND, STREAM_DLQ, STREAM_AUDIT, STREAM_TIMERS_ROUTING),
         "feedback": (STREAM_EVENTS, STREAM_OUTBOUND, STREAM_DLQ, STREAM_AUDIT, STREAM_TIMERS_FEEDBACK),
-        "metrics": (STREAM_METRICS,),
+        "metrics": (STREAM_EVENTS,),
     }
     return uses.get(service, ())
 

@@ -12,13 +12,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-import nats.errors
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from shared import auth
 from shared import subjects as s
+from shared.logreader import LogReader
 from shared.runtime import ApiError, ErrorBody, Runtime, Supervisor
 
 from .domain.indicators import Projection
@@ -37,32 +36,22 @@ REPORT_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 async def period_projection(runtime: Runtime, departments: tuple[str, ...], since: datetime) -> Projection:
-    """Replay the log from `since` to now into a projection that keeps every fact."""
+    """Replay the log from `since` to its current end into a projection that keeps every fact
+    (batched direct gets: shared/logreader.py)."""
     assert runtime.js is not None
     projection = Projection(departments=departments, keep_all=True)
-    last = (await runtime.js.stream_info(s.STREAM_METRICS)).state.last_seq
-    if last == 0:
-        return projection
-    sub = await runtime.js.pull_subscribe(
-        s.EVENTS_ALL, stream=s.STREAM_METRICS,
-        config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=since,
-                              ack_policy=AckPolicy.NONE, inactive_threshold=60.0),
-    )
-    try:
-        while True:
+    last = (await runtime.js.stream_info(s.STREAM_EVENTS)).state.last_seq
+    reader = LogReader(runtime.broker.connection, s.STREAM_EVENTS, timeout=10)
+    entries = await reader.batch(start_time=since)
+    while entries:
+        for entry in entries:
             try:
-                batch = await sub.fetch(500, timeout=1.0)
-            except nats.errors.TimeoutError:
-                break
-            for msg in batch:
-                try:
-                    projection.apply(msg.subject, json.loads(msg.data))
-                except ValueError:
-                    continue
-            if batch and batch[-1].metadata.sequence.stream >= last:
-                break
-    finally:
-        await sub.unsubscribe()
+                projection.apply(entry.subject, json.loads(entry.data))
+            except ValueError:
+                continue
+        if entries[-1].seq >= last:
+            break
+        entries = await reader.batch(seq=entries[-1].seq + 1)
     return projection
 
 

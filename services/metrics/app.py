@@ -1,6 +1,6 @@
-"""Composition root of metrics: replays the event log (its server-side copy KEFU_METRICS) into the
-projection at every start (an ordered consumer: every replica sees every event, so replicas agree
-and a restart gives the same numbers; handlers.py), and serves the indicators and the reports."""
+"""Composition root of metrics: replays the event log into the projection at every start (read by
+sequence, no consumer: every replica reads every event, so replicas agree and a restart gives the
+same numbers; handlers.py), and serves the indicators and the reports."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 
 import nats.js.errors
 from fastapi import FastAPI
-from nats.js.api import DeliverPolicy
 
 from shared import subjects as s
 from shared.calendar import business_hours
 from shared.config import department_names
+from shared.logreader import LogReader
 from shared.runtime import Runtime, base_app, make_runtime
 
 from .api import build_api
@@ -42,18 +42,11 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
             replay.target = await log_end(rt)
         except nats.js.errors.NotFoundError:
             replay.target = 0
-        replay.subscription = await rt.js.subscribe(
-            s.EVENTS_ALL, cb=replay.on_event, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL,
-            stream=s.STREAM_METRICS,
-        )
+        rt.tasks.append(asyncio.create_task(replay.follow(LogReader(rt.broker.connection, s.STREAM_EVENTS))))
 
         rt.tasks.append(asyncio.create_task(watch_replay(rt, replay)))
 
-    async def on_stop(rt: Runtime) -> None:
-        if replay.subscription is not None:
-            await replay.subscription.unsubscribe()
-
-    app = base_app(runtime, title="kefu metrics", description=DESCRIPTION, on_start=on_start, on_stop=on_stop,
+    app = base_app(runtime, title="kefu metrics", description=DESCRIPTION, on_start=on_start,
                    caught_up=lambda: replay.caught_up)
     app.include_router(build_api(runtime, departments=departments, tz=hours.tz, lookback_days=settings.report_lookback_days,
                                  retention_days=settings.retention_events_days, concurrency=settings.report_concurrency,

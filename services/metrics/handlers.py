@@ -1,16 +1,17 @@
-"""NATS edge of metrics: the replay of the event log (its server-side copy KEFU_METRICS) into the
-projection, and the watch that tells readiness when the replay stalls."""
+"""NATS edge of metrics: the replay of the event log into the projection, read by sequence with
+batched direct gets (no consumer: shared/logreader.py), and the watch that tells readiness when
+the replay stalls."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-from typing import Any
 
-from nats.aio.msg import Msg
+import nats.errors
 
 from shared import subjects as s
+from shared.logreader import LogEntry, LogReader
 from shared.runtime import Runtime
 
 from .domain.indicators import Projection
@@ -25,33 +26,43 @@ class Replay:
         self.projection = projection
         self.target = 0
         self.seq = 0
-        self.subscription: Any = None  # the ordered consumer, once started
 
     @property
     def caught_up(self) -> bool:
         return self.seq >= self.target
 
-    async def on_event(self, msg: Msg) -> None:
+    def apply(self, entry: LogEntry) -> None:
         try:
-            self.projection.apply(msg.subject, json.loads(msg.data))
+            self.projection.apply(entry.subject, json.loads(entry.data))
         except (ValueError, UnicodeDecodeError):
-            log.warning("undecodable event skipped", extra={"subject": msg.subject})
-        self.seq = msg.metadata.sequence.stream
+            log.warning("undecodable event skipped", extra={"subject": entry.subject})
+        self.seq = entry.seq
+
+    async def follow(self, reader: LogReader, *, idle: float = 0.2) -> None:
+        """Read the log from where the projection is, for ever: a batch at a time while there are
+        events, then a look every `idle` seconds (so a new event counts within about that)."""
+        while True:
+            try:
+                entries = await reader.batch(seq=self.seq + 1)
+            except nats.errors.Error:  # NATS briefly away (readiness says so): read on when it is back
+                entries = []
+            for entry in entries:
+                self.apply(entry)
+            if not entries:
+                await asyncio.sleep(idle)
 
 
 REPLAY = "metrics-replay"
 
 
 async def log_end(rt: Runtime) -> int:
-    """The event log's last sequence as far as metrics can see it: KEFU_METRICS mirrors KEFU_EVENTS
-    with the same sequence numbers, plus what the mirror has not copied yet (its lag)."""
+    """The event log's last sequence."""
     assert rt.js is not None
-    info = await rt.js.stream_info(s.STREAM_METRICS)
-    return info.state.last_seq + ((info.mirror.lag or 0) if info.mirror else 0)
+    return (await rt.js.stream_info(s.STREAM_EVENTS)).state.last_seq
 
 
 async def watch_replay(rt: Runtime, replay: Replay) -> None:
-    """The replay is an ordered push consumer: nothing on the server says it is stuck. Compare its
+    """The replay has no consumer: nothing on the server says it is stuck. Compare its
     position with the stream's last sequence every check; events waiting and no move = stalled."""
     assert rt.js is not None
     while True:

@@ -1,6 +1,6 @@
-"""metrics under its own NATS user (deploy/nats as shipped) replays and follows thousands of events:
-enough for the server to start flow control on the replay's ordered consumer. And /readyz tells
-the truth when the replay stalls (here: the same users without the flow-control grant)."""
+"""metrics under its own NATS user (deploy/nats as shipped) replays and follows thousands of events
+(read by sequence with batched direct gets). And /readyz tells the truth when the replay stalls
+(here: the same users without the read grant)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from tests.support.services import common_settings, running, wait_until
 
 pytestmark = pytest.mark.integration
 EVENTS = 4000
-FLOW_CONTROL_GRANT = '"$JS.FC.KEFU_METRICS.>"'
+READ_GRANT = '"$JS.API.DIRECT.GET.KEFU_EVENTS"'
 
 
 def provision(url: str) -> None:
@@ -76,7 +76,7 @@ async def test_metrics_replays_and_follows_thousands_of_events_under_its_own_use
 
 
 async def test_readyz_says_not_ready_when_the_replay_stalls(tmp_path: Path) -> None:
-    conf = copy_configs(tmp_path / "nats", drop=FLOW_CONTROL_GRANT)
+    conf = copy_configs(tmp_path / "nats", drop=READ_GRANT)
     with standalone(tmp_path, conf) as url:
         provision(url)
         async with running(metrics_app, settings(url)) as metrics, metrics.client() as http:
