@@ -59,7 +59,10 @@ class LogReader:
         try:
             await self._nc.publish(self._subject, json.dumps(request).encode(), reply=inbox)
             try:
-                await asyncio.wait_for(done, self._timeout)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+                # that arrives as the batch completes, and the reading task then never stops
+                async with asyncio.timeout(self._timeout):
+                    await done
             except TimeoutError:
                 raise nats.errors.TimeoutError from None
         finally:

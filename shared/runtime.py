@@ -10,7 +10,6 @@ report ready. Shutdown (SIGTERM / Ctrl-C): not ready, stop fetching, let in-flig
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import hmac
 import json
@@ -417,9 +416,10 @@ def base_app(
             runtime.ready = False
             for task in runtime.tasks:
                 task.cancel()
-            for task in runtime.tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            if runtime.tasks:  # bounded: a task that does not stop must not hold the shutdown
+                lingering = (await asyncio.wait(runtime.tasks, timeout=5))[1]
+                for task in lingering:
+                    log.warning("background task did not stop", extra={"task": repr(task.get_coro())[:200]})
             if on_stop is not None:
                 await on_stop(runtime)
             try:
