@@ -23,7 +23,7 @@ from shared.models import RawRef, RequestRejected, SurveyReplied
 from .domain.canonical import canonical_request, customer_ref, rejection_id_for, request_id_for, source_key
 from .domain.contacts import mask_id_numbers
 from .domain.errors import NotARequest, PayloadTooLarge, Rejection
-from .domain.identity import proof
+from .domain.identity import proof, recognise
 from .domain.model import ParsedRequest
 from .domain.parsers import ParseContext, channel_of, parse
 from .domain.replies import rating_of, reply_contact
@@ -113,14 +113,15 @@ class Intake:
         # three independent reads in one round trip (the client sends them together): a payload
         # seen before wastes the other two, every new one saves two waits
         proven = proof(channel, parsed.contact, attested=parsed.attested)
-        seen, survey_id, (record, possible) = await together(
+        seen, survey_id, matches = await together(
             self.store.seen(channel, parsed.source_id), self.survey_reply_target(channel, parsed),
-            self.store.recognise(parsed.contact, proven.proven))
+            self.store.registered(parsed.contact))
         if seen:
             self._count(channel, "duplicate")
             return Outcome("duplicate", request_id=request_id)
         if survey_id is not None:
             return await self._survey_reply(channel, parsed, survey_id, now)
+        record, possible = recognise(matches, proven.proven)
         event = canonical_request(
             channel=channel,
             parsed=parsed,

@@ -105,24 +105,17 @@ class IntakeStore:
             except nats.js.errors.KeyWrongLastSequenceError:
                 pass  # re-pointed meanwhile
 
-    async def recognise(self, contact: Contact, proven: frozenset[str]) -> tuple[CustomerRecord | None, str | None]:
-        """(the registered customer of the first proven contact that leads to one, a registered
-        customer only an unproven contact leads to: possible, for an agent to confirm). The index
-        entries are read together (one round trip, not one per key)."""
+    async def registered(self, contact: Contact) -> list[tuple[str, CustomerRecord]]:
+        """(contact kind, registered customer) for each of the contact's values the directory knows,
+        most specific first. The index entries, then the customers, are read together (two round
+        trips, not one per key); a stale index entry (the customer dropped that contact) is skipped."""
         keys = list(contact.lookup_keys())
         linked = await together(*(_text_of(self.contacts, contact_key(kind, value)) for kind, value in keys))
-        record, possible = None, None
-        for (kind, value), customer_id in zip(keys, linked, strict=True):
-            if customer_id is None or (record is not None and possible is not None):
-                continue
-            found = await self.get_customer(customer_id)
-            if found is None or (kind, value) not in found[0].contacts():
-                continue  # a stale index entry
-            if LOOKUP_KINDS[kind] in proven:
-                record = record or found[0]
-            else:
-                possible = possible or customer_id
-        return record, (None if record is not None and possible == record.customer_id else possible)
+        hits = [(kind, value, customer_id) for (kind, value), customer_id in zip(keys, linked, strict=True)
+                if customer_id is not None]
+        found = await together(*(self.get_customer(customer_id) for _, _, customer_id in hits))
+        return [(LOOKUP_KINDS[kind], record[0]) for (kind, value, _), record in zip(hits, found, strict=True)
+                if record is not None and (kind, value) in record[0].contacts()]
 
 
 async def _text_of(kv: KeyValue, key: str) -> str | None:

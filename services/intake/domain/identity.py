@@ -17,14 +17,18 @@ lists a contact in `verified` (it checked it: a login, a code sent to it). Anyth
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import authres
 
 from shared.enums import Channel
 
 from .model import Contact
+
+if TYPE_CHECKING:  # canonical.py imports this module
+    from .canonical import CustomerRecord
 
 # contact kinds as outbound messages name them in `to`
 PHONE, EMAIL, WECHAT, APP = "phone", "email", "wechat_openid", "app_user_id"
@@ -65,6 +69,16 @@ def proof(channel: Channel, contact: Contact, *, attested: Iterable[str] = ()) -
     proven = (PROVEN_BY_CHANNEL[channel] | vouched) & present
     reachable = proven | ({EMAIL} & present if channel is Channel.email else set())
     return Proof(frozenset(proven), frozenset(reachable))
+
+
+def recognise(matches: Sequence[tuple[str, CustomerRecord]],
+              proven: frozenset[str]) -> tuple[CustomerRecord | None, str | None]:
+    """(the registered customer of the first proven contact that leads to one, or None; a registered
+    customer only an unproven contact leads to: possible, for an agent to confirm, or None)."""
+    record = next((customer for kind, customer in matches if kind in proven), None)
+    possible = next((customer.customer_id for kind, customer in matches
+                     if kind not in proven and (record is None or customer.customer_id != record.customer_id)), None)
+    return record, possible
 
 
 def sender_authenticated(headers: Iterable[str], *, trusted: Iterable[str], from_domain: str | None) -> bool:

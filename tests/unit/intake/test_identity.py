@@ -53,3 +53,16 @@ def test_only_a_trusted_servers_dmarc_pass_for_the_from_domain_proves_a_sender(h
 def test_without_trusted_servers_nothing_is_authenticated() -> None:
     assert not sender_authenticated(["mx.kefu.example; dmarc=pass header.from=example.cn"], trusted=[],
                                     from_domain="example.cn")
+
+
+def test_only_a_proven_contact_recognises_and_a_claimed_one_makes_a_possible_customer() -> None:
+    from services.intake.domain.canonical import CustomerRecord
+    from services.intake.domain.identity import recognise
+
+    vip = CustomerRecord(customer_id="c-vip", phones=["+8613900002222"])
+    other = CustomerRecord(customer_id="c-2", emails=["a@example.cn"])
+    assert recognise([("phone", vip)], frozenset({"phone"})) == (vip, None)
+    assert recognise([("phone", vip)], frozenset()) == (None, "c-vip")  # typed into a web form
+    assert recognise([("phone", vip), ("email", other)], frozenset({"email"})) == (other, "c-vip")
+    assert recognise([("phone", vip), ("email", vip)], frozenset({"email"})) == (vip, None)  # the same person
+    assert recognise([], frozenset({"phone"})) == (None, None)
