@@ -39,8 +39,8 @@ from devtools.bench_core import core_cpu_ms
 from devtools.natsserver import NatsServer, free_port
 from devtools.payloads import payload
 from services.intake.domain.canonical import request_id_for
-from shared.enums import Channel
-from shared.subjects import REQUEST_ASSIGNED, REQUEST_RECEIVED, intake_subject
+from shared.contract.enums import Channel
+from shared.contract.subjects import REQUEST_ASSIGNED, REQUEST_RECEIVED, intake_subject
 
 ROOT = Path(__file__).parents[1]
 SERVICES = ("intake", "routing", "feedback", "metrics")

@@ -24,7 +24,7 @@ from services.routing.domain.route import route_request
 from services.routing.domain.rules import RoutingConfig
 from services.routing.settings import RoutingSettings
 from shared.config import load_yaml_model
-from shared.models import RequestReceived
+from shared.contract.models import RequestReceived
 
 
 def core_cpu_ms(items: list[tuple[str, bytes, str]]) -> dict[str, float]:

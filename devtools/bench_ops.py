@@ -27,7 +27,7 @@ from nats.js.errors import KeyNotFoundError
 from devtools.bench import cpu_seconds
 from devtools.bench_bare import run
 from devtools.natsserver import NatsServer
-from shared.bus import AckingJetStream
+from shared.nats.client import AckingJetStream
 
 
 async def main(count: int, acking: bool) -> None:

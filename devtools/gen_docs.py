@@ -22,9 +22,9 @@ from services.intake.domain.schemas import payload_schemas
 from services.metrics.app import create_app as metrics_app
 from services.routing.app import create_app as routing_app
 from services.routing.domain import lifecycle as lc
-from shared import models as m
-from shared import subjects as s
-from shared.enums import Channel
+from shared.contract import models as m
+from shared.contract import subjects as s
+from shared.contract.enums import Channel
 
 OUT = Path(__file__).parents[1] / "docs" / "api"
 APPS: dict[str, Callable[[], FastAPI]] = {"intake": intake_app, "routing": routing_app, "feedback": feedback_app, "metrics": metrics_app}

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from shared.enums import Channel
+from shared.contract.enums import Channel
 
 CONTENT_TYPES = {
     Channel.phone: "application/json",

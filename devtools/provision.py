@@ -12,7 +12,7 @@ import sys
 
 import nats
 
-from shared.bus import connect_kwargs, provision, stream_configs
+from shared.nats.topology import connect_kwargs, provision, stream_configs
 from shared.settings import KefuSettings
 
 

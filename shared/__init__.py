@@ -1,11 +1,4 @@
-"""kefu's shared contract: models, subjects, settings, configuration loading, NATS plumbing.
+"""kefu's platform under the services: the contract, NATS, HTTP, observability (see README.md here).
 
-Import the modules (`from shared import models, subjects`); each declares what it offers.
+Nothing is imported here: `import shared.contract.models` loads the models and nothing else.
 """
-
-from . import bus, calendar, config, enums, logs, models, outbox, privacy, runtime, settings, subjects, timers
-
-__all__ = [
-    "bus", "calendar", "config", "enums", "logs", "models", "outbox", "privacy", "runtime", "settings",
-    "subjects", "timers",
-]

@@ -90,8 +90,8 @@ async def _dead_letters(limit: int) -> list[dict[str, Any]]:
     import nats
     import nats.js.errors
 
-    from . import subjects as s
-    from .bus import connect_kwargs
+    from .contract import subjects as s
+    from .nats.topology import connect_kwargs
     from .settings import KefuSettings
 
     settings = KefuSettings(service_name="ops")

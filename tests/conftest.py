@@ -32,7 +32,7 @@ def config_dir() -> Path:
 def pytest_configure(config: pytest.Config) -> None:
     import logging
 
-    from shared.logs import JsonFormatter
+    from shared.observability.logs import JsonFormatter
     from tests.support.logscan import log_dir
 
     handler = logging.FileHandler(log_dir() / f"in-process-{os.getpid()}.jsonl", encoding="utf-8")

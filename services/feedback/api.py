@@ -10,10 +10,12 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared import auth
-from shared.auth import Principal
-from shared.models import SurveyReplied, Timestamp
-from shared.runtime import Admin, ApiError, ErrorBody, Late, Staff, audit
+from shared.contract.models import SurveyReplied, Timestamp
+from shared.http import auth
+from shared.http.auth import Principal
+from shared.http.errors import ApiError, ErrorBody
+from shared.http.security import Admin, Staff, audit
+from shared.runtime import Late
 
 from .domain.followup import Followup
 from .domain.messages import short_ref

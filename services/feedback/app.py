@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from shared import subjects as s
 from shared.calendar import business_hours
 from shared.config import load_yaml_model
+from shared.contract import subjects as s
 from shared.runtime import Late, Runtime, base_app, make_runtime
 
 from .api import build_api

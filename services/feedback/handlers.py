@@ -6,10 +6,11 @@ from typing import Any
 
 from faststream.nats import NatsRouter
 
-from shared import subjects as s
-from shared.models import SurveyReplied
-from shared.runtime import Late, Runtime, durable_subscriber
-from shared.timers import fire_filter
+from shared.contract import subjects as s
+from shared.contract.models import SurveyReplied
+from shared.nats.consume import durable_subscriber
+from shared.nats.timers import fire_filter
+from shared.runtime import Late, Runtime
 
 from .domain.survey import FEEDBACK_TIMER
 from .service import TIMER_SERVICE, Feedback

@@ -13,12 +13,10 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter
 
-from shared import outbox, timers
-from shared import subjects as s
-from shared.bus import Publisher
 from shared.calendar import BusinessHoursConfig
-from shared.enums import Language
-from shared.models import (
+from shared.contract import subjects as s
+from shared.contract.enums import Language
+from shared.contract.models import (
     FollowupCompleted,
     FollowupScheduled,
     RequestReopened,
@@ -29,6 +27,9 @@ from shared.models import (
     SurveyReplied,
     SurveySent,
 )
+from shared.nats import outbox, timers
+from shared.nats.kv import apply
+from shared.nats.publish import Publisher
 from shared.privacy import contact_key
 
 from .domain import messages as m
@@ -94,14 +95,10 @@ class Feedback:
     async def _view_on_resolution(self, event: RequestResolved) -> RequestView | None:
         """The request's view with this resolution recorded: made from the event the first time,
         changed on a later resolution (after a reopen) or where a view exists already."""
-        for _ in range(20):
-            view = await self.store.views.change(event.request_id, lambda v: resolved_again(v, event))
-            if view is not None:
-                return view
-            fresh = view_of(event)
-            if fresh is None or await self.store.views.create(event.request_id, fresh):
-                return fresh
-        return None
+        def resolve(view: RequestView | None) -> RequestView | None:
+            return view_of(event) if view is None else resolved_again(view, event)
+
+        return (await apply(self.store.views, event.request_id, resolve)).value
 
     async def _resolved(self, event: RequestResolved) -> None:
         now = datetime.now(UTC)

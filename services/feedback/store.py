@@ -6,8 +6,8 @@ import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
-from shared import subjects as s
-from shared.kv import ModelBucket
+from shared.contract import subjects as s
+from shared.nats.kv import ModelBucket
 
 from .domain.followup import Followup
 from .domain.survey import RequestView, Survey

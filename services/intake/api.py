@@ -12,18 +12,18 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field, field_validator
 
-from shared import subjects as s
-from shared.enums import Channel, Tier
-from shared.runtime import Admin, ApiError, ErrorBody, Late, audit, require_adapter
+from shared.contract import subjects as s
+from shared.contract.enums import Channel, Tier
+from shared.http.errors import ApiError, ErrorBody
+from shared.http.security import Admin, audit, require_adapter
+from shared.runtime import Late
 
-from .domain.canonical import CustomerRecord, request_id_for
+from .domain.canonical import CustomerRecord
 from .domain.contacts import mask_id_numbers, normalise_email, normalise_phone
-from .domain.errors import NotARequest, PayloadTooLarge, Rejection
-from .domain.parsers import channel_of, check_media_type, parse
 from .domain.schemas import payload_schemas
 from .domain.webhooks import BadSignature, may_submit
 from .domain.webhooks import verify as verify_signature
-from .service import Intake
+from .service import ADMITTED, Intake, Outcome
 from .store import Conflict
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -114,45 +114,21 @@ def build_api(intake: Late[Intake]) -> APIRouter:
         if wait > 0:
             return JSONResponse({"error": "rate_limited", "detail": f"adapter {adapter} over its rate limit"},
                                 status_code=429, headers={"Retry-After": str(max(1, round(wait)))})
-        try:
-            if too_large:
-                raise PayloadTooLarge(f"body exceeds the limit of {settings.max_payload_bytes} bytes")
-            chan = channel_of(channel)
-            check_media_type(chan, request.headers.get("content-type"))
-            parsed = parse(chan, raw, service.context(datetime.now(UTC)))
-        except Rejection as rejection:
-            outcome = await service.reject(channel_name=channel, raw=raw, rejection=rejection, via="http",
-                                           received_size=received)
-            return JSONResponse(
-                {
-                    "error": rejection.reason,
-                    "detail": rejection.detail,
-                    "rejection_id": outcome.rejection.rejection_id if outcome.rejection else None,
-                },
-                status_code=rejection.status,
-            )
-        except NotARequest as ignored:
-            return JSONResponse({"status": "ignored", "detail": ignored.detail}, status_code=200)
 
-        request_id = request_id_for(chan, parsed.source_id)
-        seen = await service.store.seen(chan, parsed.source_id)
-        duplicate = seen is not None
-        survey_id = seen.removeprefix("survey:") if seen and seen.startswith("survey:") else None
-        survey_id = survey_id or await service.survey_reply_target(chan, parsed)
-        if not duplicate:
-            # stored in KEFU_INTAKE before we answer: the intake consumer makes the request from it
+        async def keep(chan: Channel, source_id: str) -> None:
+            # the raw payload in KEFU_INTAKE (replayable for 30 days) before anything is published
+            # from it, marked admitted: the intake consumer acknowledges it without admitting it again
             await service.publisher.raw(
                 s.intake_subject(chan),
                 raw,
-                msg_id=service.source_msg_id(chan, parsed.source_id),
+                msg_id=service.source_msg_id(chan, source_id),
                 stream=s.STREAM_INTAKE,
-                headers={"Kefu-Via": "http", "Kefu-Adapter": adapter},
+                headers={"Kefu-Via": "http", "Kefu-Adapter": adapter, ADMITTED: "http"},
             )
-        if survey_id is not None:  # a rating replying to the customer's open survey: no new request
-            return JSONResponse({"request_id": None, "status": "survey_reply", "survey_id": survey_id}, status_code=202)
-        return JSONResponse(
-            {"request_id": request_id, "status": "duplicate" if duplicate else "accepted"}, status_code=202
-        )
+
+        outcome = await service.admit(channel_name=channel, raw=raw, stored_at=datetime.now(UTC), via="http",
+                                      content_type=request.headers.get("content-type"), size=received, keep=keep)
+        return _answer(outcome)
 
     @api.get(
         "/v1/rejected/{ref}",
@@ -245,6 +221,20 @@ def build_api(intake: Late[Intake]) -> APIRouter:
         return found[0]
 
     return api
+
+
+def _answer(outcome: Outcome) -> JSONResponse:
+    """What the adapter is told of its payload's admission."""
+    if outcome.status == "rejected":
+        rejection = outcome.rejection
+        assert rejection is not None
+        return JSONResponse({"error": rejection.reason, "detail": rejection.detail,
+                             "rejection_id": rejection.rejection_id}, status_code=outcome.http_status)
+    if outcome.status == "ignored":
+        return JSONResponse({"status": "ignored", "detail": outcome.detail}, status_code=200)
+    if outcome.status == "survey_reply" or outcome.survey_reply:  # a rating answering the customer's open survey
+        return JSONResponse({"request_id": None, "status": "survey_reply", "survey_id": outcome.detail}, status_code=202)
+    return JSONResponse({"request_id": outcome.request_id, "status": outcome.status}, status_code=202)
 
 
 async def _authenticate(request: Request, raw: bytes, too_large: bool, service: Intake) -> str:

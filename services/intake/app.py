@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from shared import subjects as s
+from shared.contract import subjects as s
 from shared.runtime import Late, Runtime, base_app, make_runtime
 
 from .api import build_api

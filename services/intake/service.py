@@ -1,12 +1,15 @@
-"""Intake's one path for every payload, whether it came over NATS or HTTP:
-decode -> parse (domain) -> dedup -> recognise the customer -> publish `request.received`.
-Anything that cannot be understood is kept raw and published as `request.rejected`.
+"""Intake's one admission decision for every payload, whether it came over NATS or HTTP (`admit`):
+parse (domain) -> dedup -> survey reply? -> recognise the customer -> publish `request.received`.
+Anything that cannot be understood is kept raw and published as `request.rejected`. Each payload
+is admitted once: the HTTP edge admits it before it answers (and stores the raw payload marked
+admitted), the NATS edge admits what adapters stored.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -15,17 +18,17 @@ from zoneinfo import ZoneInfo
 import nats.js.errors
 from prometheus_client import CollectorRegistry, Counter
 
-from shared import subjects as s
-from shared.bus import Publisher, together
-from shared.enums import Channel
-from shared.models import RawRef, RequestRejected, SurveyReplied
+from shared.contract import subjects as s
+from shared.contract.enums import Channel
+from shared.contract.models import RawRef, RequestRejected, SurveyReplied
+from shared.nats.publish import Publisher, together
 
 from .domain.canonical import canonical_request, customer_ref, rejection_id_for, request_id_for, source_key
 from .domain.contacts import mask_id_numbers
 from .domain.errors import NotARequest, PayloadTooLarge, Rejection
 from .domain.identity import proof, recognise
 from .domain.model import ParsedRequest
-from .domain.parsers import ParseContext, channel_of, parse
+from .domain.parsers import ParseContext, channel_of, check_media_type, parse
 from .domain.replies import rating_of, reply_contact
 from .domain.webhooks import TokenBucket
 from .settings import IntakeSettings
@@ -37,12 +40,20 @@ Via = Literal["http", "nats"]
 OUTCOMES = ("accepted", "duplicate", "rejected", "ignored", "survey_reply")
 
 
+# On a payload in KEFU_INTAKE that was admitted when it was stored (by the HTTP edge, or a masked
+# copy): the consumer acknowledges it without admitting it again.
+ADMITTED = "Kefu-Admitted"
+Keep = Callable[[Channel, str], Awaitable[None]]  # (channel, source id) of a new payload
+
+
 @dataclass(frozen=True)
 class Outcome:
     status: Literal["accepted", "duplicate", "rejected", "ignored", "survey_reply"]
     request_id: str | None = None
     rejection: RequestRejected | None = None
-    detail: str | None = None
+    detail: str | None = None  # why ignored or rejected; the survey answered, for a survey reply
+    survey_reply: bool = False  # a duplicate of a survey reply
+    http_status: int = 202  # what the HTTP edge answers (a rejection's own status)
 
 
 class IntakeMetrics:
@@ -79,31 +90,39 @@ class Intake:
         return ParseContext(now=now, tz=self.tz, region=self.settings.phone_region,
                             mail_authserv_ids=self._authserv_ids)
 
-    async def mask_stored(self, *, subject: str, raw: bytes, seq: int, headers: dict[str, str]) -> bool:
-        """A payload an adapter stored with identity numbers in clear: store a masked copy (which
-        this consumer then handles as the payload) and erase the original. True if it did.
-        Idempotent: the copy's Nats-Msg-Id is the original's sequence, and erasing twice is harmless."""
-        masked = mask_id_numbers(raw)
-        if masked == raw:
-            return False
+    async def replace_stored(self, *, subject: str, masked: bytes, seq: int, headers: dict[str, str]) -> None:
+        """A payload an adapter stored with identity numbers in clear, once admitted from its masked
+        bytes: keep the masked copy (marked admitted, so the consumer does not take it again) and
+        erase the original. Idempotent: the copy's Nats-Msg-Id is the original's sequence, and
+        erasing twice is harmless."""
         kept = {k: v for k, v in headers.items() if k.startswith("Kefu-")}
         await self.publisher.raw(subject, masked, msg_id=f"masked:{seq}", stream=s.STREAM_INTAKE,
-                                 headers=kept | {"Kefu-Masked-Of": str(seq)})
+                                 headers=kept | {"Kefu-Masked-Of": str(seq), ADMITTED: "nats"})
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await self.publisher.js.delete_msg(s.STREAM_INTAKE, seq)  # erased: overwritten on disk
         log.info("identity numbers masked in a stored payload", extra={"seq": seq})
-        return True
 
-    async def handle(self, *, channel_name: str, raw: bytes, stored_at: datetime, via: Via) -> Outcome:
-        """Process one stored payload (from KEFU_INTAKE). Safe to call again for the same payload."""
+    async def admit(self, *, channel_name: str, raw: bytes, stored_at: datetime, via: Via,
+                    content_type: str | None = None, size: int | None = None,
+                    keep: Keep | None = None) -> Outcome:
+        """The one admission decision, for both edges: parse, then the dedup check, the survey-reply
+        check and the customer lookup together, then publish `request.received` (or the survey
+        answer), or keep the payload as rejected. Safe to call again for the same payload.
+
+        `content_type`, `size`: what the HTTP edge knows (a body over the limit is only partly read);
+        `keep`: awaited once the payload is known to be new, before anything is published (the HTTP
+        edge stores the raw payload in KEFU_INTAKE there, the NATS edge's is stored already)."""
         now = datetime.now(UTC)
         try:
             channel = channel_of(channel_name)
-            if len(raw) > self.settings.max_payload_bytes:
-                raise PayloadTooLarge(f"payload is {len(raw)} bytes; the limit is {self.settings.max_payload_bytes}")
+            size = max(size or 0, len(raw))
+            if size > self.settings.max_payload_bytes:
+                raise PayloadTooLarge(f"payload is {size} bytes; the limit is {self.settings.max_payload_bytes}")
+            check_media_type(channel, content_type)
             parsed = parse(channel, raw, self.context(now))
         except Rejection as rejection:
-            return await self.reject(channel_name=channel_name, raw=raw, rejection=rejection, via=via)
+            return await self.reject(channel_name=channel_name, raw=raw, rejection=rejection, via=via,
+                                     received_size=size)
         except NotARequest as ignored:
             self._count(channel_name, "ignored")
             log.info("not a request", extra={"channel": channel_name, "detail": ignored.detail})
@@ -118,7 +137,11 @@ class Intake:
             self.store.registered(parsed.contact))
         if seen:
             self._count(channel, "duplicate")
+            if seen.startswith("survey:"):
+                return Outcome("duplicate", detail=seen.removeprefix("survey:"), survey_reply=True)
             return Outcome("duplicate", request_id=request_id)
+        if keep is not None:
+            await keep(channel, parsed.source_id)
         if survey_id is not None:
             return await self._survey_reply(channel, parsed, survey_id, now)
         record, possible = recognise(matches, proven.proven)
@@ -196,7 +219,7 @@ class Intake:
             "payload rejected",
             extra={"rejection_id": rejection_id, "channel": safe_channel, "reason": rejection.reason},
         )
-        return Outcome("rejected", rejection=event, detail=rejection.detail)
+        return Outcome("rejected", rejection=event, detail=rejection.detail, http_status=rejection.status)
 
     def source_msg_id(self, channel: Channel, source_id: str) -> str:
         return f"intake:{source_key(channel, source_id)}"

@@ -6,9 +6,9 @@ import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
-from shared import subjects as s
-from shared.bus import together
-from shared.enums import Channel
+from shared.contract import subjects as s
+from shared.contract.enums import Channel
+from shared.nats.publish import together
 
 from .domain.canonical import CustomerRecord, source_key
 from .domain.contacts import contact_key

@@ -15,10 +15,12 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
-from shared import auth
-from shared import subjects as s
-from shared.logreader import LogReader
-from shared.runtime import ApiError, ErrorBody, Runtime, Supervisor
+from shared.contract import subjects as s
+from shared.http import auth
+from shared.http.errors import ApiError, ErrorBody
+from shared.http.security import Supervisor
+from shared.nats.logreader import LogReader
+from shared.runtime import Runtime
 
 from .domain.indicators import Projection
 from .domain.reports import Drilldown, drilldown, month_bounds, report, to_csv, week_bounds
@@ -37,7 +39,7 @@ REPORT_ERRORS: dict[int | str, dict[str, Any]] = {
 
 async def period_projection(runtime: Runtime, departments: tuple[str, ...], since: datetime) -> Projection:
     """Replay the log from `since` to its current end into a projection that keeps every fact
-    (batched direct gets: shared/logreader.py)."""
+    (batched direct gets: shared/nats/logreader.py)."""
     assert runtime.js is not None
     projection = Projection(departments=departments, keep_all=True)
     last = (await runtime.js.stream_info(s.STREAM_EVENTS)).state.last_seq

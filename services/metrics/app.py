@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 import nats.js.errors
 from fastapi import FastAPI
 
-from shared import subjects as s
 from shared.calendar import business_hours
 from shared.config import department_names
-from shared.logreader import LogReader
+from shared.contract import subjects as s
+from shared.nats.logreader import LogReader
 from shared.runtime import Runtime, base_app, make_runtime
 
 from .api import build_api

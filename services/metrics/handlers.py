@@ -1,5 +1,5 @@
 """NATS edge of metrics: the replay of the event log into the projection, read by sequence with
-batched direct gets (no consumer: shared/logreader.py), and the watch that tells readiness when
+batched direct gets (no consumer: shared/nats/logreader.py), and the watch that tells readiness when
 the replay stalls."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import logging
 
 import nats.errors
 
-from shared import subjects as s
-from shared.logreader import LogEntry, LogReader
+from shared.contract import subjects as s
+from shared.nats.logreader import LogEntry, LogReader
 from shared.runtime import Runtime
 
 from .domain.indicators import Projection

@@ -11,12 +11,14 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared import auth
-from shared.auth import SUBJECT_PATTERN, Principal, Role
-from shared.bus import together
-from shared.enums import Priority
-from shared.models import instant
-from shared.runtime import Admin, ApiError, ErrorBody, Late, Staff, audit, revoke, staff_key
+from shared.contract.enums import Priority
+from shared.contract.models import instant
+from shared.http import auth
+from shared.http.auth import SUBJECT_PATTERN, Principal, Role
+from shared.http.errors import ApiError, ErrorBody
+from shared.http.security import Admin, Staff, audit, revoke, staff_key
+from shared.nats.publish import together
+from shared.runtime import Late
 
 from .domain import lifecycle as lc
 from .domain.dispatch import Agent, AgentProfile, TransferRefused, service_order, transfer_target

@@ -6,8 +6,8 @@ import asyncio
 
 from fastapi import FastAPI
 
-from shared import subjects as s
 from shared.config import load_yaml_model
+from shared.contract import subjects as s
 from shared.runtime import Late, Runtime, base_app, make_runtime
 
 from .api import build_api

@@ -6,10 +6,11 @@ from typing import Any
 
 from faststream.nats import NatsRouter
 
-from shared import subjects as s
-from shared.models import RequestReceived, RequestReopened
-from shared.runtime import Late, Runtime, durable_subscriber
-from shared.timers import fire_filter
+from shared.contract import subjects as s
+from shared.contract.models import RequestReceived, RequestReopened
+from shared.nats.consume import durable_subscriber
+from shared.nats.timers import fire_filter
+from shared.runtime import Late, Runtime
 
 from .domain.lifecycle import timer_of
 from .service import TIMER_SERVICE, Routing

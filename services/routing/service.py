@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 import nats.js.errors
 from prometheus_client import CollectorRegistry, Counter
 
-from shared import outbox, timers
-from shared.bus import Publisher, together
-from shared.enums import Category, Priority
-from shared.models import RequestReceived, RequestReopened
+from shared.contract.enums import Category, Priority
+from shared.contract.models import RequestReceived, RequestReopened
+from shared.nats import kv, outbox, timers
+from shared.nats.publish import Publisher, together
 
 from .domain.dispatch import Waiting, plan, supervisor_for
 from .domain.lifecycle import (
@@ -70,6 +70,15 @@ class RoutingMetrics:
 Transition = Callable[[RequestRecord, Context], RequestRecord]
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A record as just written: its revision, and whether an outbox marker was written with it."""
+
+    record: RequestRecord
+    revision: int
+    marked: bool
+
+
 @dataclass
 class Routing:
     config: RoutingConfig
@@ -95,24 +104,23 @@ class Routing:
                         await self.apply(other, lambda r, c: resume_on_reply(
                             r, c, reason=f"customer wrote again ({request.request_id})"))
 
-        # a delivery of a request already routed (redelivery, another replica) fails the create and
-        # only flushes: judging again costs CPU, reading first would cost a round trip every time
+        # event -> transition (route_request) -> create -> flush -> dispatch. A delivery of a request
+        # already routed (redelivery, another replica) fails the create and only flushes: judging
+        # again costs CPU, reading first would cost a round trip every time.
         record = route_request(request, rules=self.config, ctx=self.context())
         decision = record.assignment
         # No outbox marker on this path: until the flush below has published everything, the message
         # is not acknowledged, and its redelivery flushes again. Only a flush that fails leaves a
         # marker, for the reconcile loop (in case the message runs out of deliveries).
-        marked = True  # a redelivery: a failed flush may have left a marker
-        known: tuple[RequestRecord, int] | None = None  # what flush would otherwise read back
         revision = await self.store.create(record)
+        stored = Stored(record, revision, marked=False) if revision else None  # None: flush reads it
         if revision:
             self.metrics.routed.labels(decision.category.value, decision.priority.value, decision.department).inc()
             # offer at once when someone is free, so the routing decision can name the agent
-            marked = await self._offer_first(record)
-            if not marked:  # no offer: the record is as just written
-                known = (record, revision)
+            if await self._offer_first(record):
+                stored = None  # changed (and marked) by the offer since it was created
         try:
-            await self.flush(request.request_id, known=known, unmark=marked)
+            await self.flush(request.request_id, stored)
         except Exception:
             with contextlib.suppress(Exception):
                 await self.store.mark_outbox_if_absent(request.request_id)
@@ -138,33 +146,30 @@ class Routing:
 
     # -- every change ---------------------------------------------------------------------------
     async def apply(self, request_id: str, change: Transition, *, flush: bool = True) -> RequestRecord:
-        for _ in range(20):
-            found = await self.store.get(request_id)
-            if found is None:
+        """A change to an existing request: the pure transition applied with a revision check
+        (`shared.nats.kv.apply`), an outbox marker written before each write, then the flush."""
+        def transition(record: RequestRecord | None) -> RequestRecord:
+            if record is None:
                 raise NotFound(request_id)
-            record, revision = found
-            changed = change(record, self.context())
-            if changed is record:
-                return record
-            await self.store.mark_outbox(request_id, changed.version)
-            try:
-                stored = await self.store.update(changed, revision)
-            except Conflict:
-                continue
-            if flush:
-                try:
-                    await self.flush(request_id, known=(changed, stored))
-                except Exception:  # stored: the reconcile loop publishes it
-                    log.warning("flush failed; will retry", extra={"request_id": request_id}, exc_info=True)
-            return changed
-        raise Conflict(request_id)
+            return change(record, self.context())
 
-    async def flush(self, request_id: str, known: tuple[RequestRecord, int] | None = None, *,
-                    unmark: bool = True) -> None:
+        async def mark(changed: RequestRecord) -> None:
+            await self.store.mark_outbox(request_id, changed.version)
+
+        applied = await kv.apply(self.store.records, request_id, transition, before_write=mark)
+        assert applied.value is not None
+        if flush and applied.written:
+            try:
+                await self.flush(request_id, Stored(applied.value, applied.revision, marked=True))
+            except Exception:  # stored: the reconcile loop publishes it
+                log.warning("flush failed; will retry", extra={"request_id": request_id}, exc_info=True)
+        return applied.value
+
+    async def flush(self, request_id: str, stored: Stored | None = None) -> None:
         """Publish the outbox, sync projections and timers, then clear what was done.
-        `known`: the record and revision the caller just wrote (saves reading it back);
-        `unmark`: False when the caller knows no outbox marker was written."""
-        found = known or await self.store.get(request_id)
+        `stored`: the record as the caller just wrote it (saves reading it back); without it the
+        record is read and any outbox marker is cleared."""
+        found = (stored.record, stored.revision) if stored else await self.store.get(request_id)
         if found is None:
             return
         record, _ = found
@@ -176,24 +181,20 @@ class Routing:
                        self._sync_timers(record, desired))
         published = {i.msg_id for i in record.outbox}
         released = set(record.release)
-        for attempt in range(20):
-            if attempt:  # the first try assumes nothing changed since it was read or written
-                found = await self.store.get(request_id)
-            assert found is not None
-            current, revision = found
-            rest = [i for i in current.outbox if i.msg_id not in published]
+
+        def clean(current: RequestRecord | None) -> RequestRecord | None:
+            if current is None:
+                return None
             cleaned = current.model_copy(update={
-                "outbox": rest, "release": [a for a in current.release if a not in released],
+                "outbox": [i for i in current.outbox if i.msg_id not in published],
+                "release": [a for a in current.release if a not in released],
                 "timers": scheduled if current.version == record.version else current.timers,
             })
-            if cleaned == current:
-                break
-            try:
-                await self.store.update(cleaned, revision)
-                break
-            except Conflict:
-                continue
-        if unmark:
+            return current if cleaned == current else cleaned
+
+        # the first try assumes nothing changed since it was read or written
+        await kv.apply(self.store.records, request_id, clean, known=found)
+        if stored is None or stored.marked:
             await self.store.unmark_outbox(request_id, record.version)
 
     async def _sync_timers(self, record: RequestRecord, desired: dict[str, tuple[datetime, dict]]) -> None:

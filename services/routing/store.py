@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 from collections.abc import Callable
 from typing import Any, Generic, Literal, TypeVar
@@ -25,8 +24,8 @@ from nats.js import JetStreamContext
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from pydantic import BaseModel, RootModel
 
-from shared import subjects as s
-from shared.kv import Conflict, ModelBucket, remove
+from shared.contract import subjects as s
+from shared.nats.kv import Conflict, ModelBucket, apply, remove
 
 from .domain.dispatch import Agent, Waiting, WaitingIndex
 from .domain.record import RequestRecord
@@ -34,7 +33,7 @@ from .domain.record import RequestRecord
 log = logging.getLogger("kefu.routing.store")
 T = TypeVar("T", bound=BaseModel)
 
-# An outbox marker's removal is kept one second, not shared.kv's minute: nothing watches the outbox
+# An outbox marker's removal is kept one second, not shared.nats.kv's minute: nothing watches the outbox
 # (a marker only ever matters to the reconcile pass, which lists the bucket), and the listing walks
 # every removal still kept — a minute of them at 250 changes/s is 15,000 messages per pass.
 OUTBOX_MARKER_TTL = 1.0
@@ -112,6 +111,7 @@ class RoutingStore:
                  outbox: KeyValue) -> None:
         self.records = ModelBucket(requests, RequestRecord)
         self.agent_records = ModelBucket(agents, Agent)
+        self.pending_records = ModelBucket(pending, PendingRequests)
         self.waiting_kv = waiting
         self.pending_kv = pending
         self.outbox_kv = outbox
@@ -199,26 +199,12 @@ class RoutingStore:
     # -- pending on the customer -------------------------------------------------------------
     async def set_pending(self, customer_id: str, request_id: str, pending: bool) -> None:
         """Keep the customer's list of requests waiting on them (revision-checked)."""
-        key = customer_key(customer_id)
-        for _ in range(20):
-            try:
-                entry = await self.pending_kv.get(key)
-                current, revision = set(json.loads(entry.value or b"[]")), entry.revision
-            except nats.js.errors.KeyNotFoundError:
-                current, revision = set(), None
-            wanted = current | {request_id} if pending else current - {request_id}
-            if wanted == current:
-                return
-            data = json.dumps(sorted(wanted)).encode()
-            try:
-                if revision is None:
-                    await self.pending_kv.create(key, data)
-                else:
-                    await self.pending_kv.update(key, data, last=revision)
-                return
-            except nats.js.errors.KeyWrongLastSequenceError:
-                continue
-        raise Conflict(key)
+        def toggle(entry: PendingRequests | None) -> PendingRequests | None:
+            have = set(entry.root) if entry is not None else set()
+            wanted = have | {request_id} if pending else have - {request_id}
+            return None if wanted == have else PendingRequests(sorted(wanted))
+
+        await apply(self.pending_records, customer_key(customer_id), toggle)
 
     def pending_for(self, customer_id: str) -> list[str]:
         if not self.pending.items:  # nobody is waiting on a reply: no key to hash (most of the time)

@@ -22,8 +22,8 @@ import pytest
 from nats.js.api import DeliverPolicy
 
 from devtools.payloads import payload
-from shared import subjects as s
-from shared.enums import Channel
+from shared.contract import subjects as s
+from shared.contract.enums import Channel
 from tests.support.secured import password
 from tests.support.services import publish_retrying, wait_until
 from tests.support.topology import Topology

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from shared.bus import MIN_SERVER
+from shared.nats.topology import MIN_SERVER
 
 ROOT = Path(__file__).parents[2]
 COMPOSE = ROOT / "deploy" / "compose" / "compose.yaml"

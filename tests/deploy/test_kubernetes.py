@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from shared.bus import MIN_SERVER
+from shared.nats.topology import MIN_SERVER
 
 ROOT = Path(__file__).parents[2]
 K8S = ROOT / "deploy" / "k8s"

@@ -14,8 +14,8 @@ import pytest
 
 from devtools.natsserver import free_port
 from devtools.payloads import CONTENT_TYPES, payload
-from shared import subjects as s
-from shared.enums import Channel
+from shared.contract import subjects as s
+from shared.contract.enums import Channel
 from tests.support.logscan import log_dir
 from tests.support.services import tap, wait_until
 

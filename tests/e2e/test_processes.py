@@ -19,9 +19,9 @@ import pytest
 
 from devtools.natsserver import free_port
 from devtools.payloads import payload
-from shared import subjects as s
-from shared.bus import provision
-from shared.enums import Channel
+from shared.contract import subjects as s
+from shared.contract.enums import Channel
+from shared.nats.topology import provision
 from shared.settings import KefuSettings
 from tests.support.logscan import log_dir
 from tests.support.services import ADMIN_TOKEN, SURVEY_SECRET, publish_retrying, wait_until

@@ -22,7 +22,7 @@ from services.intake.app import create_app as intake_app
 from services.intake.settings import IntakeSettings
 from services.routing.app import create_app as routing_app
 from services.routing.settings import RoutingSettings
-from shared import subjects as s
+from shared.contract import subjects as s
 from tests.support.services import ADAPTER_KEY, common_settings, running, tap
 
 pytestmark = pytest.mark.e2e

@@ -16,8 +16,8 @@ from services.metrics.app import create_app as metrics_app
 from services.metrics.settings import MetricsSettings
 from services.routing.app import create_app as routing_app
 from services.routing.settings import RoutingSettings
-from shared import subjects as s
-from shared.bus import provision
+from shared.contract import subjects as s
+from shared.nats.topology import provision
 from shared.settings import KefuSettings
 from tests.support.services import RunningService, Tap, common_settings, running, tap
 

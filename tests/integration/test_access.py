@@ -15,9 +15,9 @@ from services.intake.app import create_app as intake_app
 from services.intake.settings import IntakeSettings
 from services.routing.app import create_app as routing_app
 from services.routing.settings import RoutingSettings
-from shared import auth
-from shared import subjects as s
-from shared.enums import Channel
+from shared.contract import subjects as s
+from shared.contract.enums import Channel
+from shared.http import auth
 from tests.support.services import ADAPTER_KEY, ADMIN_TOKEN, common_settings, running, staff_token, tap, wait_until
 
 pytestmark = pytest.mark.integration

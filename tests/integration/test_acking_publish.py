@@ -1,4 +1,4 @@
-"""kefu's JetStream context (`shared.bus.AckingJetStream`) answers every publish and API request as
+"""kefu's JetStream context (`shared.nats.client.AckingJetStream`) answers every publish and API request as
 nats-py's does: the ack, duplicates, the stream's refusals, no stream, timeouts, and the KV writes
 and reads built on it."""
 
@@ -12,8 +12,8 @@ import nats.js.errors
 import pytest
 from nats.js.api import KeyValueConfig, StreamConfig
 
-from shared.bus import AckingJetStream
-from shared.kv import remove
+from shared.nats.client import AckingJetStream
+from shared.nats.kv import remove
 
 pytestmark = pytest.mark.integration
 

@@ -7,9 +7,10 @@ import asyncio
 import pytest
 
 from devtools.payloads import CONTENT_TYPES, payload
-from shared import subjects as s
-from shared.enums import Channel
-from shared.models import RequestReceived
+from services.intake.domain.contacts import mask_id_numbers
+from shared.contract import subjects as s
+from shared.contract.enums import Channel
+from shared.contract.models import RequestReceived
 from tests.integration.conftest import pipeline
 from tests.support.services import ADAPTER_KEY, publish_retrying, wait_until
 
@@ -96,3 +97,27 @@ async def test_duplicate_across_a_broker_restart_makes_one_request(start, nats_s
         await nc.close()
     assert len(after.of(s.REQUEST_RECEIVED, request_id=first["request_id"])) == 1
     assert len(after.of(s.REQUEST_ASSIGNED, request_id=first["request_id"])) == 1
+
+
+async def test_a_payload_over_http_is_admitted_once_by_the_http_edge_alone(start, events, js) -> None:
+    """The HTTP edge admits the payload before it answers (the answer names the request) and keeps
+    the raw bytes in KEFU_INTAKE marked admitted: the intake consumer acknowledges them without
+    parsing, dedup-checking or counting them again."""
+    body = payload(Channel.walkin, "BJ-once")
+    async with start["intake"]() as intake, intake.client(ADAPTER_KEY) as http:
+        answer = await http.post("/v1/intake/walkin", content=body, headers={"Content-Type": CONTENT_TYPES[Channel.walkin]})
+        received = await events.wait_for(s.REQUEST_RECEIVED, request_id=answer.json()["request_id"])
+        kept = await js.get_last_msg(s.STREAM_INTAKE, "kefu.intake.walkin")
+
+        async def consumed():
+            info = await js.consumer_info(s.STREAM_INTAKE, s.CONSUMER_INTAKE)
+            return info.ack_floor.stream_seq >= kept.seq or None
+
+        await wait_until(consumed, what="the intake consumer past the kept payload")
+        exposition = (await intake.client().get("/metrics")).text
+    assert answer.status_code == 202 and answer.json()["status"] == "accepted"
+    assert kept.headers["Kefu-Admitted"] == "http" and kept.data == mask_id_numbers(body)
+    assert len(received) == 1
+    counts = {line.split("outcome=")[1].split('"')[1]: float(line.rsplit(" ", 1)[1]) for line in exposition.splitlines()
+              if line.startswith('kefu_intake_payloads_total{channel="walkin"')}
+    assert counts["accepted"] == 1 and counts["duplicate"] == 0  # admitted once, not again by the consumer

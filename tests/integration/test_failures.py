@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from devtools.payloads import payload
-from shared import subjects as s
-from shared.bus import provision
-from shared.enums import Channel
+from shared.contract import subjects as s
+from shared.contract.enums import Channel
+from shared.nats.topology import provision
 from shared.settings import KefuSettings
 from tests.integration.conftest import pipeline
 from tests.support.services import wait_until
@@ -89,7 +89,7 @@ async def test_a_failed_flush_of_a_received_request_leaves_a_marker_and_is_finis
         start, events, js, monkeypatch) -> None:
     """Routing writes no outbox marker on the consumer path (redelivery flushes again); a flush
     that fails leaves one for the reconcile loop, and the redelivery publishes everything once."""
-    from shared import outbox
+    from shared.nats import outbox
 
     real = outbox.publish
     failures: list[str] = []

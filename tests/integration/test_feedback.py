@@ -19,9 +19,9 @@ from services.intake.app import create_app as intake_app
 from services.intake.settings import IntakeSettings
 from services.routing.app import create_app as routing_app
 from services.routing.settings import RoutingSettings
-from shared import subjects as s
 from shared.calendar import business_hours, parse_duration
-from shared.enums import Channel
+from shared.contract import subjects as s
+from shared.contract.enums import Channel
 from tests.support.services import common_settings, running, tap, wait_until
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from shared import subjects as s
+from shared.contract import subjects as s
 from tests.support.services import wait_until
 
 pytestmark = pytest.mark.integration

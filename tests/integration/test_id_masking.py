@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import nats.js.errors
 import pytest
 
-from shared import subjects as s
+from shared.contract import subjects as s
 from tests.support.services import ADAPTER_KEY
 from tests.unit.intake.test_id_masking import GB_EXAMPLE, VALID
 

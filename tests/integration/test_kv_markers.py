@@ -6,9 +6,9 @@ import nats.js.errors
 import pytest
 from nats.js.api import StorageType, StreamConfig
 
-from shared import subjects as s
-from shared.bus import provision
-from shared.kv import list_keys, remove
+from shared.contract import subjects as s
+from shared.nats.kv import list_keys, remove
+from shared.nats.topology import provision
 from shared.settings import KefuSettings
 from tests.support.services import wait_until
 

@@ -6,7 +6,7 @@ import nats.js.errors
 import pytest
 from nats.js.api import KeyValueConfig, StreamConfig
 
-from shared.bus import plain_header_parsing
+from shared.nats.client import plain_header_parsing
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ import pytest
 from services.metrics.app import create_app as metrics_app
 from services.metrics.handlers import REPLAY
 from services.metrics.settings import MetricsSettings
-from shared import subjects as s
+from shared.contract import subjects as s
 from tests.support.secured import PASSWORDS, ROOT, connect, copy_configs, password, standalone
 from tests.support.services import common_settings, running, wait_until
 

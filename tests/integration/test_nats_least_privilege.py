@@ -20,8 +20,8 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from services.routing.app import create_app as routing_app
 from services.routing.settings import RoutingSettings
-from shared import subjects as s
-from shared.logreader import LogReader
+from shared.contract import subjects as s
+from shared.nats.logreader import LogReader
 from tests.support.secured import ADAPTERS, PASSWORDS, ROOT, connect, password, standalone
 from tests.support.services import common_settings, running, wait_until
 

@@ -23,8 +23,8 @@ from services.metrics.app import create_app as metrics_app
 from services.metrics.settings import MetricsSettings
 from services.routing.app import create_app as routing_app
 from services.routing.settings import RoutingSettings
-from shared import subjects as s
-from shared.enums import Channel
+from shared.contract import subjects as s
+from shared.contract.enums import Channel
 from tests.support.secured import NATS_DIR, PASSWORDS, ROOT, connect, password, standalone
 from tests.support.services import common_settings, running, tap
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from devtools.payloads import CONTENT_TYPES, payload
-from shared import subjects as s
-from shared.enums import Channel
+from shared.contract import subjects as s
+from shared.contract.enums import Channel
 from tests.integration.conftest import pipeline
 from tests.support.services import ADAPTER_KEY
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shared import subjects as s
+from shared.contract import subjects as s
 from tests.integration.conftest import pipeline
 from tests.support.services import ADAPTER_KEY
 

@@ -19,9 +19,9 @@ from services.intake.app import create_app as intake_app
 from services.intake.settings import IntakeSettings
 from services.routing.app import create_app as routing_app
 from services.routing.settings import RoutingSettings
-from shared import subjects as s
-from shared.enums import Channel
-from shared.timers import fired_subject
+from shared.contract import subjects as s
+from shared.contract.enums import Channel
+from shared.nats.timers import fired_subject
 from tests.support.services import ADMIN_TOKEN, common_settings, running, staff_token, tap, wait_until
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ import nats.js.errors
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DiscardPolicy, StreamConfig
 
-from shared import subjects as s
-from shared.bus import provision
+from shared.contract import subjects as s
+from shared.nats.topology import provision
 from shared.settings import KefuSettings
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ import pytest
 
 from devtools.payloads import CONTENT_TYPES, payload
 from services.intake.domain.webhooks import sign
-from shared import subjects as s
-from shared.enums import Channel
+from shared.contract import subjects as s
+from shared.contract.enums import Channel
 from tests.support.services import ADAPTER_KEY
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared import subjects as s
+from shared.contract import subjects as s
 
 
 def events(t0: datetime) -> list[tuple[str, dict[str, Any]]]:

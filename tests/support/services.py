@@ -16,7 +16,7 @@ from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 
 from devtools.natsserver import free_port
-from shared.bus import provision
+from shared.nats.topology import provision
 from shared.settings import KefuSettings
 
 ADMIN_TOKEN = "test-admin-token"

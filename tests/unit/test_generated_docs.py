@@ -51,7 +51,7 @@ def test_each_channels_published_payload_schema_accepts_what_its_adapters_send()
     import jsonschema
 
     from devtools.payloads import payload
-    from shared.enums import Channel
+    from shared.contract.enums import Channel
 
     published = json.loads((ROOT / "docs" / "api" / "intake-payloads.json").read_text())["channels"]
     assert set(published) == {c.value for c in Channel}

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from shared.models import Timestamp
+from shared.contract.models import Timestamp
 
 from .survey import RequestView
 

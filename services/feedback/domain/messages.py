@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from shared.enums import Language
-from shared.models import OutboundMessage
+from shared.contract.enums import Language
+from shared.contract.models import OutboundMessage
 
 from .rules import Messages
 from .survey import RequestView

@@ -9,7 +9,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from shared.enums import Language
+from shared.contract.enums import Language
 
 TEXT: dict[Language, dict[str, Any]] = {
     Language.zh: {

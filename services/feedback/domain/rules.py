@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.calendar import parse_duration
 from shared.config import At
-from shared.enums import Channel, Language
+from shared.contract.enums import Channel, Language
 
 WORKDAY = timedelta(hours=9)
 

@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from shared.enums import Channel, Language, Priority, Tier
-from shared.models import RequestResolved, Timestamp
+from shared.contract.enums import Channel, Language, Priority, Tier
+from shared.contract.models import RequestResolved, Timestamp
 
 Status = Literal["open", "answered", "expired"]
 

@@ -8,8 +8,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from shared.enums import Channel, Tier
-from shared.models import CustomerRef, RequestReceived
+from shared.contract.enums import Channel, Tier
+from shared.contract.models import CustomerRef, RequestReceived
 
 from .contacts import anonymous_customer_id
 from .identity import LOOKUP_KINDS, Proof

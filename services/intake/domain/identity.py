@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import authres
 
-from shared.enums import Channel
+from shared.contract.enums import Channel
 
 from .model import Contact
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from shared.models import Attachment, Hints
+from shared.contract.models import Attachment, Hints
 
 
 class Contact(BaseModel):

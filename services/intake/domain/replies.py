@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from shared.enums import Channel
+from shared.contract.enums import Channel
 
 from .model import ParsedRequest
 

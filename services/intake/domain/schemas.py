@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from shared.enums import Channel
+from shared.contract.enums import Channel
 
 from .parsers.app import AppPayload
 from .parsers.phone import PhonePayload

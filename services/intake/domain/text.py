@@ -6,7 +6,7 @@ import codecs
 import re
 from html.parser import HTMLParser
 
-from shared.enums import Language
+from shared.contract.enums import Language
 
 from .errors import UnparseablePayload
 

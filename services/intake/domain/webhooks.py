@@ -12,7 +12,7 @@ import hmac
 import re
 from dataclasses import dataclass, field
 
-from shared.enums import CHANNEL_NAMES
+from shared.contract.enums import CHANNEL_NAMES
 
 TOLERANCE_SECONDS = 300
 

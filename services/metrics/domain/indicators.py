@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared import subjects as s
-from shared.enums import Category, Channel, Priority
+from shared.contract import subjects as s
+from shared.contract.enums import Category, Channel, Priority
 
 REJECTION_REASONS = ("unparseable", "missing_content", "too_large", "unsupported_media_type", "unknown_channel")
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}

@@ -11,7 +11,7 @@ from statistics import mean
 from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo
 
-from shared.models import instant
+from shared.contract.models import instant
 
 from .indicators import Facts, Projection
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from shared.enums import Tier
-from shared.models import Due, RequestAssigned, RequestReceived
+from shared.contract.enums import Tier
+from shared.contract.models import Due, RequestAssigned, RequestReceived
 
 from .classify import Judgement
 from .rules import Departments

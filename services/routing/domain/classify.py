@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from shared.enums import Category, Priority, Tier
-from shared.models import Hints
+from shared.contract.enums import Category, Priority, Tier
+from shared.contract.models import Hints
 
 from .rules import RuleSet
 

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.enums import Language, Priority, Tier
-from shared.models import Timestamp
+from shared.contract.enums import Language, Priority, Tier
+from shared.contract.models import Timestamp
 
 AgentStatus = Literal["available", "away", "offline"]
 

@@ -19,9 +19,9 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel
 
-from shared import subjects as s
-from shared.enums import Priority
-from shared.models import (
+from shared.contract import subjects as s
+from shared.contract.enums import Priority
+from shared.contract.models import (
     Event,
     RequestAccepted,
     RequestAssigned,
@@ -34,7 +34,7 @@ from shared.models import (
     SlaWarning,
     instant,
 )
-from shared.outbox import item as outbox_item
+from shared.nats.outbox import item as outbox_item
 
 from .messages import Templates, notice, progress, receipt, supervisor_alert
 from .record import OPEN_STATES, HistoryEntry, RequestRecord

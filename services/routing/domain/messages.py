@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.enums import Language
-from shared.models import OutboundMessage, RequestAssigned, RequestReceived, SupervisorAlert
+from shared.contract.enums import Language
+from shared.contract.models import OutboundMessage, RequestAssigned, RequestReceived, SupervisorAlert
 
 if TYPE_CHECKING:
     from .record import RequestRecord

@@ -7,9 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from shared.enums import Priority
-from shared.models import RequestAssigned, RequestReceived, Timestamp
-from shared.outbox import OutboxItem
+from shared.contract.enums import Priority
+from shared.contract.models import RequestAssigned, RequestReceived, Timestamp
+from shared.nats.outbox import OutboxItem
 
 from .sla import SlaState
 

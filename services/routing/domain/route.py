@@ -3,7 +3,7 @@ co-handling departments assigned, and its record opened — one pure function ov
 
 from __future__ import annotations
 
-from shared.models import RequestReceived
+from shared.contract.models import RequestReceived
 
 from .assign import assignment
 from .classify import judge

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from shared.calendar import parse_duration
 from shared.config import At, ConfigError, line_of, load_yaml_model
-from shared.enums import Category
+from shared.contract.enums import Category
 
 from .sla import SlaConfig
 

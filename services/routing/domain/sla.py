@@ -18,8 +18,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.calendar import BusinessHoursConfig, Clock, ContinuousClock, parse_duration
-from shared.enums import Category, Priority, Tier
-from shared.models import Timestamp
+from shared.contract.enums import Category, Priority, Tier
+from shared.contract.models import Timestamp
 
 DeadlineName = Literal["first_response", "next_response", "resolution"]
 DEADLINES: tuple[DeadlineName, ...] = ("first_response", "next_response", "resolution")

@@ -24,8 +24,8 @@ from services.feedback.domain.survey import (
     token_ok,
     view_of,
 )
-from shared.enums import Channel, Language, Priority, Tier
-from shared.models import CustomerRef, RequestResolved
+from shared.contract.enums import Channel, Language, Priority, Tier
+from shared.contract.models import CustomerRef, RequestResolved
 
 NOW = datetime(2026, 11, 24, 2, tzinfo=UTC)
 REASONS = ["Too slow", "Other"]

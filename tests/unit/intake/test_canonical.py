@@ -16,7 +16,7 @@ from services.intake.domain.contacts import contact_key, normalise_email, normal
 from services.intake.domain.identity import proof
 from services.intake.domain.model import Contact, ParsedRequest
 from services.intake.domain.text import decode_bytes, detect_language, html_to_text
-from shared.enums import Channel, Language, Tier
+from shared.contract.enums import Channel, Language, Tier
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import pytest
 
 from services.intake.domain.identity import proof, sender_authenticated
 from services.intake.domain.model import Contact
-from shared.enums import Channel
+from shared.contract.enums import Channel
 
 EVERYTHING = Contact(phone="+8613900001111", email="a@example.cn", wechat_openid="oX", app_user_id="u-1")
 

@@ -13,7 +13,7 @@ from services.intake.domain.parsers.phone import parse_phone
 from services.intake.domain.parsers.sms import parse_sms
 from services.intake.domain.parsers.walkin import parse_walkin
 from services.intake.domain.parsers.web import parse_web
-from shared.enums import Category, Priority
+from shared.contract.enums import Category, Priority
 
 CST = timezone(timedelta(hours=8))
 

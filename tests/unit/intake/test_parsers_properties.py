@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from services.intake.domain.errors import NotARequest, Rejection
 from services.intake.domain.model import ParsedRequest
 from services.intake.domain.parsers import PARSERS, ParseContext
-from shared.enums import Channel
+from shared.contract.enums import Channel
 
 CTX = ParseContext(now=datetime(2026, 11, 24, tzinfo=UTC), tz=ZoneInfo("Asia/Shanghai"))
 FIELDS = {

@@ -7,7 +7,7 @@ import pytest
 
 from services.metrics.domain.indicators import Histogram, Projection, Rolling
 from services.metrics.domain.reports import drilldown, month_bounds, report, to_csv, week_bounds
-from shared import subjects as s
+from shared.contract import subjects as s
 from tests.support import scripted
 
 DEPARTMENTS = ("customer_service", "quality", "production", "after_sales", "business", "hr", "coordination")
@@ -175,7 +175,7 @@ def test_month_bounds() -> None:
 def _close_then_reopen(t0: datetime) -> list[tuple[str, dict]]:
     """The script, then B (resolved at first contact, accurate) is closed and reopened by a revisit:
     request.reopened carries where B stood, as feedback publishes it."""
-    from shared import subjects as s
+    from shared.contract import subjects as s
 
     def ev(subject: str, minutes: float, n: int, **body) -> tuple[str, dict]:
         return subject, {"event_id": f"x{n:03d}", "occurred_at": (t0 + timedelta(minutes=minutes)).isoformat(),

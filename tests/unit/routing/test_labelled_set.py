@@ -9,8 +9,8 @@ import pytest
 
 from services.routing.domain.classify import judge
 from services.routing.domain.rules import RoutingConfig
-from shared.enums import Category, Tier
-from shared.models import Hints
+from shared.contract.enums import Category, Tier
+from shared.contract.models import Hints
 
 DATA = Path(__file__).parents[2] / "data" / "labelled_requests.jsonl"
 CONFIG = Path(__file__).parents[3] / "config"

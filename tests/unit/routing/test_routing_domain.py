@@ -14,8 +14,8 @@ from services.routing.domain.messages import Templates, receipt
 from services.routing.domain.route import route_request
 from services.routing.domain.rules import PhraseRule, RoutingConfig
 from shared.config import ConfigError, load_yaml_model
-from shared.enums import Category, Channel, Language, Priority, Tier
-from shared.models import CustomerRef, Hints, RequestReceived
+from shared.contract.enums import Category, Channel, Language, Priority, Tier
+from shared.contract.models import CustomerRef, Hints, RequestReceived
 
 CONFIG = Path(__file__).parents[3] / "config"
 

@@ -14,11 +14,11 @@ from services.routing.domain.messages import Templates
 from services.routing.domain.route import route_request
 from services.routing.domain.rules import RoutingConfig
 from services.routing.domain.sla import pause, resume
-from shared import subjects as s
 from shared.calendar import parse_duration
 from shared.config import load_yaml_model
-from shared.enums import Channel, Language, Priority, Tier
-from shared.models import CustomerRef, RequestReceived
+from shared.contract import subjects as s
+from shared.contract.enums import Channel, Language, Priority, Tier
+from shared.contract.models import CustomerRef, RequestReceived
 
 CONFIG = Path(__file__).parents[3] / "config"
 TUESDAY_10 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.routing.domain.dispatch import Agent, Waiting, WaitingIndex, plan
-from shared.enums import Language, Priority, Tier
+from shared.contract.enums import Language, Priority, Tier
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 QUEUES = ["business.normal", "business.urgent", "quality.normal", "vip"]

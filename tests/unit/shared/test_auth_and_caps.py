@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from shared import auth
 from shared.caps import DailyCount, admit, cap_key
+from shared.http import auth
 
 KEY = auth.signing_key(None, "admin-token")
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)

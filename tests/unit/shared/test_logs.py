@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from shared.logs import JsonFormatter, mask
+from shared.observability.logs import JsonFormatter, mask
 from tests.support.logscan import findings
 
 DIRTY = [

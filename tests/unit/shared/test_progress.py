@@ -1,6 +1,6 @@
 """Readiness bookkeeping: a consumer is stalled only when messages wait and it did not move."""
 
-from shared.progress import ConsumerProgress
+from shared.nats.progress import ConsumerProgress
 
 
 def test_a_consumer_is_stalled_only_when_messages_wait_and_it_did_not_move() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from shared.enums import Channel
+from shared.contract.enums import Channel
 
 from ..errors import UnknownChannel, UnsupportedMediaType
 from ..model import ParsedRequest

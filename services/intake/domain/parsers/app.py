@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from shared.models import Attachment
+from shared.contract.models import Attachment
 
 from ..contacts import normalise_email, normalise_phone
 from ..errors import MissingContent

@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from shared.enums import Category, Priority
-from shared.models import Hints
+from shared.contract.enums import Category, Priority
+from shared.contract.models import Hints
 
 from ..errors import MissingContent, UnparseablePayload
 from ..text import decode_utf8

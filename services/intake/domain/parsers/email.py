@@ -17,7 +17,7 @@ from email import policy
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 
-from shared.models import Attachment
+from shared.contract.models import Attachment
 
 from ..contacts import normalise_email
 from ..errors import MissingContent, UnparseablePayload

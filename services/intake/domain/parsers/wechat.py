@@ -7,7 +7,7 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from shared.models import Attachment
+from shared.contract.models import Attachment
 
 from ..errors import MissingContent, NotARequest, UnparseablePayload
 from ..model import Contact, ParsedRequest

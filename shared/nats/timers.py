@@ -13,8 +13,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from . import subjects as s
-from .bus import Publisher
+from ..contract import subjects as s
+from .publish import Publisher
 
 
 def fire_filter(service: str) -> str:

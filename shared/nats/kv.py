@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import nats.js.errors
@@ -12,6 +13,7 @@ from nats.js.kv import KeyValue
 from pydantic import BaseModel
 
 T = TypeVar("T", bound=BaseModel)
+ATTEMPTS = 20  # writers of one key at once are a handful (replicas, an API call): 20 conflicts in a row is a fault
 
 
 class Conflict(Exception):
@@ -44,23 +46,16 @@ class ModelBucket(Generic[T]):
         except nats.js.errors.KeyWrongLastSequenceError as exc:
             raise Conflict(key) from exc
 
-    async def change(self, key: str, change: Callable[[T], T | None], attempts: int = 20) -> T | None:
-        """Read, change, write with a revision check, retrying on conflicts. `change` returning
-        None (or the value unchanged) writes nothing. Returns the value as stored, None if absent."""
-        for _ in range(attempts):
-            found = await self.get(key)
-            if found is None:
+    async def change(self, key: str, change: Callable[[T], T | None], attempts: int = ATTEMPTS) -> T | None:
+        """`apply` to an existing key only: `change` returning None (or the value unchanged) writes
+        nothing. Returns the value as stored, None if absent."""
+        def changed(value: T | None) -> T | None:
+            if value is None:
                 return None
-            value, revision = found
-            changed = change(value)
-            if changed is None or changed == value:
-                return value
-            try:
-                await self.update(key, changed, revision)
-                return changed
-            except Conflict:
-                continue
-        raise Conflict(key)
+            new = change(value)
+            return None if new == value else new
+
+        return (await apply(self, key, changed, attempts=attempts)).value
 
     async def keys(self) -> list[str]:
         """Every key, including deleted ones (their `get` is None): for buckets without deletes on
@@ -70,6 +65,54 @@ class ModelBucket(Generic[T]):
     async def delete(self, key: str) -> None:
         with contextlib.suppress(nats.js.errors.KeyNotFoundError):
             await self.kv.delete(key)
+
+
+@dataclass(frozen=True)
+class Applied(Generic[T]):
+    """The outcome of `apply`: the value as stored (None: absent), its revision (0: absent), and
+    whether this call wrote it."""
+
+    value: T | None
+    revision: int
+    written: bool
+
+
+async def apply(bucket: ModelBucket[T], key: str, transition: Callable[[T | None], T | None], *,
+                known: tuple[T, int] | None = None, before_write: Callable[[T], Awaitable[None]] | None = None,
+                attempts: int = ATTEMPTS) -> Applied[T]:
+    """The one way kefu changes state: read the key, apply the pure `transition` to its value (None
+    when absent), write the result with the revision read (a create when absent), and on a conflict
+    start again from a fresh read. `transition` returning None or its input itself writes nothing
+    (no equality test here: a deep comparison of a large record costs CPU on every write).
+    It may run several times and must not mutate its input (tests/unit: hypothesis).
+
+    `known`: the value and revision the caller has just written or read (the first try skips the
+    read). `before_write`: awaited before each write (routing marks its outbox there).
+
+    Events are not published here: a change's events are derived from the stored value by the caller
+    (or stored with it, routing's outbox) and published with ids derived from the change, so a
+    redelivery that finds the change already made publishes them again and the stream's duplicate
+    window keeps one copy."""
+    found = known
+    for attempt in range(attempts):
+        if found is None or attempt:
+            found = await bucket.get(key)
+        value, revision = found if found is not None else (None, 0)
+        changed = transition(value)
+        if changed is None or changed is value:
+            return Applied(value, revision, written=False)
+        if before_write is not None:
+            await before_write(changed)
+        if value is None:
+            created = await bucket.create(key, changed)
+            if created is None:
+                continue  # another writer created it first
+            return Applied(changed, created, written=True)
+        try:
+            return Applied(changed, await bucket.update(key, changed, revision), written=True)
+        except Conflict:
+            continue
+    raise Conflict(key)
 
 
 async def list_keys(kv: KeyValue) -> list[str]:

@@ -17,11 +17,11 @@ from zoneinfo import ZoneInfo
 from nats.js import JetStreamContext
 from pydantic import BaseModel
 
-from . import subjects as s
-from .bus import Publisher, together
-from .caps import DailyCount, admit, cap_key
-from .enums import CHANNEL_NAMES
-from .kv import Conflict, ModelBucket
+from ..caps import DailyCount, admit, cap_key
+from ..contract import subjects as s
+from ..contract.enums import CHANNEL_NAMES
+from .kv import ModelBucket, apply
+from .publish import Publisher, together
 
 log = logging.getLogger("kefu.outbox")
 
@@ -56,27 +56,14 @@ class OutboundGate:
         message_id = str(message.get("message_id"))
         if await self._bucket.create(key, DailyCount(message_ids=[message_id])):
             return True  # the customer's first message today (one round trip)
-        for _ in range(20):
-            found = await self._bucket.get(key)
-            allowed, stored = admit(found[0] if found else None, message_id, self._cap)
-            if not allowed:
-                if self._held is not None:
-                    self._held.labels(str(message.get("kind", "other"))).inc()
-                log.warning("outbound message held back: daily cap reached",
-                            extra={"request_id": message.get("request_id"), "kind": message.get("kind")})
-                return False
-            if stored is None:
-                return True
-            try:
-                if found is None:
-                    if await self._bucket.create(key, stored):
-                        return True
-                else:
-                    await self._bucket.update(key, stored, found[1])
-                    return True
-            except Conflict:
-                pass
-        raise Conflict(key)
+        counted = await apply(self._bucket, key, lambda count: admit(count, message_id, self._cap)[1])
+        if counted.value is not None and message_id in counted.value.message_ids:
+            return True  # counted now, or before (the same message published again)
+        if self._held is not None:
+            self._held.labels(str(message.get("kind", "other"))).inc()
+        log.warning("outbound message held back: daily cap reached",
+                    extra={"request_id": message.get("request_id"), "kind": message.get("kind")})
+        return False
 
 
 def _nowhere_to_send(i: OutboxItem) -> bool:

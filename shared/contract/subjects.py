@@ -51,7 +51,7 @@ DLQ_ALL: Final = "kefu.dlq.>"
 # the server's advisory when a message ran out of deliveries (e.g. it crashed its process each time)
 MAX_DELIVERIES_ADVISORIES: Final = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>"
 
-# Durable timers (server-side message schedules, see shared/timers.py): a schedule on
+# Durable timers (server-side message schedules, see shared/nats/timers.py): a schedule on
 # kefu.timers.schedule.<service>.<key>.<timer> fires kefu.timers.fire.<service>.<key>.<timer>
 TIMERS_ALL: Final = "kefu.timers.>"
 TIMERS_SCHEDULE_PREFIX: Final = "kefu.timers.schedule"

@@ -1,0 +1,1 @@
+"""The contract between services: event models, subjects and stream/bucket names, enumerations."""

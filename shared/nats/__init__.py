@@ -1,0 +1,1 @@
+"""NATS plumbing: topology, client tuning, publishing, consuming, settling, KV state, timers."""

@@ -1,0 +1,116 @@
+"""Settling a consumed message: ack on success, delayed NAK on error, dead letter for what can never
+work (`Permanent`, undecodable, out of deliveries). See docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from faststream import BaseMiddleware
+from faststream.exceptions import HandlerException, NackMessage, RejectMessage
+from nats.aio.msg import Msg
+from pydantic import ValidationError
+
+from ..contract import subjects as s
+from .publish import Publisher
+from .topology import MAX_RAW_PAYLOAD
+
+log = logging.getLogger("kefu.settle")
+
+
+class Permanent(Exception):
+    """A message that can never be handled, however often it is delivered."""
+
+
+DeadLetter = Callable[[Msg, str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_deliver: int
+    backoff: Sequence[float]
+
+    def delay(self, num_delivered: int) -> float:
+        """Delay before the next delivery after the `num_delivered`-th one failed."""
+        return float(self.backoff[min(max(num_delivered, 1), len(self.backoff)) - 1])
+
+    def gives_up(self, num_delivered: int) -> bool:
+        return num_delivered >= self.max_deliver
+
+
+def make_dead_letter(publisher: Publisher, consumer: str) -> DeadLetter:
+    async def dead_letter(msg: Msg, reason: str) -> None:
+        meta = msg.metadata
+        headers = {
+            "Kefu-Dlq-Reason": _header_safe(reason),
+            "Kefu-Dlq-Consumer": consumer,
+            "Kefu-Original-Subject": msg.subject,
+            "Kefu-Original-Stream": meta.stream,
+            "Kefu-Original-Seq": str(meta.sequence.stream),
+            "Kefu-Deliveries": str(meta.num_delivered),
+        }
+        await publisher.raw(
+            s.dlq_subject(consumer),
+            msg.data[:MAX_RAW_PAYLOAD - 4096],
+            msg_id=f"dlq:{meta.stream}:{meta.sequence.stream}:{consumer}",
+            stream=s.STREAM_DLQ,
+            headers=headers,
+        )
+
+    return dead_letter
+
+
+def settle_middleware(
+    policy: RetryPolicy, dead_letter: DeadLetter, on_redelivery: Callable[[str], None] = lambda consumer: None
+) -> Callable[..., BaseMiddleware]:
+    """FastStream middleware: ack on success, delayed NAK on error, dead-letter what can never work."""
+
+    class Settle(BaseMiddleware):
+        async def consume_scope(self, call_next: Any, msg: Any) -> Any:
+            raw_msg: Msg = msg.raw_message
+            if raw_msg.reply and raw_msg.metadata.num_delivered > 1:
+                on_redelivery(raw_msg.metadata.consumer or "")
+            try:
+                return await call_next(msg)
+            except HandlerException:
+                raise
+            except Exception as exc:
+                raw: Msg = msg.raw_message
+                n = raw.metadata.num_delivered if raw.reply else policy.max_deliver
+                permanent = isinstance(exc, Permanent | ValidationError | json.JSONDecodeError)
+                if permanent or policy.gives_up(n):
+                    reason = describe(exc)
+                    log.error(
+                        "dead-lettering message",
+                        extra={"subject": raw.subject, "deliveries": n, "reason": reason},
+                    )
+                    await dead_letter(raw, reason)
+                    raise RejectMessage() from exc
+                delay = policy.delay(n)
+                log.warning(
+                    "handler failed, retrying",
+                    extra={"subject": raw.subject, "deliveries": n, "delay": delay, "error": describe(exc)},
+                )
+                raise NackMessage(delay=delay) from exc
+
+    return Settle
+
+
+def describe(exc: BaseException) -> str:
+    """A failure's reason for logs and dead-letter headers, without the data that caused it:
+    pydantic's message quotes the input (a customer's words, contacts), so only locations and types."""
+    if isinstance(exc, ValidationError):
+        where = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['type']}"
+                          for e in exc.errors(include_input=False, include_url=False)[:5])
+        return f"ValidationError: {where}"[:500]
+    if isinstance(exc, json.JSONDecodeError):
+        return f"JSONDecodeError: {exc.msg} at position {exc.pos}"[:500]
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _header_safe(text: str) -> str:
+    return "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in text)[:500]

@@ -1,0 +1,1 @@
+"""What a service tells operators: Prometheus series and JSON logs."""
