@@ -14,14 +14,14 @@ import asyncio
 import gc
 import logging
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
-from faststream.nats import NatsBroker
+from faststream.nats import JStream, NatsBroker
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
@@ -35,7 +35,7 @@ from .nats.client import AckingJetStream, plain_header_parsing, tune_nats_client
 from .nats.consume import durable_consumers
 from .nats.outbox import OutboundGate
 from .nats.progress import ConsumerProgress
-from .nats.publish import Publisher
+from .nats.publish import Contract, Publisher, Publishes
 from .nats.settle import RetryPolicy, make_dead_letter, settle_middleware
 from .nats.topology import broker_kwargs, provision, require_server, stream_configs, verify
 from .observability.metrics import HandlerSeries, PipelineMetrics, consumer_metrics_middleware
@@ -74,6 +74,7 @@ class Runtime:
 
     settings: KefuSettings
     consumer: str  # names the service's dead letters (kefu.dlq.<consumer>)
+    publishes: list[Publishes] = field(default_factory=list)
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     broker: NatsBroker = field(init=False)
     pipeline: PipelineMetrics = field(init=False)
@@ -104,8 +105,11 @@ class Runtime:
         await make_dead_letter(self.publisher, self.consumer)(msg, reason)
 
 
-def make_runtime(settings: KefuSettings, *, consumer: str) -> Runtime:
-    runtime = Runtime(settings=settings, consumer=consumer)
+def make_runtime(settings: KefuSettings, *, consumer: str, publishes: Sequence[Publishes] = ()) -> Runtime:
+    """`publishes`: every subject the service publishes to a contract stream (its handlers.py's
+    PUBLISHES): declared to FastStream (the AsyncAPI publish side) and the only contract subjects
+    its publisher will publish to."""
+    runtime = Runtime(settings=settings, consumer=consumer, publishes=list(publishes))
     policy = RetryPolicy(settings.max_deliver, settings.retry_backoff_seconds)
     runtime.broker = NatsBroker(
         **broker_kwargs(settings),
@@ -124,6 +128,9 @@ def make_runtime(settings: KefuSettings, *, consumer: str) -> Runtime:
         # per-message solve (2-3 % of routing's CPU) would only validate it again
         apply_types=False,
     )
+    for declared in publishes:
+        runtime.broker.publisher(declared.subject, stream=JStream(declared.stream, declare=False), schema=declared.model,
+                                 title=declared.title or declared.subject, description=declared.description)
     return runtime
 
 
@@ -157,7 +164,7 @@ async def start(runtime: Runtime, on_start: OnStart | None) -> None:
         await verify(js, runtime.settings)
     runtime.js = js
     runtime.revocations = await js.key_value(s.BUCKET_REVOCATIONS)
-    runtime.publisher = Publisher(js, metrics=runtime.pipeline)
+    runtime.publisher = Publisher(js, metrics=runtime.pipeline, contract=Contract(runtime.publishes))
     runtime.publisher.outbound_gate = OutboundGate(
         js, cap=runtime.settings.outbound_daily_cap, tz=ZoneInfo(runtime.settings.timezone),
         held=runtime.pipeline.outbound_held)

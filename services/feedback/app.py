@@ -11,7 +11,7 @@ from shared.runtime import Late, Runtime, base_app, make_runtime
 
 from .api import build_api
 from .domain.rules import FeedbackConfig
-from .handlers import build_router
+from .handlers import PUBLISHES, build_router
 from .service import Feedback, FeedbackMetrics
 from .settings import FeedbackSettings
 from .store import FeedbackStore
@@ -26,7 +26,7 @@ def create_app(settings: FeedbackSettings | None = None) -> FastAPI:
     settings = settings or FeedbackSettings()
     config = load_yaml_model(settings.config_dir / "feedback.yaml", FeedbackConfig)
     hours = business_hours(settings.config_dir)
-    runtime = make_runtime(settings, consumer=s.CONSUMER_FEEDBACK)
+    runtime = make_runtime(settings, consumer=s.CONSUMER_FEEDBACK, publishes=PUBLISHES)
     metrics = FeedbackMetrics(runtime.registry)
     feedback: Late[Feedback] = Late("feedback")
     runtime.broker.include_router(build_router(runtime, feedback, batch_size=settings.batch_size))

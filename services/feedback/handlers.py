@@ -6,14 +6,29 @@ from typing import Any
 
 from faststream.nats import NatsRouter
 
+from shared.contract import models as m
 from shared.contract import subjects as s
 from shared.contract.models import SurveyReplied
 from shared.nats.consume import durable_subscriber
+from shared.nats.publish import Publishes, audit_of, to_customers
 from shared.nats.timers import fire_filter
 from shared.runtime import Late, Runtime
 
 from .domain.survey import FEEDBACK_TIMER
 from .service import TIMER_SERVICE, Feedback
+
+# What feedback publishes to kefu's contract streams (its AsyncAPI publish side).
+PUBLISHES = [
+    Publishes(s.SURVEY_SENT, m.SurveySent, "A satisfaction survey was sent; carries its page's address."),
+    Publishes(s.SURVEY_ANSWERED, m.SurveyAnswered, "The customer rated the service 1-5."),
+    Publishes(s.SURVEY_EXPIRED, m.SurveyExpired, "A survey expired unanswered."),
+    Publishes(s.SURVEY_REPLIED, m.SurveyReplied, "A customer's answer as given, before it is recorded (kefu extension)."),
+    Publishes(s.FOLLOWUP_SCHEDULED, m.FollowupScheduled, "A revisit is due."),
+    Publishes(s.FOLLOWUP_COMPLETED, m.FollowupCompleted, "A revisit was done."),
+    Publishes(s.REQUEST_REOPENED, m.RequestReopened, "Taken up again (dissatisfied, recurred)."),
+    *to_customers(),
+    audit_of("survey.read", "a request's surveys (feedback)"),
+]
 
 
 def build_router(runtime: Runtime, feedback: Late[Feedback], *, batch_size: int) -> NatsRouter:

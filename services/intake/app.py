@@ -8,7 +8,7 @@ from shared.contract import subjects as s
 from shared.runtime import Late, Runtime, base_app, make_runtime
 
 from .api import build_api
-from .handlers import build_router
+from .handlers import PUBLISHES, build_router
 from .service import Intake, IntakeMetrics
 from .settings import IntakeSettings
 from .store import IntakeStore
@@ -21,7 +21,7 @@ DESCRIPTION = (
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
-    runtime = make_runtime(settings, consumer=s.CONSUMER_INTAKE)
+    runtime = make_runtime(settings, consumer=s.CONSUMER_INTAKE, publishes=PUBLISHES)
     metrics = IntakeMetrics(runtime.registry)
     intake: Late[Intake] = Late("intake")
     runtime.broker.include_router(build_router(runtime, intake, batch_size=settings.batch_size, workers=settings.workers))

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from faststream.nats import NatsRouter
 
+from shared.contract import models as m
 from shared.contract import subjects as s
 from shared.nats.consume import durable_subscriber
+from shared.nats.publish import Publishes, audit_of
 from shared.runtime import Late, Runtime
 
 from .domain.contacts import mask_id_numbers
 from .service import ADMITTED, Intake
+
+# What intake publishes to kefu's contract streams (its AsyncAPI publish side). Raw payloads go to
+# KEFU_INTAKE and KEFU_REJECTED, which are not read as the contract.
+PUBLISHES = [
+    Publishes(s.REQUEST_RECEIVED, m.RequestReceived, "A customer's request in canonical form."),
+    Publishes(s.REQUEST_REJECTED, m.RequestRejected, "A payload that could not be understood; its raw bytes are kept."),
+    Publishes(s.SURVEY_REPLIED, m.SurveyReplied, "A customer's answer as given, before it is recorded (kefu extension)."),
+    audit_of("customer.read", "a customer (intake)"),
+    audit_of("rejected.read", "a rejected payload's raw bytes (intake)"),
+]
 
 
 def build_router(runtime: Runtime, intake: Late[Intake], *, batch_size: int, workers: int = 1) -> NatsRouter:

@@ -13,7 +13,7 @@ from shared.runtime import Late, Runtime, base_app, make_runtime
 from .api import build_api
 from .domain.messages import Templates
 from .domain.rules import RoutingConfig
-from .handlers import build_router
+from .handlers import PUBLISHES, build_router
 from .service import Routing, RoutingMetrics
 from .settings import RoutingSettings
 from .store import RoutingStore
@@ -28,7 +28,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
     settings = settings or RoutingSettings()
     config = RoutingConfig.load(settings.config_dir)  # fails fast with file:line on a bad config
     templates = load_yaml_model(settings.config_dir / "messages.yaml", Templates)
-    runtime = make_runtime(settings, consumer=s.CONSUMER_ROUTING)
+    runtime = make_runtime(settings, consumer=s.CONSUMER_ROUTING, publishes=PUBLISHES)
     metrics = RoutingMetrics(runtime.registry, config.departments.departments)
     routing: Late[Routing] = Late("routing")
     runtime.broker.include_router(build_router(runtime, routing, batch_size=settings.batch_size, workers=settings.workers))

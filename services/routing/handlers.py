@@ -6,14 +6,35 @@ from typing import Any
 
 from faststream.nats import NatsRouter
 
+from shared.contract import models as m
 from shared.contract import subjects as s
 from shared.contract.models import RequestReceived, RequestReopened
 from shared.nats.consume import durable_subscriber
+from shared.nats.publish import Publishes, audit_of, to_customers
 from shared.nats.timers import fire_filter
 from shared.runtime import Late, Runtime
 
+from .domain import lifecycle as lc
 from .domain.lifecycle import timer_of
 from .service import TIMER_SERVICE, Routing
+
+# What routing publishes to kefu's contract streams (its AsyncAPI publish side).
+PUBLISHES = [
+    Publishes(s.REQUEST_ASSIGNED, m.RequestAssigned, "Category, priority, emergency, departments, queue and due times."),
+    Publishes(s.REQUEST_ACCEPTED, m.RequestAccepted, "An agent accepted the request."),
+    Publishes(s.REQUEST_TRANSFERRED, m.RequestTransferred, "Moved to another department, queue or agent."),
+    Publishes(s.REQUEST_ESCALATED, m.RequestEscalated, "Escalated (emergency, timeout, supervisor)."),
+    Publishes(s.REQUEST_RESOLVED, m.RequestResolved, "Resolved, with the resolution."),
+    Publishes(s.REQUEST_CLOSED, m.RequestClosed, "Closed."),
+    Publishes(s.SLA_WARNING, m.SlaWarning, "A deadline is near."),
+    Publishes(s.SLA_BREACHED, m.SlaBreached, "A deadline passed."),
+    Publishes(lc.REQUEST_DISPATCHED, lc.RequestDispatched, "Offered to an agent (kefu extension)."),
+    Publishes(lc.REQUEST_NOTED, lc.RequestNoted, "A note; to_customer notes also go out as progress (kefu extension)."),
+    Publishes(lc.REQUEST_PENDING, lc.RequestPending, "Waiting on the customer; SLA clocks paused (kefu extension)."),
+    Publishes(lc.REQUEST_RESUMED, lc.RequestResumed, "The customer replied; SLA clocks run again (kefu extension)."),
+    *to_customers(),
+    audit_of("request.read", "a request's record (routing)"),
+]
 
 
 def build_router(runtime: Runtime, routing: Late[Routing], *, batch_size: int, workers: int = 1) -> NatsRouter:

@@ -1,10 +1,13 @@
-"""Publishing to JetStream: the ack awaited, `Nats-Msg-Id` always set, retried with the same id.
-"""
+"""Publishing to JetStream: the ack awaited, `Nats-Msg-Id` always set, retried with the same id;
+and what each service declares it publishes (`Publishes`), which is its AsyncAPI publish side and
+the only contract subjects its `Publisher` will publish to."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any
 
 import nats.errors
@@ -15,16 +18,62 @@ from pydantic import BaseModel
 
 from ..contract import subjects as s
 
+# the streams others read as kefu's contract: every subject published there is declared and documented
+CONTRACT_STREAMS = frozenset({s.STREAM_EVENTS, s.STREAM_OUTBOUND, s.STREAM_AUDIT})
+
+
+@dataclass(frozen=True)
+class Publishes:
+    """A subject a service publishes to a contract stream, with its payload's model. A `{name}`
+    token varies (`kefu.outbound.supervisor.{department}`)."""
+
+    subject: str
+    model: type[BaseModel]
+    description: str
+    stream: str = s.STREAM_EVENTS
+    title: str | None = None
+
+    @property
+    def pattern(self) -> str:
+        return re.sub(r"\{[^}.]+\}", "*", self.subject)
+
+
+class Undeclared(Exception):
+    """A publish to a contract stream on a subject the service does not declare (and so does not
+    document): a programming error, found by any test that makes the service publish it."""
+
+
+class Contract:
+    """The subjects a service may publish to the contract streams, from its declarations."""
+
+    def __init__(self, declared: list[Publishes]) -> None:
+        self._patterns = [(d.stream, d.pattern.split(".")) for d in declared]
+        self._allowed: dict[tuple[str, str], bool] = {}  # bounded: contract subjects are a few dozen
+
+    def allows(self, stream: str, subject: str) -> bool:
+        key = (stream, subject)
+        found = self._allowed.get(key)
+        if found is None:
+            tokens = subject.split(".")
+            found = self._allowed[key] = any(
+                stream == declared_stream and len(tokens) == len(pattern)
+                and all(p in ("*", t) for p, t in zip(pattern, tokens, strict=True))
+                for declared_stream, pattern in self._patterns)
+        return found
+
 
 class Publisher:
-    """Publishes to JetStream, awaits the ack, and always sets `Nats-Msg-Id`."""
+    """Publishes to JetStream, awaits the ack, and always sets `Nats-Msg-Id`. With a `contract`,
+    a publish to a contract stream must be on a declared subject."""
 
-    def __init__(self, js: JetStreamContext, *, timeout: float = 5.0, attempts: int = 3, metrics: Any = None) -> None:
+    def __init__(self, js: JetStreamContext, *, timeout: float = 5.0, attempts: int = 3, metrics: Any = None,
+                 contract: Contract | None = None) -> None:
         self._js = js
         self._timeout = timeout
         self._attempts = attempts
         self._metrics = metrics
-        self.outbound_gate: Any = None  # shared.outbox.OutboundGate where the service sends to customers
+        self.contract = contract
+        self.outbound_gate: Any = None  # shared.nats.outbox.OutboundGate where the service sends to customers
 
     @property
     def js(self) -> JetStreamContext:
@@ -39,6 +88,8 @@ class Publisher:
         stream: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> PubAck:
+        if stream in CONTRACT_STREAMS and self.contract is not None and not self.contract.allows(stream, subject):
+            raise Undeclared(f"{subject} on {stream} is not declared (services/<name>/handlers.py PUBLISHES)")
         hdrs = {"Nats-Msg-Id": msg_id, **(headers or {})}
         for attempt in range(1, self._attempts + 1):
             try:
@@ -76,3 +127,26 @@ async def together(*operations: Awaitable[Any]) -> list[Any]:
         if isinstance(result, BaseException):
             raise result
     return results
+
+
+def to_customers() -> list[Publishes]:
+    """kefu.outbound.<channel> for every channel, and the supervisors' alerts (routing and feedback
+    both publish them: one description, one channel in the AsyncAPI document)."""
+    description = ("Messages for customers on {channel} (receipts, progress, results, surveys, revisits), "
+                   "for its adapter to deliver.")
+    from ..contract.enums import Channel
+    from ..contract.models import OutboundMessage, SupervisorAlert
+
+    return [*(Publishes(s.outbound_subject(c), OutboundMessage, description.format(channel=c.value), s.STREAM_OUTBOUND)
+              for c in Channel),
+            Publishes(f"{s.OUTBOUND_PREFIX}.supervisor.{{department}}", SupervisorAlert,
+                      "Alerts for a department's supervisors: emergencies, escalations, offers nobody accepted, "
+                      "reopened requests.", s.STREAM_OUTBOUND, title=f"{s.OUTBOUND_PREFIX}.supervisor.<department>")]
+
+
+def audit_of(action: str, what: str) -> Publishes:
+    """The audit record of a staff member's read through the API (shared.http.security.audit)."""
+    from ..contract.models import AuditRecord
+
+    return Publishes(s.audit_subject(action), AuditRecord, f"Audit trail: a staff member read {what} through the API.",
+                     s.STREAM_AUDIT)

@@ -273,3 +273,34 @@ def test_importing_kefu_changes_nothing_in_nats_py_until_a_service_starts() -> N
              "print(before, hasattr(f, '__wrapped__'), hasattr(f.__wrapped__, '__wrapped__'))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "True", "False"]  # untouched on import; applied once, however often called
+
+
+def test_the_publish_contract_allows_declared_subjects_only() -> None:
+    from shared.nats.publish import Contract, Publishes, audit_of, to_customers
+
+    contract = Contract([Publishes(s.REQUEST_RECEIVED, RequestReceived, "d"), *to_customers(),
+                         audit_of("request.read", "a request")])
+    assert contract.allows(s.STREAM_EVENTS, s.REQUEST_RECEIVED)
+    assert contract.allows(s.STREAM_OUTBOUND, "kefu.outbound.wechat")
+    assert contract.allows(s.STREAM_OUTBOUND, "kefu.outbound.supervisor.billing")  # {department}
+    assert contract.allows(s.STREAM_AUDIT, "kefu.audit.request.read")
+    assert not contract.allows(s.STREAM_EVENTS, s.REQUEST_ASSIGNED)  # not declared by this service
+    assert not contract.allows(s.STREAM_OUTBOUND, "kefu.outbound.supervisor.billing.extra")
+    assert not contract.allows(s.STREAM_AUDIT, s.REQUEST_RECEIVED)  # declared, but for another stream
+
+
+async def test_a_publisher_refuses_an_undeclared_contract_subject_before_sending() -> None:
+    from shared.nats.publish import Contract, Publisher, Undeclared
+
+    sent: list[str] = []
+
+    class Recording:
+        async def publish(self, subject: str, *args: Any, **kwargs: Any) -> Any:
+            sent.append(subject)
+            return SimpleNamespace(stream=kwargs.get("stream"), duplicate=False)
+
+    publisher = Publisher(Recording(), contract=Contract([]))  # type: ignore[arg-type]
+    with pytest.raises(Undeclared):
+        await publisher.raw(s.REQUEST_ASSIGNED, b"{}", msg_id="x", stream=s.STREAM_EVENTS)
+    await publisher.raw("kefu.timers.schedule.routing.r1.sla", b"{}", msg_id="y", stream="KEFU_TIMERS_ROUTING")
+    assert sent == ["kefu.timers.schedule.routing.r1.sla"]  # internal streams are not the contract
