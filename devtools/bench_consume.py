@@ -43,7 +43,7 @@ async def bare(url: str, count: int) -> None:
     await nc.close()
 
 
-async def kefu(url: str, count: int, *, middlewares: bool) -> None:
+async def kefu(url: str, count: int, *, middlewares: bool, faststream_metrics: bool = False) -> None:
     from faststream.nats import NatsBroker
 
     from shared.nats.consume import durable_subscriber
@@ -55,6 +55,12 @@ async def kefu(url: str, count: int, *, middlewares: bool) -> None:
     # with kefu's middlewares as its services run, or FastStream's own path with kefu's other settings
     broker = make_runtime(settings, consumer="kefu").broker if middlewares else NatsBroker(
         **broker_kwargs(settings), apply_types=False, log_level=logging.DEBUG)
+    if faststream_metrics:  # FastStream's own Prometheus middleware where kefu has its own
+        from faststream.nats.prometheus import NatsPrometheusMiddleware
+        from prometheus_client import CollectorRegistry
+
+        broker = NatsBroker(**broker_kwargs(settings), apply_types=False, log_level=logging.DEBUG,
+                            middlewares=[NatsPrometheusMiddleware(registry=CollectorRegistry(), app_name="bench")])
     done = asyncio.Event()
     seen = 0
 
@@ -82,6 +88,8 @@ async def main(count: int) -> None:
         print(f"{'consumer':48} {'client us/msg':>14} {'server us/msg':>14}")
         for name, run in (("bare nats-py fetch + ack loop", lambda: bare(server.url, count)),
                           ("FastStream subscriber, no middlewares", lambda: kefu(server.url, count, middlewares=False)),
+                          ("FastStream + its PrometheusMiddleware", lambda: kefu(server.url, count, middlewares=False,
+                                                                                faststream_metrics=True)),
                           ("kefu durable_subscriber (metrics + settle)", lambda: kefu(server.url, count, middlewares=True))):
             subject = "c.bare" if name.startswith("bare") else "c.kefu"
             await js.purge_stream("CONSUME")

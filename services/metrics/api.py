@@ -44,16 +44,19 @@ async def period_projection(runtime: Runtime, departments: tuple[str, ...], sinc
     projection = Projection(departments=departments, keep_all=True)
     last = (await runtime.js.stream_info(s.STREAM_EVENTS)).state.last_seq
     reader = LogReader(runtime.broker.connection, s.STREAM_EVENTS, timeout=10)
-    entries = await reader.batch(start_time=since)
-    while entries:
-        for entry in entries:
-            try:
-                projection.apply(entry.subject, json.loads(entry.data))
-            except ValueError:
-                continue
-        if entries[-1].seq >= last:
-            break
-        entries = await reader.batch(seq=entries[-1].seq + 1)
+    try:
+        entries = await reader.batch(start_time=since)
+        while entries:
+            for entry in entries:
+                try:
+                    projection.apply(entry.subject, json.loads(entry.data))
+                except ValueError:
+                    continue
+            if entries[-1].seq >= last:
+                break
+            entries = await reader.batch(seq=entries[-1].seq + 1)
+    finally:
+        await reader.close()
     return projection
 
 

@@ -7,7 +7,8 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from faststream.nats import NatsBroker
+from faststream.nats import NatsBroker, NatsMessage
+from nats.aio.msg import Msg
 from pydantic import BaseModel
 
 from ..settings import KefuSettings
@@ -42,11 +43,24 @@ def durable_subscriber(router: Any, settings: KefuSettings, *, subject: str | li
             inbox_prefix=inbox_prefix(settings),
             title=durable,
             description=description,
+            parser=parse_delivery,
             decoder=decoder_for(handler),
             **({"max_workers": workers} if workers > 1 else {}),
         )(handler)
 
     return register
+
+
+async def parse_delivery(msg: Msg, _: Any = None) -> NatsMessage:
+    """FastStream's message for a JetStream delivery, with the publisher's `Nats-Msg-Id` (which
+    every kefu publish carries) as its message and correlation id: the id a log line or trace then
+    names is the one the stream deduplicates on. FastStream's own parser draws a uuid4 for each
+    message without a `correlation_id` header (py-spy: 1.5-2 % of a service's CPU)."""
+    headers = msg.headers or {}
+    msg_id = headers.get("correlation_id") or headers.get("Nats-Msg-Id")
+    return NatsMessage(raw_message=msg, body=msg.data, reply_to=headers.get("reply_to", ""), headers=headers,
+                       content_type=headers.get("content-type") or headers.get("Content-Type"),
+                       message_id=headers.get("message_id") or msg_id, correlation_id=msg_id)
 
 
 def decoder_for(handler: Callable[..., Any]) -> Callable[[Any], Any]:
