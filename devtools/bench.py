@@ -33,6 +33,7 @@ from pathlib import Path
 
 import httpx
 import nats
+from nats.aio.msg import Msg
 
 from devtools.bench_bare import run
 from devtools.bench_core import core_cpu_ms
@@ -112,13 +113,22 @@ async def drive(url: str, name: str, mode: str, items: list[tuple[str, bytes, st
                   round(max(ms), 1) if ms else float("nan"))
 
 
+def assigned_request_id(msg: Msg) -> str:
+    """The request a `request.assigned` names, from its Nats-Msg-Id (`assigned:<request>:<version>`),
+    as cheap for the driver as bare kefu-ops' key; from the JSON body where there is no header."""
+    msg_id = (msg.headers or {}).get("Nats-Msg-Id", "")
+    return msg_id.split(":")[1] if msg_id.startswith("assigned:") else json.loads(msg.data)["request_id"]
+
+
 def kefu_items(count: int, run: str) -> list[tuple[str, bytes, str]]:
     channels = itertools.cycle(list(Channel))
     items = []
     for i in range(count):
         channel = next(channels)
         source = f"{run}-{i}" if channel is not Channel.email else f"{run}-{i}@bench.example"
-        data = payload(channel, source, contact=f"139{i % 100000000:08d}")
+        # KEFU_BENCH_WALKIN_ID=0: walk-in forms without an identity number (nothing to mask and erase)
+        data = payload(channel, source, contact=f"139{i % 100000000:08d}",
+                       id_number=None if os.environ.get("KEFU_BENCH_WALKIN_ID") == "0" else "110105199001011234")
         items.append((intake_subject(channel), data, request_id_for(channel, source)))
     return items
 
@@ -180,7 +190,9 @@ def start_kefu(url: str, var: Path, replicas: dict[str, int] | None = None,
     }
     procs = {}
     for service in SERVICES:
-        for n in range(1, (replicas or {}).get(service, 1) + 1):
+        # KEFU_BENCH_SERVICES: only these (e.g. without metrics, to see what it costs the server)
+        listed = os.environ.get("KEFU_BENCH_SERVICES", ",".join(SERVICES)).split(",")
+        for n in range(1, (replicas or {}).get(service, 1 if service in listed else 0) + 1):
             name = service if n == 1 else f"{service}-{n}"
             env[f"KEFU_{service.upper()}_HTTP_PORT"] = str(port := free_port())
             procs[name] = subprocess.Popen([sys.executable, "-m", f"services.{service}"], cwd=ROOT, env=dict(env),
@@ -280,7 +292,7 @@ async def main() -> int:
         procs = start_kefu(url, var)
         memory = {n: {"before_kib": rss_kib(p.pid)} for n, p in procs.items()}
         run = uuid.uuid4().hex[:8]
-        assigned = lambda msg: json.loads(msg.data)["request_id"]  # noqa: E731
+        assigned = assigned_request_id
         results.append(await drive(url, "kefu", "fixed rate", kefu_items(int(rate * seconds), run + "f"),
                                    REQUEST_ASSIGNED, assigned, rate))
         profilers = profile(procs, var) if os.environ.get("KEFU_BENCH_PROFILE") else []

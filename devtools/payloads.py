@@ -23,10 +23,12 @@ CONTENT_TYPES = {
 DEFAULT_CONTACT = "13900001111"
 
 
-def payload(channel: Channel, source_id: str, text: str | None = None, contact: str = DEFAULT_CONTACT) -> bytes:
+def payload(channel: Channel, source_id: str, text: str | None = None, contact: str = DEFAULT_CONTACT,
+            id_number: str | None = "110105199001011234") -> bytes:
     """A payload in the channel's own format. `contact` is the phone number where the channel has
     one; for e-mail and WeChat a contact other than the default gives an address / OpenID of its
-    own, so that loads of many customers are many customers on every channel."""
+    own, so that loads of many customers are many customers on every channel. `id_number`: the
+    identity number a walk-in form carries (None: the form has none)."""
     now = datetime.now(UTC).replace(microsecond=0)
     own = contact != DEFAULT_CONTACT
     if channel is Channel.phone:
@@ -61,7 +63,7 @@ def payload(channel: Channel, source_id: str, text: str | None = None, contact: 
         return _json({"event_id": source_id, "user_id": "u-5531", "phone": contact, "app_version": "3.2.1",
                       "text": text or "I can't log in, it keeps saying my password is wrong."})
     return _json({"ticket_no": source_id, "branch": "北京朝阳营业厅", "staff_id": "E1024",
-                  "customer": {"name": "赵女士", "phone": contact, "id_number": "110105199001011234"},
+                  "customer": {"name": "赵女士", "phone": contact, **({"id_number": id_number} if id_number else {})},
                   "summary": text or "客户咨询理财产品赎回规则"})
 
 
