@@ -139,12 +139,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def server_messages(server: NatsServer | None) -> int | None:
+def server_messages(server: NatsServer | None) -> tuple[int, int] | None:
     """Messages nats-server has received from clients so far (/varz in_msgs: publishes, KV writes,
-    JetStream API requests, acks and pull requests alike), when the bench started the server."""
+    JetStream API requests, acks and pull requests alike) and sent to them (out_msgs: deliveries,
+    replies, acks of publishes), when the bench started the server."""
     if server is None or server.monitor_port is None:
         return None
-    return httpx.get(f"http://127.0.0.1:{server.monitor_port}/varz", timeout=5).json()["in_msgs"]
+    varz = httpx.get(f"http://127.0.0.1:{server.monitor_port}/varz", timeout=5).json()
+    return varz["in_msgs"], varz["out_msgs"]
 
 
 class CpuMeter:
@@ -163,13 +165,16 @@ class CpuMeter:
         self.seconds = time.perf_counter() - self.wall
         self.used = {n: cpu_seconds(pid) - self.cpu[n] for n, pid in self.pids.items()}
         after = server_messages(self.server)
-        self.received = None if after is None or self.messages is None else after - self.messages
+        self.received = self.sent = None
+        if after is not None and self.messages is not None:
+            self.received, self.sent = after[0] - self.messages[0], after[1] - self.messages[1]
 
     def report(self, requests: int) -> dict[str, object]:
         per = {n: round(v * 1000 / requests, 2) for n, v in self.used.items()}
         return {"cpu_ms_per_request": per, "cpu_ms_per_request_total": round(sum(self.used.values()) * 1000 / requests, 2),
                 "cores_busy": round(sum(self.used.values()) / self.seconds, 2),
-                "server_messages_per_request": None if self.received is None else round(self.received / requests, 1)}
+                "server_messages_per_request": None if self.received is None else round(self.received / requests, 1),
+                "server_messages_out_per_request": None if self.sent is None else round(self.sent / requests, 1)}
 
 
 def rss_kib(pid: int) -> int:
@@ -297,9 +302,10 @@ async def main() -> int:
                                    REQUEST_ASSIGNED, assigned, rate))
         profilers = profile(procs, var) if os.environ.get("KEFU_BENCH_PROFILE") else []
         server_pid = {"nats-server": server.proc.pid} if server and server.proc else {}
+        # the payloads are made before the meter starts: the driver's CPU is sending and matching only
+        items = kefu_items(burst, run + "m")
         with CpuMeter({n: p.pid for n, p in procs.items()} | server_pid | {"driver": os.getpid()}, server) as meter:
-            results.append(await drive(url, "kefu", "max rate", kefu_items(burst, run + "m"), REQUEST_ASSIGNED,
-                                       assigned, None))
+            results.append(await drive(url, "kefu", "max rate", items, REQUEST_ASSIGNED, assigned, None))
         costs["kefu"] = meter.report(burst)
         for profiler in profilers:
             profiler.send_signal(signal.SIGINT)
@@ -327,9 +333,9 @@ async def main() -> int:
         results.append(await drive(url, "bare", "fixed rate", bare(int(rate * seconds), "f"), "bench.c",
                                    lambda msg: msg.data.decode(), rate))
         pids = {f"worker-{i}": w.pid for i, w in enumerate(workers, 1)} | server_pid | {"driver": os.getpid()}
+        items = bare(burst, "m")
         with CpuMeter(pids, server) as meter:
-            results.append(await drive(url, "bare", "max rate", bare(burst, "m"), "bench.c",
-                                       lambda msg: msg.data.decode(), None))
+            results.append(await drive(url, "bare", "max rate", items, "bench.c", lambda msg: msg.data.decode(), None))
         costs["bare"] = meter.report(burst)
         stop(workers)
 
@@ -343,9 +349,9 @@ async def main() -> int:
         results.append(await drive(url, "bare kefu-ops", "fixed rate", ops(int(rate * seconds), "f"),
                                    "benchops.events.assigned", key, rate))
         pids = {f"{r}-ops": w.pid for r, w in zip(("intake", "routing"), workers, strict=True)} | server_pid | {"driver": os.getpid()}
+        items = ops(burst, "m")
         with CpuMeter(pids, server) as meter:
-            results.append(await drive(url, "bare kefu-ops", "max rate", ops(burst, "m"), "benchops.events.assigned",
-                                       key, None))
+            results.append(await drive(url, "bare kefu-ops", "max rate", items, "benchops.events.assigned", key, None))
         costs["bare kefu-ops"] = meter.report(burst)
         stop(workers)
     finally:
@@ -377,7 +383,7 @@ async def main() -> int:
         print(f"{name} at max rate, per request: CPU " +
               ", ".join(f"{n} {v}" for n, v in cost["cpu_ms_per_request"].items()) +  # type: ignore[attr-defined]
               f" = {cost['cpu_ms_per_request_total']} ms; {cost['server_messages_per_request']} messages into "
-              f"nats-server; {cost['cores_busy']} cores busy")
+              f"nats-server, {cost['server_messages_out_per_request']} out; {cost['cores_busy']} cores busy")
     if costs and bare_max.throughput_per_s:
         budget = round((os.cpu_count() or 1) * 1000 / bare_max.throughput_per_s, 2)
         print(f"at the bare pipeline's rate, {os.cpu_count()} cores give {budget} ms of CPU per request; "

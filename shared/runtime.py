@@ -94,7 +94,7 @@ class Runtime:
     def current_message(self) -> Msg:
         """The nats-py message the running handler was given. A handler parameter annotated with
         FastStream's `NatsMessage` does the same through a context dependency that fast_depends
-        runs in a worker thread, a thread hop per message (py-spy: a third of feedback's CPU)."""
+        runs in a worker thread, a thread hop per message."""
         return self.broker.context.get_local("message").raw_message
 
     async def dead_letter(self, msg: Msg, reason: str) -> None:
@@ -121,11 +121,11 @@ def make_runtime(settings: KefuSettings, *, consumer: str, publishes: Sequence[P
         graceful_timeout=settings.ack_wait_seconds / 2,
         logger=logging.getLogger(f"kefu.{settings.service_name}.broker"),
         # FastStream's "Received" / "Processed" lines for every message: DEBUG, not INFO. At INFO they
-        # cost ~250 us of CPU per consumed message through the JSON formatter and doubled the log
-        # volume; handler errors are still logged at ERROR, kefu's own events at INFO
+        # go through the JSON formatter for every consumed message and double the log volume;
+        # handler errors are still logged at ERROR, kefu's own events at INFO
         log_level=logging.DEBUG,
         # every handler takes one parameter, which `decoder_for` makes from the body: fast_depends'
-        # per-message solve (2-3 % of routing's CPU) would only validate it again
+        # per-message solve would only validate it again
         apply_types=False,
     )
     for declared in publishes:
@@ -143,8 +143,8 @@ def settle_garbage_collector() -> None:
     """Once started: what start-up made (modules, FastAPI's routes, pydantic's validators, config:
     several hundred thousand objects that live as long as the process) leaves the collector's
     view, and the youngest generation is collected less often. CPython's full collection walks
-    every tracked object: it paused a service for 45-100 ms now and then under load (the p99 of
-    make bench), where after `gc.freeze()` it walks only what the service made since. Messages
+    every tracked object, a pause that shows in the latency tail under load, where after
+    `gc.freeze()` it walks only what the service made since. Messages
     make short-lived objects in bursts; a larger first threshold collects them in fewer passes."""
     gc.collect()
     gc.freeze()

@@ -43,7 +43,7 @@ class Replay:
         catching up; once a batch comes back short (caught up), the next is asked for `pace`
         seconds later, and `idle` seconds after an empty one. An event counts within about that;
         the server answers a few requests a second with many events each, not one request per
-        handful of events (make bench: nats-server CPU per request)."""
+        handful of events."""
         while True:
             try:
                 entries = await reader.batch(seq=self.seq + 1, size=BATCH)

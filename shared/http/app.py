@@ -102,7 +102,7 @@ def serve(app: FastAPI, settings: KefuSettings) -> None:
         log_config=None,
         access_log=False,
         # uvloop where installed (a dependency on Linux and macOS): the services are round trips to
-        # NATS, and libuv's loop spends less CPU per message than asyncio's (make bench: 396 -> 503/s)
+        # NATS, and libuv's loop spends less CPU per message than asyncio's (shared/README.md)
         loop="auto",
         timeout_graceful_shutdown=int(settings.ack_wait_seconds),
         lifespan="on",

@@ -32,7 +32,7 @@ class LogEntry:
 class LogReader:
     """Batches come to one subscription, made at the first batch and kept: a subscription per batch
     costs the server a subscription change (and its subject-match cache) for every batch, which
-    while following a busy log is several per second (make bench: nats-server CPU per request)."""
+    while following a busy log is several per second."""
 
     def __init__(self, nc: nats.aio.client.Client, stream: str, *, timeout: float = 5.0) -> None:
         self._nc, self._subject, self._timeout = nc, f"$JS.API.DIRECT.GET.{stream}", timeout

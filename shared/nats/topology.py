@@ -111,7 +111,7 @@ def bucket_configs(settings: KefuSettings) -> list[KeyValueConfig]:
         return replace(common, bucket=name, history=history, ttl=ttl, direct=direct)
 
     # Intake's reads (2-3 per request) are direct gets: any replica answers from its store, without
-    # the JetStream API's JSON and base64 (nats-server CPU per read 100-119 -> 25-34 us). A follower
+    # the JetStream API's JSON and base64, a fraction of the server's CPU per read. A follower
     # may answer a few milliseconds behind the leader, which these reads tolerate: a source seen a
     # moment ago is still dropped by its Nats-Msg-Id, a customer registered a moment ago is
     # recognised from the next message on. Buckets whose writer reads its own writes (routing's
