@@ -99,7 +99,8 @@ class Intake:
         await self.publisher.raw(subject, masked, msg_id=f"masked:{seq}", stream=s.STREAM_INTAKE,
                                  headers=kept | {"Kefu-Masked-Of": str(seq), ADMITTED: "nats"})
         with contextlib.suppress(nats.js.errors.NotFoundError):
-            await self.publisher.js.delete_msg(s.STREAM_INTAKE, seq)  # erased: overwritten on disk
+            # erased: the block is written again without it (docs/channels.md says what that costs)
+            await self.publisher.js.delete_msg(s.STREAM_INTAKE, seq)
         log.info("identity numbers masked in a stored payload", extra={"seq": seq})
 
     async def admit(self, *, channel_name: str, raw: bytes, stored_at: datetime, via: Via,
