@@ -7,6 +7,7 @@ the models accept (and keep) extra fields; producers bump `schema_version` for b
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -17,6 +18,7 @@ from .enums import Category, Channel, Language, Priority, Tier
 
 SCHEMA_VERSION = 1
 
+@functools.lru_cache(maxsize=8192)  # a record's instants are written again at each of its writes
 def instant(d: datetime) -> str:
     """kefu's one convention for an instant it writes (events, API answers, records): ISO 8601 in
     UTC with an explicit `+00:00`, whatever offset it was computed or received in. Local times are
