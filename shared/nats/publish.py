@@ -17,6 +17,7 @@ from nats.js.api import PubAck
 from pydantic import BaseModel
 
 from ..contract import subjects as s
+from .settle import Permanent
 
 # the streams others read as kefu's contract: every subject published there is declared and documented
 CONTRACT_STREAMS = frozenset({s.STREAM_EVENTS, s.STREAM_OUTBOUND, s.STREAM_AUDIT})
@@ -38,9 +39,10 @@ class Publishes:
         return re.sub(r"\{[^}.]+\}", "*", self.subject)
 
 
-class Undeclared(Exception):
+class Undeclared(Permanent):
     """A publish to a contract stream on a subject the service does not declare (and so does not
-    document): a programming error, found by any test that makes the service publish it."""
+    document): a programming error, found by any test that makes the service publish it. A message
+    whose handling raises it is dead-lettered at once (retrying cannot help)."""
 
 
 class Contract:

@@ -8,7 +8,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from faststream import BaseMiddleware
 from faststream.exceptions import HandlerException, NackMessage, RejectMessage
@@ -16,8 +16,10 @@ from nats.aio.msg import Msg
 from pydantic import ValidationError
 
 from ..contract import subjects as s
-from .publish import Publisher
 from .topology import MAX_RAW_PAYLOAD
+
+if TYPE_CHECKING:
+    from .publish import Publisher
 
 log = logging.getLogger("kefu.settle")
 
