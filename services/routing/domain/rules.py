@@ -9,9 +9,9 @@ import re
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from shared.calendar import parse_duration
 from shared.config import At, ConfigError, line_of, load_yaml_model
@@ -118,7 +118,8 @@ class Departments(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    departments: list[str]
+    # a department names NATS subjects (kefu.outbound.supervisor.<department>) and queues: one token
+    departments: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]]
     responsibility: dict[str, Responsibility]
     default_topic: dict[Category, str]
     emergency_co: list[str] = Field(default_factory=list)

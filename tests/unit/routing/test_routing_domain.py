@@ -200,3 +200,15 @@ def test_kefu_config_check_lists_every_mistake_and_fails(tmp_path: Path, capsys)
     errors = capsys.readouterr().err.splitlines()
     assert len(errors) == 2 and errors[0].startswith(f"{routing}:2: offer_timeout:")
     assert errors[1].startswith(f"{feedback}:5: survey.expires_after:") and "soon" in errors[1]
+
+
+def test_a_department_name_must_be_one_subject_token(tmp_path: Path) -> None:
+    """A department names subjects (kefu.outbound.supervisor.<department>): a dot or a space in it
+    would make another subject, which no publisher declares and no permission allows."""
+    from services.routing.domain.rules import Departments
+
+    (tmp_path / "d.yaml").write_text("departments: [a, after sales]\nresponsibility: {t: {lead: a}}\n"
+                                     "default_topic: {inquiry: t, suggestion: t, complaint: t, help: t}\n")
+    with pytest.raises(ConfigError) as info:
+        load_yaml_model(tmp_path / "d.yaml", Departments)
+    assert "d.yaml:1: departments.1" in str(info.value)
