@@ -232,7 +232,7 @@ def _answer(outcome: Outcome) -> JSONResponse:
                              "rejection_id": rejection.rejection_id}, status_code=outcome.http_status)
     if outcome.status == "ignored":
         return JSONResponse({"status": "ignored", "detail": outcome.detail}, status_code=200)
-    if outcome.status == "survey_reply" or outcome.survey_reply:  # a rating answering the customer's open survey
+    if outcome.status == "survey_reply":  # a rating answering the customer's open survey
         return JSONResponse({"request_id": None, "status": "survey_reply", "survey_id": outcome.detail}, status_code=202)
     return JSONResponse({"request_id": outcome.request_id, "status": outcome.status}, status_code=202)
 

@@ -52,7 +52,6 @@ class Outcome:
     request_id: str | None = None
     rejection: RequestRejected | None = None
     detail: str | None = None  # why ignored or rejected; the survey answered, for a survey reply
-    survey_reply: bool = False  # a duplicate of a survey reply
     http_status: int = 202  # what the HTTP edge answers (a rejection's own status)
 
 
@@ -139,7 +138,8 @@ class Intake:
         if seen:
             self._count(channel, "duplicate")
             if seen.startswith("survey:"):
-                return Outcome("duplicate", detail=seen.removeprefix("survey:"), survey_reply=True)
+                # the same answer again: told as the survey reply it was (counted as a duplicate)
+                return Outcome("survey_reply", detail=seen.removeprefix("survey:"))
             return Outcome("duplicate", request_id=request_id)
         if keep is not None:
             await keep(channel, parsed.source_id)
