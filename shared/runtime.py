@@ -167,7 +167,7 @@ async def start(runtime: Runtime, on_start: OnStart | None) -> None:
     runtime.publisher = Publisher(js, metrics=runtime.pipeline, contract=Contract(runtime.publishes))
     runtime.publisher.outbound_gate = OutboundGate(
         js, cap=runtime.settings.outbound_daily_cap, tz=ZoneInfo(runtime.settings.timezone),
-        held=runtime.pipeline.outbound_held)
+        held=runtime.pipeline.outbound_held, automatic_per_hour=runtime.settings.outbound_automatic_per_hour)
     if on_start is not None:
         await on_start(runtime)
     await broker.start()

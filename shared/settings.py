@@ -78,6 +78,13 @@ class KefuSettings(BaseSettings):
         20, ge=1, validation_alias=_common("outbound_daily_cap"),
         description="Most messages sent to one customer per calendar day (receipts, progress, results, "
         "surveys, revisits); beyond it a message is held back and counted.")
+    outbound_automatic_per_hour: int = Field(
+        5, ge=1, validation_alias=_common("outbound_automatic_per_hour"),
+        description="Loop guard: most automatic messages (receipts, notices, surveys, revisits) sent to one "
+        "address per hour, whatever the incoming mail's headers said; beyond it they are held back and counted.")
+    mail_domain: str = Field(
+        "kefu.invalid", pattern=r"^[A-Za-z0-9.-]{1,200}$", validation_alias=_common("mail_domain"),
+        description="Domain of the Message-IDs kefu's e-mails are sent with (your support address's domain).")
     consumer_check_seconds: float = Field(
         10, gt=0, validation_alias=_common("consumer_check_seconds"),
         description="How often each consumer's backlog and progress are read; a consumer that has "

@@ -108,6 +108,9 @@ class RequestReceived(Event):
     channel_meta: dict[str, Any] = Field(
         default_factory=dict, description="Channel details worth keeping (IVR path, branch, page url ...)."
     )
+    follow_up_of: str | None = Field(
+        None, description="The closed request this message continued (a reply, its ref, the same contact or "
+        "chat session): the conversation goes on in this new request (docs/conversations.md).")
 
 
 class RawRef(Model):
@@ -186,6 +189,8 @@ class RequestResolved(RequestChange):
     customer: CustomerRef | None = Field(None, description="Who to report back to, as on request.received.")
     app_user_id: str | None = Field(None, description="The app user to deliver to (app channel).")
     misrouted: bool = Field(False, description="Moved to another department since it was first routed.")
+    mail_thread_ids: list[str] = Field(default_factory=list, description="E-mail: the customer's Message-IDs on "
+                                       "this request, oldest first (the result and survey thread on them).")
 
 
 class RequestReopened(RequestChange):
@@ -263,6 +268,16 @@ class FollowupCompleted(Event):
     outcome: Literal["resolved", "recurred", "unreachable"]
 
 
+class MailThread(Model):
+    """What an adapter sends an e-mail with, so that the customer's mail client threads it and their
+    answer comes back to the same request."""
+
+    message_id: str = Field(description="The Message-ID to send it with (`<kefu.<message_id>@<domain>>`).")
+    in_reply_to: str | None = Field(None, description="The customer's message it answers, when they wrote by mail.")
+    references: list[str] = Field(default_factory=list, description="The thread's earlier Message-IDs, oldest first.")
+    subject: str = Field(description="Subject line, with the request's `[ref]`.")
+
+
 class OutboundMessage(Model):
     """A message for a customer, published on `kefu.outbound.<channel>` for the adapter to deliver."""
 
@@ -270,11 +285,15 @@ class OutboundMessage(Model):
     message_id: str = Field(description="Stable id: adapters deduplicate on it.")
     request_id: str | None = None
     channel: Channel
-    kind: Literal["receipt", "progress", "result", "survey", "revisit", "notice"]
+    kind: Literal["receipt", "progress", "result", "survey", "revisit", "notice", "reply"]
     to: dict[str, str] = Field(description="Where to deliver: phone, email, wechat_openid, user_id ...")
     language: Language
     text: str
     occurred_at: Timestamp = Field(default_factory=utcnow)
+    thread: MailThread | None = Field(None, description="E-mail: the Message-ID, In-Reply-To, References and "
+                                      "subject to send it with (docs/conversations.md).")
+    automatic: bool = Field(False, description="Sent by kefu itself (receipt, notice, survey, revisit), not "
+                            "written by a person: counts against the per-address hourly loop guard.")
 
 
 class AuditRecord(Event):

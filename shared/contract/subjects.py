@@ -34,6 +34,12 @@ REQUEST_NOTED: Final = "kefu.events.request.noted"
 REQUEST_PENDING: Final = "kefu.events.request.pending"
 REQUEST_RESUMED: Final = "kefu.events.request.resumed"
 REQUEST_DISPATCHED: Final = "kefu.events.request.dispatched"
+# conversations (docs/conversations.md)
+REQUEST_MESSAGE: Final = "kefu.events.request.message"  # a follow-up appended to a request (intake)
+REQUEST_REPLIED: Final = "kefu.events.request.replied"  # an agent answered in the thread (routing)
+REQUEST_CUSTOMER_WROTE: Final = "kefu.events.request.customer_wrote"  # for the holder (routing; kefu extension)
+MESSAGE_IGNORED: Final = "kefu.events.message.ignored"  # auto-generated mail, never answered (intake)
+OUTBOUND_FAILED: Final = "kefu.events.outbound.failed"  # a bounce of a message kefu sent (intake)
 FOLLOWUP_SCHEDULED: Final = "kefu.events.followup.scheduled"
 FOLLOWUP_COMPLETED: Final = "kefu.events.followup.completed"
 
@@ -93,10 +99,13 @@ BUCKET_SURVEYS: Final = "kefu_surveys"  # survey_id -> Survey (no link secret st
 BUCKET_OPEN_SURVEYS: Final = "kefu_open_surveys"  # hashed contact -> survey_id a reply may answer
 BUCKET_FOLLOWUPS: Final = "kefu_followups"  # followup_id -> Followup
 BUCKET_OUTBOUND_CAPS: Final = "kefu_outbound_caps"  # hashed contact.day -> messages sent that day
+BUCKET_THREADS: Final = "kefu_threads"  # hashed sender -> their recent requests; request id -> sender (intake)
 BUCKET_REVOCATIONS: Final = "kefu_staff_revocations"  # staff subject -> tokens issued before `not_before` are void
 
 # Durable consumer names
 CONSUMER_INTAKE: Final = "intake"
+CONSUMER_INTAKE_THREADS: Final = "intake-threads"
+CONSUMER_ROUTING_MESSAGES: Final = "routing-messages"
 CONSUMER_ROUTING: Final = "routing"
 CONSUMER_ROUTING_TIMERS: Final = "routing-timers"
 CONSUMER_ROUTING_REOPENED: Final = "routing-reopened"

@@ -78,7 +78,7 @@ class Applied(Generic[T]):
 
 
 async def apply(bucket: ModelBucket[T], key: str, transition: Callable[[T | None], T | None], *,
-                known: tuple[T, int] | None = None, before_write: Callable[[T], Awaitable[None]] | None = None,
+                known: tuple[T | None, int] | None = None, before_write: Callable[[T], Awaitable[None]] | None = None,
                 attempts: int = ATTEMPTS) -> Applied[T]:
     """The one way kefu changes state: read the key, apply the pure `transition` to its value (None
     when absent), write the result with the revision read (a create when absent), and on a conflict
@@ -87,7 +87,7 @@ async def apply(bucket: ModelBucket[T], key: str, transition: Callable[[T | None
     It may run several times and must not mutate its input (tests/unit: hypothesis).
 
     `known`: the value and revision the caller has just written or read (the first try skips the
-    read). `before_write`: awaited before each write (routing marks its outbox there).
+    read); `(None, 0)` for a key just read as absent. `before_write`: awaited before each write (routing marks its outbox there).
 
     Events are not published here: a change's events are derived from the stored value by the caller
     (or stored with it, routing's outbox) and published with ids derived from the change, so a

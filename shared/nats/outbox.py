@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from nats.js import JetStreamContext
 from pydantic import BaseModel
 
-from ..caps import DailyCount, admit, cap_key
+from ..caps import DailyCount, admit, cap_key, hour_key
 from ..contract import subjects as s
 from ..contract.enums import CHANNEL_NAMES
 from .kv import ModelBucket, apply
@@ -42,26 +42,40 @@ class OutboundGate:
     """Enforces the daily cap per customer (KEFU_OUTBOUND_DAILY_CAP) with revision-checked counts in
     the kefu_outbound_caps bucket. Messages over the cap are held back and counted, not sent."""
 
-    def __init__(self, js: JetStreamContext, *, cap: int, tz: ZoneInfo, held: Any = None,
+    def __init__(self, js: JetStreamContext, *, cap: int, tz: ZoneInfo, held: Any = None, automatic_per_hour: int = 5,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._js, self._cap, self._tz, self._held, self._now = js, cap, tz, held, now
+        self._hourly = automatic_per_hour
         self._bucket: ModelBucket[DailyCount] | None = None
 
     async def admit(self, message: dict[str, Any]) -> bool:
-        key = cap_key(message.get("to") or {}, self._now().astimezone(self._tz).date())
+        to = message.get("to") or {}
+        now = self._now()
+        key = cap_key(to, now.astimezone(self._tz).date())
         if key is None:
             return True
         if self._bucket is None:
             self._bucket = ModelBucket(await self._js.key_value(s.BUCKET_OUTBOUND_CAPS), DailyCount)
         message_id = str(message.get("message_id"))
+        # the loop guard first: an automatic message over the hour's count is not counted for the day
+        if message.get("automatic") and not await self._count(hour_key(to, now) or key, message_id, self._hourly):
+            return self._hold(message, "loop guard: automatic messages to this address this hour")
+        if not await self._count(key, message_id, self._cap):
+            return self._hold(message, "daily cap reached")
+        return True
+
+    async def _count(self, key: str, message_id: str, cap: int) -> bool:
+        assert self._bucket is not None
         if await self._bucket.create(key, DailyCount(message_ids=[message_id])):
-            return True  # the customer's first message today (one round trip)
-        counted = await apply(self._bucket, key, lambda count: admit(count, message_id, self._cap)[1])
-        if counted.value is not None and message_id in counted.value.message_ids:
-            return True  # counted now, or before (the same message published again)
+            return True  # the first message under this key (one round trip)
+        counted = await apply(self._bucket, key, lambda count: admit(count, message_id, cap)[1])
+        # counted now, or before (the same message published again)
+        return counted.value is not None and message_id in counted.value.message_ids
+
+    def _hold(self, message: dict[str, Any], why: str) -> bool:
         if self._held is not None:
             self._held.labels(str(message.get("kind", "other"))).inc()
-        log.warning("outbound message held back: daily cap reached",
+        log.warning("outbound message held back: %s", why,
                     extra={"request_id": message.get("request_id"), "kind": message.get("kind")})
         return False
 

@@ -133,6 +133,9 @@ def bucket_configs(settings: KefuSettings) -> list[KeyValueConfig]:
         bucket(s.BUCKET_FOLLOWUPS, 3, ttl=records_ttl),
         # messages sent per customer per day (the outbound cap): two days cover any time zone
         bucket(s.BUCKET_OUTBOUND_CAPS, 1, ttl=2 * DAY),
+        # intake's conversations: per sender their recent requests, per request its sender; written
+        # with revision checks by intake alone, which reads its own writes (leader-served)
+        bucket(s.BUCKET_THREADS, 1, ttl=records_ttl or 400 * DAY),
         # staff token revocations: read on every staff call by every service (direct gets); kept
         # 8 days, longer than any token lives (7 days at most), after which nothing it voids is left
         bucket(s.BUCKET_REVOCATIONS, 1, ttl=8 * DAY, direct=True),
