@@ -81,7 +81,8 @@ DENIED = [
     ("metrics", s.REQUEST_RECEIVED),
     # routing publishes the events it decides, schedules and purges only its own timers
     ("routing", s.REQUEST_RECEIVED),
-    ("routing", s.REQUEST_REOPENED),
+    ("routing", s.REQUEST_MESSAGE),  # follow-ups are intake's decision
+    ("routing", s.MESSAGE_IGNORED),
     ("routing", s.SURVEY_ANSWERED),
     ("routing", "$JS.API.STREAM.PURGE.KEFU_TIMERS_FEEDBACK"),
     ("routing", "kefu.timers.schedule.feedback.srv_x.expire"),
@@ -98,6 +99,10 @@ DENIED = [
     ("feedback", "$JS.API.CONSUMER.CREATE.KEFU_OUTBOUND"),  # survey links: only the channel's adapter reads them
     # intake
     ("intake", s.REQUEST_ASSIGNED),
+    ("intake", s.REQUEST_REPLIED),  # replies are routing's
+    ("intake", s.REQUEST_REOPENED),
+    ("intake", "$JS.API.CONSUMER.CREATE.KEFU_EVENTS.routing"),  # its own consumer by name, no other
+    ("feedback", "$JS.API.STREAM.MSG.GET.KV_kefu_threads"),  # conversations are intake's
     ("intake", "kefu.outbound.sms"),
     ("intake", "$JS.API.CONSUMER.DELETE.KEFU_EVENTS.routing"),
     ("intake", "$JS.API.STREAM.PURGE.KEFU_INTAKE"),
