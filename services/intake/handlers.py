@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from faststream.nats import NatsRouter
 
+from shared.contract import conversation as cv
 from shared.contract import models as m
 from shared.contract import subjects as s
+from shared.contract.models import Event
 from shared.nats.consume import durable_subscriber
 from shared.nats.publish import Publishes, audit_of
 from shared.runtime import Late, Runtime
@@ -19,6 +23,9 @@ PUBLISHES = [
     Publishes(s.REQUEST_RECEIVED, m.RequestReceived, "A customer's request in canonical form."),
     Publishes(s.REQUEST_REJECTED, m.RequestRejected, "A payload that could not be understood; its raw bytes are kept."),
     Publishes(s.SURVEY_REPLIED, m.SurveyReplied, "A customer's answer as given, before it is recorded (kefu extension)."),
+    Publishes(s.REQUEST_MESSAGE, cv.RequestMessage, "A customer's follow-up, appended to their request."),
+    Publishes(s.MESSAGE_IGNORED, cv.MessageIgnored, "Auto-generated mail, kept and never answered."),
+    Publishes(s.OUTBOUND_FAILED, cv.OutboundFailed, "A bounce of a message kefu sent."),
     audit_of("customer.read", "a customer (intake)"),
     audit_of("rejected.read", "a rejected payload's raw bytes (intake)"),
 ]
@@ -48,5 +55,16 @@ def build_router(runtime: Runtime, intake: Late[Intake], *, batch_size: int, wor
         if masked != body:
             await intake().replace_stored(subject=raw.subject, masked=masked, seq=raw.metadata.sequence.stream,
                                           headers=headers)
+
+    @durable_subscriber(router, runtime.settings, subject=[s.REQUEST_CLOSED, s.REQUEST_REOPENED, s.REQUEST_REPLIED],
+                        stream=s.STREAM_EVENTS, durable=s.CONSUMER_INTAKE_THREADS, batch_size=batch_size,
+                        description="Keeps each sender's conversations current: a closed request takes no "
+                        "follow-up, a reopened one does again, an agent's reply is activity in the window.")
+    async def on_thread_event(event: dict[str, Any]) -> None:
+        subject = runtime.current_message().subject
+        parsed = Event.model_validate(event)
+        request_id = event.get("request_id")
+        if isinstance(request_id, str):
+            await intake().on_thread_event(subject, request_id, parsed.occurred_at)
 
     return router

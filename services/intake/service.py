@@ -19,8 +19,10 @@ import nats.js.errors
 from prometheus_client import CollectorRegistry, Counter
 
 from shared.contract import subjects as s
+from shared.contract.conversation import MessageIgnored, OutboundFailed, RequestMessage, request_named
 from shared.contract.enums import Channel
 from shared.contract.models import RawRef, RequestRejected, SurveyReplied
+from shared.nats import kv
 from shared.nats.publish import Publisher, together
 
 from .domain.canonical import canonical_request, customer_ref, rejection_id_for, request_id_for, source_key
@@ -30,14 +32,33 @@ from .domain.identity import proof, recognise
 from .domain.model import ParsedRequest
 from .domain.parsers import ParseContext, channel_of, check_media_type, parse
 from .domain.replies import rating_of, reply_contact
+from .domain.threading import (
+    Append,
+    Claim,
+    Decision,
+    Incoming,
+    New,
+    Policy,
+    Seen,
+    SenderThreads,
+    claim_for,
+    claimed,
+    decide,
+    hashed_id,
+    message_key,
+    parse_windows,
+    record,
+    sender_key,
+    touched,
+)
 from .domain.webhooks import TokenBucket
 from .settings import IntakeSettings
-from .store import IntakeStore
+from .store import IntakeStore, sender_entry
 
 log = logging.getLogger("kefu.intake")
 
 Via = Literal["http", "nats"]
-OUTCOMES = ("accepted", "duplicate", "rejected", "ignored", "survey_reply")
+OUTCOMES = ("accepted", "appended", "duplicate", "rejected", "ignored", "survey_reply")
 
 
 # On a payload in KEFU_INTAKE that was admitted when it was stored (by the HTTP edge, or a masked
@@ -48,7 +69,7 @@ Keep = Callable[[Channel, str], Awaitable[None]]  # (channel, source id) of a ne
 
 @dataclass(frozen=True)
 class Outcome:
-    status: Literal["accepted", "duplicate", "rejected", "ignored", "survey_reply"]
+    status: Literal["accepted", "appended", "duplicate", "rejected", "ignored", "survey_reply"]
     request_id: str | None = None
     rejection: RequestRejected | None = None
     detail: str | None = None  # why ignored or rejected; the survey answered, for a survey reply
@@ -59,7 +80,8 @@ class IntakeMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.payloads = Counter(
             "kefu_intake_payloads_total",
-            "Payloads intake handled, by channel and outcome (accepted, duplicate, rejected, ignored).",
+            "Payloads intake handled, by channel and outcome (accepted, appended, duplicate, rejected, ignored, "
+            "survey_reply).",
             ["channel", "outcome"],
             registry=registry,
         )
@@ -79,6 +101,7 @@ class Intake:
         self.tz = ZoneInfo(settings.timezone)
         self._buckets: dict[str, TokenBucket] = {}
         self._authserv_ids = tuple(i.strip() for i in settings.mail_authserv_ids.split(",") if i.strip())
+        self.policy = Policy(windows=parse_windows(settings.conversation_windows))
 
     def limiter(self, adapter: str) -> TokenBucket:
         if adapter not in self._buckets:
@@ -128,38 +151,139 @@ class Intake:
             log.info("not a request", extra={"channel": channel_name, "detail": ignored.detail})
             return Outcome("ignored", detail=ignored.detail)
 
-        request_id = request_id_for(channel, parsed.source_id)
-        # three independent reads in one round trip (the client sends them together): a payload
-        # seen before wastes the other two, every new one saves two waits
+        key = message_key(channel, parsed)
+        sender = sender_key(channel, parsed, self.policy)
+        # four independent reads in one round trip (the client sends them together): a payload
+        # seen before wastes the others, every new one saves their waits
         proven = proof(channel, parsed.contact, attested=parsed.attested)
-        seen, survey_id, matches = await together(
-            self.store.seen(channel, parsed.source_id), self.survey_reply_target(channel, parsed),
-            self.store.registered(parsed.contact))
+        seen, survey_id, matches, threads = await together(
+            self.store.seen(channel, key), self.survey_reply_target(channel, parsed),
+            self.store.registered(parsed.contact), self.store.sender_threads(sender))
         if seen:
             self._count(channel, "duplicate")
             if seen.startswith("survey:"):
                 # the same answer again: told as the survey reply it was (counted as a duplicate)
                 return Outcome("survey_reply", detail=seen.removeprefix("survey:"))
-            return Outcome("duplicate", request_id=request_id)
+            if seen == "ignored":
+                return Outcome("ignored", detail="auto_generated", http_status=200)
+            return Outcome("duplicate", request_id=seen.removeprefix("append:"))
         if keep is not None:
             await keep(channel, parsed.source_id)
+        if parsed.thread.auto:
+            return await self._ignore(channel, parsed, raw, key=key, via=via, reason=parsed.thread.auto)
         if survey_id is not None:
             return await self._survey_reply(channel, parsed, survey_id, now)
-        record, possible = recognise(matches, proven.proven)
+        claim: Claim | None = None
+        if sender is not None:
+            found = await self._thread(channel, parsed, key=key, sender=sender, known=threads, now=now, at=stored_at)
+            if isinstance(found, Seen):  # a web chat transcript with no new line
+                self._count(channel, "duplicate")
+                return Outcome("duplicate", request_id=found.request_id)
+            assert isinstance(found, Claim)
+            claim = found
+            if claim.kind == "append":
+                return await self._append(channel, parsed, claim, key=key, at=stored_at, now=now)
+            if claim.follow_up_of is not None:
+                parsed = parsed.model_copy(update={"source_id": key})  # the session's or thread's next request
+        request_id = request_id_for(channel, parsed.source_id)
+        record_, possible = recognise(matches, proven.proven)
         event = canonical_request(
             channel=channel,
             parsed=parsed,
-            customer=customer_ref(parsed.contact, record, proof=proven, possible_customer_id=possible),
+            customer=customer_ref(parsed.contact, record_, proof=proven, possible_customer_id=possible),
             intake_time=stored_at,
             now=now,
         )
+        if claim is not None and claim.follow_up_of:
+            event.follow_up_of = claim.follow_up_of
         # publish first, then mark: a crash in between re-publishes with the same Nats-Msg-Id,
         # which the stream drops; marking first could lose the request
-        await self.publisher.model(s.REQUEST_RECEIVED, event, msg_id=f"received:{request_id}")
-        await self.store.mark(channel, parsed.source_id, request_id)
+        await together(self.publisher.model(s.REQUEST_RECEIVED, event, msg_id=f"received:{request_id}"),
+                       self.store.set_owner(request_id, sender) if sender else _nothing())
+        await self.store.mark(channel, key, request_id)
         self._count(channel, "accepted")
         log.info("request received", extra={"request_id": request_id, "channel": channel.value, "via": via})
         return Outcome("accepted", request_id=request_id)
+
+    async def _thread(self, channel: Channel, parsed: ParsedRequest, *, key: str, sender: str,
+                      known: tuple[SenderThreads | None, int], now: datetime, at: datetime) -> Claim | Decision:
+        """The threading decision, claimed in the sender's entry with a revision check before anything
+        is published: two messages of one sender at once are decided one after the other (the loser
+        of the write decides again and sees the winner's request). A redelivery finds its claim."""
+        lines = parsed.thread.lines
+        message = Incoming(channel=channel, key=key, source_id=parsed.source_id,
+                           text=f"{parsed.subject or ''}\n{parsed.body}", references=tuple(parsed.thread.references),
+                           lines=len(lines) if lines is not None else None, at=at)
+        outcome: list[Claim | Decision] = []
+
+        def transition(current: SenderThreads | None) -> SenderThreads | None:
+            outcome.clear()
+            made = claimed(current, key)
+            if made is None:
+                decision = decide(message, current, self.policy, now)
+                if not isinstance(decision, (Append, New)):
+                    outcome.append(decision)
+                    return current
+                # a follow-up of a closed request is a new request of its own message (a chat session's
+                # next transcript, a reply): its id from the message's key, not the session's
+                follow_up = isinstance(decision, New) and decision.follow_up_of is not None
+                made = claim_for(decision, key=key,
+                                 new_request_id=request_id_for(channel, key if follow_up else parsed.source_id))
+            outcome.append(made)
+            if current is not None and made in current.claims and any(
+                    t.request_id == made.request_id for t in current.threads):
+                return current  # decided and recorded by an earlier delivery
+            return record(current, made, channel=channel, at=at, lines=message.lines,
+                          message_id=parsed.source_id if channel is Channel.email else None)
+
+        await kv.apply(self.store.threads, sender_entry(sender), transition, known=known)
+        return outcome[0]
+
+    async def _append(self, channel: Channel, parsed: ParsedRequest, claim: Claim, *, key: str, at: datetime,
+                      now: datetime) -> Outcome:
+        lines = parsed.thread.lines
+        text = "\n".join(lines[claim.from_line:]) if lines is not None else parsed.body
+        assert claim.matched_by is not None
+        message = RequestMessage(
+            request_id=claim.request_id, channel=channel, source_id=key, text=text, subject=parsed.subject,
+            received_at=parsed.received_at or at, matched_by=claim.matched_by, occurred_at=now,
+            message_id=parsed.source_id if channel is Channel.email else None,
+            attachments=[a.model_dump(mode="json") for a in parsed.attachments])
+        await self.publisher.model(s.REQUEST_MESSAGE, message, msg_id=f"message:{source_key(channel, key)}")
+        await self.store.mark(channel, key, f"append:{claim.request_id}")
+        self._count(channel, "appended")
+        log.info("message appended", extra={"request_id": claim.request_id, "channel": channel.value,
+                                            "matched_by": claim.matched_by})
+        return Outcome("appended", request_id=claim.request_id)
+
+    async def _ignore(self, channel: Channel, parsed: ParsedRequest, raw: bytes, *, key: str, via: Via,
+                      reason: str) -> Outcome:
+        """Mail no person wrote: kept with its raw bytes, never answered; a bounce of kefu's own
+        message is also told as `outbound.failed`."""
+        kept_id, ref = await self._keep_raw(channel.value, raw, reason="auto_generated", detail=reason, via=via)
+        ignored = MessageIgnored(channel=channel.value, reason="auto_generated", detail=reason,
+                                 source_id=parsed.source_id, raw=ref)
+        bounces = [(mid, request_named(mid)) for mid in parsed.thread.bounced]
+        await together(
+            self.publisher.model(s.MESSAGE_IGNORED, ignored, msg_id=f"ignored:{kept_id}"),
+            *(self.publisher.model(s.OUTBOUND_FAILED, OutboundFailed(
+                message_id=_outbound_id(mid), request_id=request_id, reason="bounced", detail=reason[:200]),
+                msg_id=f"failed:{hashed_id(mid)}") for mid, request_id in bounces if request_id))
+        await self.store.mark(channel, key, "ignored")
+        self._count(channel, "ignored")
+        log.info("auto-generated message ignored", extra={"channel": channel.value, "detail": reason})
+        return Outcome("ignored", detail="auto_generated", http_status=200)
+
+    async def on_thread_event(self, subject: str, request_id: str, at: datetime) -> None:
+        """A request closed, reopened or answered by an agent: its sender's thread follows."""
+        sender = await self.store.owner_of(request_id)
+        if sender is None:
+            return  # a request from a channel that does not thread
+        state = {s.REQUEST_CLOSED: "closed", s.REQUEST_REOPENED: "open"}.get(subject)
+        await self.store.threads.change(
+            sender_entry(sender),
+            lambda current: touched(current, request_id, state=state,  # type: ignore[arg-type]
+                                    at=at if subject == s.REQUEST_REPLIED else None) or current)
 
     async def survey_reply_target(self, channel: Channel, parsed: ParsedRequest) -> str | None:
         """The open survey this message answers, when it is a bare rating from that customer."""
@@ -186,34 +310,11 @@ class Intake:
         """Keep the raw bytes in KEFU_REJECTED and publish `request.rejected` (idempotent).
         `received_size`: the payload's real size when `raw` is only its beginning (a body cut off
         at the size limit); what is kept is then marked truncated and can never be replayed."""
-        raw = mask_id_numbers(raw)
-        rejection_id = rejection_id_for(channel_name, raw)
-        kept = raw[: self.settings.kept_reject_bytes]
-        size = max(received_size or 0, len(raw))
-        safe_channel = "".join(c for c in channel_name[:40] if c.isprintable())
-        ack = await self.publisher.raw(
-            s.rejected_subject(channel_name, rejection_id),
-            kept,
-            msg_id=f"raw:{rejection_id}",
-            stream=s.STREAM_REJECTED,
-            headers={
-                "Kefu-Rejection-Id": rejection_id,
-                "Kefu-Channel": _ascii(safe_channel),
-                "Kefu-Reason": rejection.reason,
-                "Kefu-Detail": _ascii(rejection.detail),
-                "Kefu-Size": str(size),
-                "Kefu-Via": via,
-                **({"Kefu-Truncated": "true"} if len(kept) < size else {}),
-            },
-        )
-        event = RequestRejected(
-            rejection_id=rejection_id,
-            channel=safe_channel,
-            reason=rejection.reason,
-            detail=rejection.detail,
-            raw=RawRef(stream=s.STREAM_REJECTED, seq=ack.seq, size=size, kept_bytes=len(kept)),
-            via=via,
-        )
+        rejection_id, ref = await self._keep_raw(channel_name, raw, reason=rejection.reason, detail=rejection.detail,
+                                                 via=via, received_size=received_size)
+        safe_channel = _safe_channel(channel_name)
+        event = RequestRejected(rejection_id=rejection_id, channel=safe_channel, reason=rejection.reason,
+                                detail=rejection.detail, raw=ref, via=via)
         await self.publisher.model(s.REQUEST_REJECTED, event, msg_id=f"rejected:{rejection_id}")
         self._count(channel_name, "rejected")
         log.info(
@@ -222,12 +323,50 @@ class Intake:
         )
         return Outcome("rejected", rejection=event, detail=rejection.detail, http_status=rejection.status)
 
+    async def _keep_raw(self, channel_name: str, raw: bytes, *, reason: str, detail: str, via: Via,
+                        received_size: int | None = None) -> tuple[str, RawRef]:
+        """The payload's raw bytes (identity numbers masked) kept in KEFU_REJECTED under
+        `kefu.rejected.<channel>.<id>`: rejected payloads and ignored messages alike."""
+        raw = mask_id_numbers(raw)
+        kept_id = rejection_id_for(channel_name, raw)
+        kept = raw[: self.settings.kept_reject_bytes]
+        size = max(received_size or 0, len(raw))
+        ack = await self.publisher.raw(
+            s.rejected_subject(channel_name, kept_id),
+            kept,
+            msg_id=f"raw:{kept_id}",
+            stream=s.STREAM_REJECTED,
+            headers={
+                "Kefu-Rejection-Id": kept_id,
+                "Kefu-Channel": _ascii(_safe_channel(channel_name)),
+                "Kefu-Reason": reason,
+                "Kefu-Detail": _ascii(detail),
+                "Kefu-Size": str(size),
+                "Kefu-Via": via,
+                **({"Kefu-Truncated": "true"} if len(kept) < size else {}),
+            },
+        )
+        return kept_id, RawRef(stream=s.STREAM_REJECTED, seq=ack.seq, size=size, kept_bytes=len(kept))
+
     def source_msg_id(self, channel: Channel, source_id: str) -> str:
         return f"intake:{source_key(channel, source_id)}"
 
     def _count(self, channel: str, outcome: str) -> None:
         if channel in Channel.__members__:
             self.metrics.payloads.labels(channel, outcome).inc()
+
+
+def _safe_channel(name: str) -> str:
+    return "".join(c for c in name[:40] if c.isprintable())
+
+
+def _outbound_id(message_id: str) -> str:
+    """`kefu.receipt.req_x@example.com` -> `receipt.req_x`: the id kefu published the message with."""
+    return message_id.strip("<> ").partition("@")[0].removeprefix("kefu.")
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _ascii(text: str) -> str:

@@ -18,6 +18,10 @@ class IntakeSettings(KefuSettings):
     # authserv-ids of your receiving mail servers (comma-separated): a mail whose Authentication-Results
     # from one of them says dmarc=pass proves its sender address (docs/security.md#identity)
     mail_authserv_ids: str = ""
+    # channels a customer's next message continues their open request on by contact, each with its
+    # conversation window since the request's last activity (docs/conversations.md); add `phone=24h`
+    # or `walkin=24h` to thread those too, `wechat=0` turns a channel off
+    conversation_windows: str = "wechat=72h,sms=72h,app=72h"
     batch_size: int = 32
     # the messages of one fetch (batch_size) are handled concurrently; workers > 1 keeps that many in
     # flight across fetches (each is idempotent; state changes are revision-checked).

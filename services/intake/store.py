@@ -8,12 +8,14 @@ from nats.js.kv import KeyValue
 
 from shared.contract import subjects as s
 from shared.contract.enums import Channel
+from shared.nats.kv import ModelBucket
 from shared.nats.publish import together
 
 from .domain.canonical import CustomerRecord, source_key
 from .domain.contacts import contact_key
 from .domain.identity import LOOKUP_KINDS
 from .domain.model import Contact
+from .domain.threading import SenderThreads
 
 
 class Conflict(Exception):
@@ -22,12 +24,14 @@ class Conflict(Exception):
 
 class IntakeStore:
     def __init__(self, customers: KeyValue, contacts: KeyValue, sources: KeyValue, open_surveys: KeyValue,
-                 signatures: KeyValue) -> None:
+                 signatures: KeyValue, threads: KeyValue) -> None:
         self.customers = customers
         self.contacts = contacts
         self.sources = sources
         self.open_surveys = open_surveys
         self.signatures = signatures
+        self.threads_kv = threads
+        self.threads = ModelBucket(threads, SenderThreads)
 
     @classmethod
     async def open(cls, js: JetStreamContext) -> IntakeStore:
@@ -37,7 +41,25 @@ class IntakeStore:
             await js.key_value(s.BUCKET_INTAKE_SOURCES),
             await js.key_value(s.BUCKET_OPEN_SURVEYS),
             await js.key_value(s.BUCKET_WEBHOOK_SIGNATURES),
+            await js.key_value(s.BUCKET_THREADS),
         )
+
+    # -- conversations --------------------------------------------------------------------------
+    async def sender_threads(self, sender: str | None) -> tuple[SenderThreads | None, int]:
+        """A sender's recent requests and decisions, with the revision read ((None, 0): none yet)."""
+        if sender is None:
+            return None, 0
+        return await self.threads.get(sender_entry(sender)) or (None, 0)
+
+    async def owner_of(self, request_id: str) -> str | None:
+        """The sender key a request is kept under (for the events that change its thread)."""
+        return await _text_of(self.threads_kv, f"r.{request_id}")
+
+    async def set_owner(self, request_id: str, sender: str) -> None:
+        try:
+            await self.threads_kv.create(f"r.{request_id}", sender.encode())
+        except nats.js.errors.KeyWrongLastSequenceError:
+            pass  # written by an earlier delivery of the same message
 
     async def first_use(self, signature_key: str) -> bool:
         """True the first time a signature is presented (within the bucket's 10-minute memory)."""
@@ -116,6 +138,10 @@ class IntakeStore:
         found = await together(*(self.get_customer(customer_id) for _, _, customer_id in hits))
         return [(LOOKUP_KINDS[kind], record[0]) for (kind, value, _), record in zip(hits, found, strict=True)
                 if record is not None and (kind, value) in record[0].contacts()]
+
+
+def sender_entry(sender: str) -> str:
+    return f"s.{sender}"
 
 
 async def _text_of(kv: KeyValue, key: str) -> str | None:

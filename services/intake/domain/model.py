@@ -28,6 +28,16 @@ class Contact(BaseModel):
         return [(k, v) for k, v in pairs if v]
 
 
+class ThreadHints(BaseModel):
+    """What a payload says about the conversation it belongs to (docs/conversations.md)."""
+
+    references: list[str] = Field(default_factory=list, description="Message-IDs it answers: In-Reply-To "
+                                  "first, then References newest first (e-mail).")
+    auto: str | None = Field(None, description="Why it was written by a machine (autoreply.py), if it was.")
+    bounced: list[str] = Field(default_factory=list, description="Message-IDs a delivery report returns.")
+    lines: list[str] | None = Field(None, description="Web chat: the visitor's lines, in order.")
+
+
 class ParsedRequest(BaseModel):
     source_id: str
     received_at: datetime | None = None  # the payload's own time, timezone-aware; None if it has none
@@ -39,3 +49,4 @@ class ParsedRequest(BaseModel):
     channel_meta: dict[str, Any] = Field(default_factory=dict)
     attested: list[str] = Field(default_factory=list, description="Contact kinds the payload vouches for: a "
                                 "portal's or app's `verified`, or `email` after a trusted DMARC pass (identity.py).")
+    thread: ThreadHints = Field(default_factory=ThreadHints)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import email
 import hashlib
+import re
 from datetime import UTC, datetime
 from email import policy
 from email.message import Message
@@ -19,15 +20,17 @@ from email.utils import getaddresses, parsedate_to_datetime
 
 from shared.contract.models import Attachment
 
+from ..autoreply import auto_generated, bounced_message_ids
 from ..contacts import normalise_email
 from ..errors import MissingContent, UnparseablePayload
 from ..identity import sender_authenticated
-from ..model import Contact, ParsedRequest
+from ..model import Contact, ParsedRequest, ThreadHints
 from ..text import decode_bytes, html_to_text, normalise_whitespace, one_line
 from .common import MAX_ID_LENGTH, ParseContext, aware
 
 WHAT = "email"
 MAX_PARTS = 200
+MAX_REFERENCES = 50
 
 
 def parse_email(raw: bytes, ctx: ParseContext) -> ParsedRequest:
@@ -44,10 +47,11 @@ def parse_email(raw: bytes, ctx: ParseContext) -> ParsedRequest:
 
     name, address = _sender(msg)
     subject = one_line(_header(msg, "Subject"), 500)
+    auto = auto_generated(msg, sender=address, subject=subject)
     body, attachments = _content(msg)
     if not body and subject:
         body = subject
-    if not body and not attachments:
+    if not body and not attachments and auto is None:
         raise MissingContent("email has no text, no subject and no attachments")
 
     return ParsedRequest(
@@ -65,7 +69,20 @@ def parse_email(raw: bytes, ctx: ParseContext) -> ParsedRequest:
             "in_reply_to": one_line(_header(msg, "In-Reply-To"), MAX_ID_LENGTH),
             "auto_submitted": (one_line(_header(msg, "Auto-Submitted"), 40) or "no") != "no",
         },
+        thread=ThreadHints(references=_references(msg), auto=auto,
+                           bounced=bounced_message_ids(msg) if auto else []),
     )
+
+
+def _references(msg: Message) -> list[str]:
+    """The Message-IDs this mail answers: In-Reply-To, then References from the newest back."""
+    ids: list[str] = []
+    for header in ("In-Reply-To", "References"):
+        found = re.findall(r"<([^<>\s]{1,300})>", (msg.get(header) or "")[:20000])
+        for i in found if header == "In-Reply-To" else reversed(found):
+            if i not in ids:
+                ids.append(i)
+    return ids[:MAX_REFERENCES]
 
 
 def _header(msg: Message, name: str) -> str | None:

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..contacts import normalise_email, normalise_phone
 from ..errors import MissingContent
-from ..model import Contact, ParsedRequest
+from ..model import Contact, ParsedRequest, ThreadHints
 from ..text import normalise_whitespace, one_line
 from .common import ParseContext, Payload, attested, hints, load_json_object, parse_time, require_id, validate
 
@@ -112,6 +112,7 @@ def _chat(p: WebChat, ctx: ParseContext) -> ParsedRequest:
             "messages": len(lines),
             "staff_messages": sum(1 for line in lines if _is_staff(line.from_)),
         },
+        thread=ThreadHints(lines=said),
     )
 
 
