@@ -6,6 +6,7 @@ from typing import Any
 
 from faststream.nats import NatsRouter
 
+from shared.contract import conversation as cv
 from shared.contract import models as m
 from shared.contract import subjects as s
 from shared.contract.models import RequestReceived, RequestReopened
@@ -32,8 +33,13 @@ PUBLISHES = [
     Publishes(lc.REQUEST_NOTED, lc.RequestNoted, "A note; to_customer notes also go out as progress (kefu extension)."),
     Publishes(lc.REQUEST_PENDING, lc.RequestPending, "Waiting on the customer; SLA clocks paused (kefu extension)."),
     Publishes(lc.REQUEST_RESUMED, lc.RequestResumed, "The customer replied; SLA clocks run again (kefu extension)."),
+    Publishes(s.REQUEST_REPLIED, cv.RequestReplied, "An agent answered the customer in the thread."),
+    Publishes(s.REQUEST_REOPENED, m.RequestReopened, "A resolved request the customer wrote to again (customer_wrote)."),
+    Publishes(s.REQUEST_CUSTOMER_WROTE, cv.CustomerWrote,
+              "The customer wrote again: for the agent holding the request (kefu extension)."),
     *to_customers(),
     audit_of("request.read", "a request's record (routing)"),
+    audit_of("request.search", "a search of requests: the ids found (routing)"),
 ]
 
 
@@ -60,5 +66,11 @@ def build_router(runtime: Runtime, routing: Late[Routing], *, batch_size: int, w
                         description="Requests reopened by feedback go back to their department's queue.")
     async def on_reopened(event: RequestReopened) -> None:
         await routing().on_reopened(event)
+
+    @durable_subscriber(router, settings, subject=s.REQUEST_MESSAGE, stream=s.STREAM_EVENTS,
+                        durable=s.CONSUMER_ROUTING_MESSAGES, batch_size=batch_size,
+                        description="Customers' follow-ups: appended to the request, which resumes or reopens.")
+    async def on_message(message: cv.RequestMessage) -> None:
+        await routing().on_message(message)
 
     return router

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import nats.js.errors
 from prometheus_client import CollectorRegistry, Counter
 
+from shared.contract.conversation import RequestMessage
 from shared.contract.enums import Category, Priority
 from shared.contract.models import RequestReceived, RequestReopened
 from shared.nats import kv, outbox, timers
@@ -27,6 +28,7 @@ from .domain.lifecycle import (
     InvalidTransition,
     OfferTimer,
     SlaTimer,
+    customer_message,
     offer,
     offer_expired,
     reopen,
@@ -38,6 +40,7 @@ from .domain.messages import Templates
 from .domain.record import RequestRecord
 from .domain.route import route_request
 from .domain.rules import RoutingConfig
+from .lookup import LookupIndex
 from .store import Conflict, RoutingStore
 
 log = logging.getLogger("kefu.routing")
@@ -46,6 +49,10 @@ TIMER_SERVICE = "routing"
 
 class NotFound(Exception):
     pass
+
+
+class NotYetRouted(Exception):
+    """A follow-up for a request routing has not stored yet: retried (delayed redelivery)."""
 
 
 class RoutingMetrics:
@@ -88,11 +95,13 @@ class Routing:
     metrics: RoutingMetrics
     _dispatching: asyncio.Lock = field(default_factory=asyncio.Lock)
     _suspects: dict[tuple[str, str], float] = field(default_factory=dict)
+    mail_domain: str = "kefu.invalid"
+    lookup: LookupIndex | None = None
     reconcile_every: float = 30.0
     hold_grace: float = 15.0  # an offer in flight takes milliseconds; a hold this old on a queued request is stale
 
     def context(self) -> Context:
-        return Context.of(self.config, self.templates, datetime.now(UTC))
+        return Context.of(self.config, self.templates, datetime.now(UTC), self.mail_domain)
 
     # -- a received request --------------------------------------------------------------------
     async def on_received(self, request: RequestReceived) -> None:
@@ -142,6 +151,15 @@ class Routing:
         except (NotFound, InvalidTransition) as exc:
             log.info("reopen ignored", extra={"request_id": event.request_id, "why": type(exc).__name__})
             return
+        await self.dispatch()
+
+    async def on_message(self, message: RequestMessage) -> None:
+        """A customer's follow-up. The request is routed from request.received, which intake published
+        first; a follow-up that overtakes it (another consumer, a redelivery) is retried later."""
+        try:
+            await self.apply(message.request_id, lambda r, c: customer_message(r, c, message=message))
+        except NotFound:
+            raise NotYetRouted(message.request_id) from None
         await self.dispatch()
 
     # -- every change ---------------------------------------------------------------------------

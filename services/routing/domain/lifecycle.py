@@ -20,14 +20,17 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel
 
 from shared.contract import subjects as s
-from shared.contract.enums import Priority
+from shared.contract.conversation import DEFAULT_SUBJECT, CustomerWrote, RequestMessage, RequestReplied, mail_thread
+from shared.contract.enums import Channel, Priority
 from shared.contract.models import (
     Event,
+    OutboundMessage,
     RequestAccepted,
     RequestAssigned,
     RequestClosed,
     RequestEscalated,
     RequestReceived,
+    RequestReopened,
     RequestResolved,
     RequestTransferred,
     SlaBreached,
@@ -36,8 +39,8 @@ from shared.contract.models import (
 )
 from shared.nats.outbox import item as outbox_item
 
-from .messages import Templates, notice, progress, receipt, supervisor_alert
-from .record import OPEN_STATES, HistoryEntry, RequestRecord
+from .messages import Templates, notice, progress, receipt, reply_message, supervisor_alert
+from .record import MAX_ENTRY_TEXT, MAX_MESSAGES, OPEN_STATES, ConversationEntry, HistoryEntry, RequestRecord
 from .rules import RoutingConfig
 from .sla import (
     DeadlineName,
@@ -102,14 +105,15 @@ class Context:
     templates: Templates
     offer_timeout: timedelta
     max_offers: int
+    mail_domain: str = "kefu.invalid"
 
     def policy(self, record: RequestRecord) -> SlaPolicy:
         return next(p for p in self.sla.policies if p.name == record.sla.policy)
 
     @classmethod
-    def of(cls, rules: RoutingConfig, templates: Templates, now: datetime) -> Context:
+    def of(cls, rules: RoutingConfig, templates: Templates, now: datetime, mail_domain: str = "kefu.invalid") -> Context:
         """The context the routing service runs transitions in: its rule set's SLA and tuning."""
-        return cls(now=now, sla=rules.sla, templates=templates,
+        return cls(now=now, sla=rules.sla, templates=templates, mail_domain=mail_domain,
                    offer_timeout=rules.duration(rules.tuning.offer_timeout), max_offers=rules.tuning.max_offers)
 
 
@@ -126,14 +130,30 @@ def _change(
 ) -> RequestRecord:
     version = record.version + 1
     outbox = list(record.outbox)
+    messages = list(updates.pop("messages", record.messages))
     for subject, model in events:
         kind = subject.rsplit(".", 1)[-1] if subject.startswith("kefu.events.") else subject
+        if isinstance(model, OutboundMessage):
+            model = _in_thread(model, record, ctx)
+            messages.append(ConversationEntry(at=ctx.now, direction="out", kind=model.kind, by=actor,
+                                              text=model.text[:MAX_ENTRY_TEXT], message_id=model.message_id))
         outbox.append(outbox_item(subject, model, f"{kind}:{record.request_id}:{version}"))
     history = [*record.history, HistoryEntry(at=ctx.now, actor=actor, action=action, detail=detail or {})]
     return record.model_copy(update={
-        "version": version, "outbox": outbox, "history": history,
+        "version": version, "outbox": outbox, "history": history, "messages": messages[-MAX_MESSAGES:],
         "release": sorted(set(record.release) | {a for a in release if a}), **updates,
     })
+
+
+def _in_thread(message: OutboundMessage, record: RequestRecord, ctx: Context) -> OutboundMessage:
+    """A message to an e-mail customer carries its thread: the Message-ID it goes out with (naming
+    the request), the customer's mail it answers, and the subject with the request's [ref]."""
+    if message.channel is not Channel.email or message.thread is not None:
+        return message
+    thread = mail_thread(message_id=message.message_id, request_id=record.request_id, domain=ctx.mail_domain,
+                         subject=record.request.subject, customer_message_ids=record.customer_message_ids(),
+                         default_subject=DEFAULT_SUBJECT[record.request.language])
+    return message.model_copy(update={"thread": thread})
 
 
 def _require(record: RequestRecord, *states: str, action: str) -> None:
@@ -149,6 +169,9 @@ def open_record(*, request: RequestReceived, decision: RequestAssigned, skills: 
         request=request, assignment=decision, department=decision.department, queue=decision.queue,
         priority=decision.priority, skills=skills, sla=sla,
         history=[HistoryEntry(at=request.received_at, actor=request.channel.value, action="received")],
+        messages=[ConversationEntry(at=request.received_at, direction="in", kind="request", by=request.channel.value,
+                                    text=request.body[:MAX_ENTRY_TEXT], source_id=request.source_id,
+                                    message_id=request.source_id if request.channel is Channel.email else None)],
     )
     record = _change(
         record, ctx, actor="system", action="assigned",
@@ -251,6 +274,71 @@ def resume_on_reply(record: RequestRecord, ctx: Context, *, reason: str, actor: 
     )
 
 
+def reply(record: RequestRecord, ctx: Context, *, actor: str, text: str) -> RequestRecord:
+    """An agent answers the customer in the thread (`kind: reply` on the request's channel). It is a
+    response: it meets the first-response deadline if nothing met it before (docs/conversations.md:
+    the first response is the first accept or reply, whichever comes first) and restarts the
+    next-response clock of an accepted request."""
+    _require(record, *OPEN_STATES, action="reply to")
+    version = record.version + 1
+    outbound = reply_message(request=record.request, text=text, version=version, at=ctx.now)
+    sla = meet(record.sla, "first_response", ctx.now)
+    if record.state == "accepted":
+        sla = restart_next_response(state=sla, config=ctx.sla, policy=ctx.policy(record), at=ctx.now)
+    return _change(
+        record, ctx, actor=actor, action="replied", detail={"text": text[:MAX_ENTRY_TEXT]},
+        events=[(s.outbound_subject(record.request.channel), outbound),
+                (s.REQUEST_REPLIED, RequestReplied(request_id=record.request_id, actor=actor, agent_id=actor,
+                                                   channel=record.request.channel, message_id=outbound.message_id,
+                                                   text=text, occurred_at=ctx.now))],
+        sla=sla,
+    )
+
+
+def customer_message(record: RequestRecord, ctx: Context, *, message: RequestMessage) -> RequestRecord:
+    """A customer's follow-up appended: a pending request resumes its clocks; a resolved one (or,
+    when the message crossed its closing, a closed one) is reopened with `reason: customer_wrote`
+    (fresh first-response and resolution deadlines, priority unchanged); whoever works it is told.
+    The same message twice is appended once."""
+    if any(m.source_id == message.source_id and m.direction == "in" for m in record.messages):
+        return record
+    entry = ConversationEntry(at=message.received_at, direction="in", kind="followup", by=message.channel.value,
+                              text=message.text[:MAX_ENTRY_TEXT], source_id=message.source_id,
+                              message_id=message.message_id, matched_by=message.matched_by)
+    record = record.model_copy(update={"messages": [*record.messages, entry][-MAX_MESSAGES:]})
+    reopened = record.state in ("resolved", "closed")
+    if reopened:
+        record = _reopen_by_customer(record, ctx)
+    elif record.state == "pending":
+        record = resume_on_reply(record, ctx, reason="customer wrote")
+    return _change(
+        record, ctx, actor="customer", action="customer_wrote",
+        detail={"source_id": message.source_id, "matched_by": message.matched_by},
+        events=[(s.REQUEST_CUSTOMER_WROTE, CustomerWrote(
+            request_id=record.request_id, actor="customer", agent_id=record.held_by, department=record.department,
+            queue=record.queue, state=record.state, matched_by=message.matched_by, reopened=reopened,
+            source_id=message.source_id, occurred_at=ctx.now))],
+    )
+
+
+def _reopen_by_customer(record: RequestRecord, ctx: Context) -> RequestRecord:
+    resolved = [h for h in record.history if h.action == "resolved"]
+    reopened = reopen(record, ctx, reason="customer_wrote", priority=None)
+    event = RequestReopened(
+        request_id=record.request_id, actor="customer", reason="customer_wrote", priority=record.priority,
+        department=record.department, channel=record.request.channel,
+        first_resolved_at=resolved[0].at if resolved else None,
+        counted_accurate=len(resolved) <= 1 and not _misrouted(record), occurred_at=ctx.now)
+    version = reopened.version
+    item = outbox_item(s.REQUEST_REOPENED, event, f"reopened:{record.request_id}:{version}")
+    return reopened.model_copy(update={"outbox": [*reopened.outbox, item]})
+
+
+def _misrouted(record: RequestRecord) -> bool:
+    return any(h.action == "transferred" and h.detail.get("department") != record.assignment.department
+               for h in record.history)
+
+
 def transfer(record: RequestRecord, ctx: Context, *, actor: str, reason: str, department: str | None,
              queue: str | None, agent_id: str | None) -> RequestRecord:
     _require(record, *OPEN_STATES, action="transfer")
@@ -297,8 +385,7 @@ def resolve(record: RequestRecord, ctx: Context, *, actor: str, resolution: str,
             request_id=record.request_id, actor=actor, resolution=resolution, first_contact=first_contact,
             channel=record.request.channel, department=record.department, priority=record.priority,
             tier=record.request.customer.tier, occurred_at=ctx.now, **reported_back(record.request),
-            misrouted=any(h.action == "transferred" and h.detail.get("department") != record.assignment.department
-                          for h in record.history)))],
+            misrouted=_misrouted(record), mail_thread_ids=record.customer_message_ids()))],
         release=[record.agent_id] if record.agent_id else [],
         state="resolved", sla=sla, resolution=resolution, first_contact=first_contact,
     )

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
 
+from shared.contract.conversation import short_ref
 from shared.contract.enums import Language
 from shared.contract.models import OutboundMessage, RequestAssigned, RequestReceived, SupervisorAlert
 
@@ -39,8 +40,7 @@ def recipient(request: RequestReceived) -> dict[str, str]:
     return {k: str(v) for k, v in candidates.items() if v and (c.reachable is None or k in c.reachable)}
 
 
-def short_ref(request_id: str) -> str:
-    return request_id.removeprefix("req_")[:8].upper()
+AUTOMATIC = ("receipt", "notice")  # written by no person: they count against the loop guard
 
 
 def _local(t: datetime, templates: Templates) -> str:
@@ -58,6 +58,10 @@ def receipt(*, request: RequestReceived, assigned: RequestAssigned, templates: T
 
 def progress(*, request: RequestReceived, text: str, version: int, at: datetime) -> OutboundMessage:
     return _message(request, "progress", f"progress.{version}", text, at)
+
+
+def reply_message(*, request: RequestReceived, text: str, version: int, at: datetime) -> OutboundMessage:
+    return _message(request, "reply", f"reply.{version}", text, at)
 
 
 def notice(*, request: RequestReceived, templates: Templates, expected: datetime, at: datetime) -> OutboundMessage:
@@ -91,4 +95,5 @@ def _message(request: RequestReceived, kind: str, suffix: str, text: str, at: da
         language=request.language,
         text=text,
         occurred_at=at,
+        automatic=kind in AUTOMATIC,
     )

@@ -25,6 +25,23 @@ class HistoryEntry(BaseModel):
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
+class ConversationEntry(BaseModel):
+    """One message of the request's conversation, in or out (GET /v1/requests/{id} `messages`)."""
+
+    at: Timestamp
+    direction: Literal["in", "out"]
+    kind: str = Field(description="in: `request`, `followup`; out: `receipt`, `progress`, `reply`, `notice`, `result`.")
+    by: str = Field(description="The channel (in), or who wrote it: an agent id, `system`.")
+    text: str
+    source_id: str | None = Field(None, description="in: the channel's id of the message.")
+    message_id: str | None = Field(None, description="out: the outbound message's id; in (e-mail): its Message-ID.")
+    matched_by: str | None = None
+
+
+MAX_MESSAGES = 500  # entries kept in a record; older ones are in the event log
+MAX_ENTRY_TEXT = 4000
+
+
 class LastChange(BaseModel):
     at: Timestamp
     actor: str
@@ -66,6 +83,7 @@ class RequestRecord(BaseModel):
     outbox: list[OutboxItem] = Field(default_factory=list)
     release: list[str] = Field(default_factory=list, description="Agents whose active list must drop this request.")
     timers: dict[str, str] = Field(default_factory=dict, description="Timers scheduled: name -> fire time.")
+    messages: list[ConversationEntry] = Field(default_factory=list, description="The conversation, in order.")
 
     @property
     def request_id(self) -> str:
@@ -85,5 +103,20 @@ class RequestRecord(BaseModel):
             last=LastChange(at=last.at, actor=last.actor, action=last.action) if last else None)
 
     def public(self) -> dict[str, Any]:
-        """What `GET /v1/requests/{id}` shows (no outbox internals)."""
-        return self.model_dump(mode="json", exclude={"outbox", "release", "version", "timers"})
+        """What `GET /v1/requests/{id}` shows (no outbox internals); `messages` begins with the request
+        itself (for records from before conversations, made from it)."""
+        shown = self.model_dump(mode="json", exclude={"outbox", "release", "version", "timers"})
+        if not self.messages or self.messages[0].kind != "request":
+            first = ConversationEntry(at=self.request.received_at, direction="in", kind="request",
+                                      by=self.request.channel.value, text=self.request.body[:MAX_ENTRY_TEXT],
+                                      source_id=self.request.source_id)
+            shown["messages"] = [first.model_dump(mode="json"), *shown["messages"]]
+        return shown
+
+    def customer_message_ids(self) -> list[str]:
+        """E-mail: the customer's Message-IDs on this request, oldest first (kefu's mail threads on them)."""
+        if self.request.channel.value != "email":
+            return []
+        ids = [self.request.source_id] + [m.message_id for m in self.messages
+                                          if m.direction == "in" and m.kind == "followup" and m.message_id]
+        return list(dict.fromkeys(ids))

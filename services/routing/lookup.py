@@ -1,0 +1,292 @@
+"""Finding requests again: a local SQLite index of the event log (request.* events), which routing
+serves `GET /v1/requests` from (docs/conversations.md#lookup).
+
+Why this storage: the filters combine (a customer's open requests in one queue, words in what they
+wrote) and a million requests must stay fast, which KV keys per contact or ref cannot do without
+reading every record they name. The index is a projection: it holds no fact the event log does not,
+is rebuilt from KEFU_EVENTS when its file is missing, and follows the log by sequence with direct
+gets (no consumer right needed). With `KEFU_ROUTING_INDEX_PATH` on a volume a restart resumes from
+the sequence it stored; without it the index is rebuilt in memory at start (docs/performance.md
+has the rebuild rate and the query times at a million requests).
+
+Words (`q`): lower-cased Latin words, and Chinese text as overlapping two-character pieces, so that
+"漏水" finds "厨房漏水了" without a dictionary; a query's pieces must all be there in order.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from shared.contacts import normalise_email, normalise_phone
+from shared.contract import subjects as s
+from shared.contract.conversation import short_ref
+from shared.privacy import contact_key
+
+MAX_TEXT = 20000  # characters of a request's words indexed
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
+_WORD = re.compile(r"[0-9a-z_\u00c0-\u024f]+")
+STATE_OF = {s.REQUEST_ACCEPTED: "accepted", s.REQUEST_RESOLVED: "resolved", s.REQUEST_CLOSED: "closed",
+            s.REQUEST_REOPENED: "queued", s.REQUEST_PENDING: "pending", s.REQUEST_RESUMED: "accepted",
+            s.REQUEST_DISPATCHED: "offered"}
+SUBJECTS = (s.REQUEST_RECEIVED, s.REQUEST_ASSIGNED, s.REQUEST_TRANSFERRED, s.REQUEST_MESSAGE, *STATE_OF)
+SCHEMA = """
+create table if not exists meta (key text primary key, value text);
+create table if not exists requests (
+    request_id text primary key, received_at text not null, channel text, customer_id text, ref text,
+    state text, department text, co_departments text default '', queue text, agent_id text);
+create index if not exists by_received on requests (received_at desc, request_id desc);
+create index if not exists by_customer on requests (customer_id, received_at desc);
+create index if not exists by_ref on requests (ref);
+create index if not exists by_queue on requests (queue, received_at desc);
+create table if not exists contacts (contact text, request_id text, primary key (contact, request_id)) without rowid;
+create virtual table if not exists words using fts5 (request_id unindexed, text, tokenize='unicode61');
+"""
+
+
+def tokens(text: str) -> list[str]:
+    """The index's words of a text: Latin words lower-cased, Chinese as two-character pieces."""
+    text = text[:MAX_TEXT].lower()
+    out: list[str] = []
+    pos = 0
+    for match in _CJK.finditer(text):
+        out += _WORD.findall(text[pos:match.start()])
+        run = match.group()
+        out += [run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)]
+        pos = match.end()
+    out += _WORD.findall(text[pos:])
+    return out
+
+
+def contact_keys(contact: str, region: str = "CN") -> list[str]:
+    """The hashed keys a contact given to the lookup may be stored under (intake's normalisation)."""
+    value = contact.strip()
+    keys = []
+    if "@" in value and (email := normalise_email(value)):
+        keys.append(contact_key("email", email))
+    if re.fullmatch(r"[+\d][\d\s()-]{4,}", value) and (phone := normalise_phone(value, region)):
+        keys.append(contact_key("phone", phone))
+    keys += [contact_key("wechat", value), contact_key("app", value)]
+    return keys
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the caller may see: everything (admin), or these departments and the requests they hold."""
+
+    everything: bool
+    departments: tuple[str, ...] = ()
+    agent_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Query:
+    customer_id: str | None = None
+    contact: str | None = None
+    ref: str | None = None
+    state: str | None = None
+    queue: str | None = None
+    q: str | None = None
+    limit: int = 20
+    cursor: str | None = None
+
+
+class CursorError(ValueError):
+    pass
+
+
+class LookupIndex:
+    def __init__(self, path: str = ":memory:", *, region: str = "CN") -> None:
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("pragma journal_mode=wal")
+        self.db.execute("pragma synchronous=normal")
+        self.db.executescript(SCHEMA)
+        self.region = region
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- position ---------------------------------------------------------------------------------
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("select value from meta where key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def position(self) -> int:
+        return int(self.meta("seq") or 0)
+
+    def reset(self) -> None:
+        self.db.executescript("delete from requests; delete from contacts; delete from words; delete from meta;")
+
+    # -- following the log ------------------------------------------------------------------------
+    def apply_batch(self, entries: Iterable[tuple[int, str, bytes]], *, stream_id: str = "") -> int:
+        """Apply (seq, subject, data) entries in one transaction; returns the last sequence applied."""
+        last = self.position()
+        cur = self.db.cursor()
+        cur.execute("begin")
+        try:
+            for seq, subject, data in entries:
+                if seq <= last:
+                    continue
+                if subject in SUBJECTS:
+                    try:
+                        event = json.loads(data)
+                    except ValueError:
+                        event = None
+                    if isinstance(event, dict) and isinstance(event.get("request_id"), str):
+                        self._apply(cur, subject, event)
+                last = seq
+            cur.execute("insert or replace into meta values ('seq', ?)", (str(last),))
+            if stream_id:
+                cur.execute("insert or replace into meta values ('stream', ?)", (stream_id,))
+            cur.execute("commit")
+        except BaseException:
+            cur.execute("rollback")
+            raise
+        return last
+
+    def _apply(self, cur: sqlite3.Cursor, subject: str, e: dict[str, Any]) -> None:
+        rid = e["request_id"]
+        if subject == s.REQUEST_RECEIVED:
+            customer = e.get("customer") or {}
+            cur.execute("insert or ignore into requests (request_id, received_at, channel, customer_id, ref, state) "
+                        "values (?, ?, ?, ?, ?, 'queued')",
+                        (rid, str(e.get("received_at") or e.get("occurred_at")), e.get("channel"),
+                         customer.get("customer_id"), short_ref(rid)))
+            values = [("phone", customer.get("phone")), ("email", customer.get("email")),
+                      ("wechat", customer.get("wechat_openid")),
+                      ("app", (e.get("channel_meta") or {}).get("app_user_id"))]
+            cur.executemany("insert or ignore into contacts values (?, ?)",
+                            [(contact_key(kind, str(v)), rid) for kind, v in values if v])
+            self._words(cur, rid, f"{e.get('subject') or ''} {e.get('body') or ''}")
+        elif subject == s.REQUEST_ASSIGNED:
+            cur.execute("update requests set department = ?, co_departments = ?, queue = ?, "
+                        "agent_id = coalesce(?, agent_id) where request_id = ?",
+                        (e.get("department"), "," + ",".join(e.get("co_departments") or []) + ",", e.get("queue"),
+                         e.get("agent_id"), rid))
+        elif subject == s.REQUEST_TRANSFERRED:
+            cur.execute("update requests set department = coalesce(?, department), queue = coalesce(?, queue), "
+                        "agent_id = ?, state = ? where request_id = ?",
+                        (e.get("department"), e.get("queue"), e.get("agent_id"),
+                         "offered" if e.get("agent_id") else "queued", rid))
+        elif subject == s.REQUEST_MESSAGE:
+            self._words(cur, rid, f"{e.get('subject') or ''} {e.get('text') or ''}")
+        else:
+            state = STATE_OF[subject]
+            agent = e.get("agent_id") if subject in (s.REQUEST_ACCEPTED, s.REQUEST_DISPATCHED) else None
+            cur.execute("update requests set state = ?, agent_id = coalesce(?, agent_id) where request_id = ?",
+                        (state, agent, rid))
+
+    def _words(self, cur: sqlite3.Cursor, request_id: str, text: str) -> None:
+        words = " ".join(tokens(text))
+        if words:
+            cur.execute("insert into words (request_id, text) values (?, ?)", (request_id, words))
+
+    # -- finding ----------------------------------------------------------------------------------
+    def find(self, query: Query, scope: Scope) -> tuple[list[dict[str, Any]], str | None]:
+        """Newest first; (rows, cursor of the next page or None)."""
+        where, args = [], []
+        if query.customer_id:
+            where.append("r.customer_id = ?")
+            args.append(query.customer_id)
+        if query.ref:
+            where.append("r.ref = ?")
+            args.append(query.ref.strip().strip("[]#").upper())
+        if query.state:
+            where.append("r.state = ?")
+            args.append(query.state)
+        if query.queue:
+            where.append("r.queue = ?")
+            args.append(query.queue)
+        if query.contact:
+            keys = contact_keys(query.contact, self.region)
+            where.append(f"r.request_id in (select request_id from contacts where contact in ({','.join('?' * len(keys))}))")
+            args += keys
+        if query.q:
+            words = tokens(query.q)
+            if not words:
+                return [], None
+            phrase = " AND ".join('"' + w.replace('"', "") + '"' for w in words)
+            where.append("r.request_id in (select request_id from words where words match ?)")
+            args.append(phrase)
+        if not scope.everything:
+            allowed = ["r.department in (" + ",".join("?" * len(scope.departments)) + ")"] if scope.departments else []
+            args += list(scope.departments)
+            for d in scope.departments:
+                allowed.append("r.co_departments like ?")
+                args.append(f"%,{d},%")
+            if scope.agent_id:
+                allowed.append("r.agent_id = ?")
+                args.append(scope.agent_id)
+            if not allowed:
+                return [], None
+            where.append("(" + " or ".join(allowed) + ")")
+        if query.cursor:
+            at, rid = _decode_cursor(query.cursor)
+            where.append("(r.received_at < ? or (r.received_at = ? and r.request_id < ?))")
+            args += [at, at, rid]
+        sql = ("select request_id, received_at, channel, customer_id, ref, state, department, queue, agent_id "
+               "from requests r" + (" where " + " and ".join(where) if where else "") +
+               " order by r.received_at desc, r.request_id desc limit ?")
+        rows = self.db.execute(sql, [*args, query.limit + 1]).fetchall()
+        names = ("request_id", "received_at", "channel", "customer_id", "ref", "state", "department", "queue",
+                 "agent_id")
+        found = [dict(zip(names, row, strict=True)) for row in rows[:query.limit]]
+        more = len(rows) > query.limit
+        return found, _encode_cursor(found[-1]["received_at"], found[-1]["request_id"]) if more and found else None
+
+
+def _encode_cursor(at: str, request_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{at}|{request_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        at, _, rid = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().partition("|")
+    except (ValueError, UnicodeDecodeError):
+        raise CursorError("not a cursor this API gave out") from None
+    if not rid.startswith("req_"):
+        raise CursorError("not a cursor this API gave out")
+    return at, rid
+
+
+async def follow(index: LookupIndex, nc: Any, js: Any, stop: Any, *, poll: float = 0.25, size: int = 500) -> None:
+    """Keep the index current with KEFU_EVENTS: from its stored position (the whole log when it is
+    new, or when the stream it followed was recreated), then each new batch as it comes."""
+    import asyncio
+    import logging
+
+    from shared.nats.logreader import LogReader
+
+    log = logging.getLogger("kefu.routing.lookup")
+    info = await js.stream_info(s.STREAM_EVENTS)
+    stream_id = str(info.created) if getattr(info, "created", None) else ""
+    if index.meta("stream") not in (None, stream_id):
+        log.warning("the event stream was recreated: rebuilding the lookup index")
+        index.reset()
+    first = int(info.state.first_seq or 1)
+    if index.position() < first - 1:
+        # events older than the stream keeps are gone (retention): what the index has stays
+        index.apply_batch([(first - 1, "", b"")], stream_id=stream_id)
+    reader = LogReader(nc, s.STREAM_EVENTS)
+    try:
+        while not stop.is_set():
+            try:
+                batch = await reader.batch(seq=index.position() + 1, size=size)
+            except Exception:
+                log.warning("lookup index: reading the event log failed", exc_info=True)
+                batch = []
+            if batch:
+                index.apply_batch([(e.seq, e.subject, e.data) for e in batch], stream_id=stream_id)
+                if len(batch) == size:
+                    continue
+            try:
+                await asyncio.wait_for(stop.wait(), poll)
+            except TimeoutError:
+                pass
+    finally:
+        await reader.close()
