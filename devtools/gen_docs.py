@@ -40,7 +40,8 @@ def asyncapi() -> dict[str, Any]:
             description="kefu's NATS contract: what adapters publish (kefu.intake.<channel>, raw channel formats, "
             "JetStream stream KEFU_INTAKE) and what kefu publishes (KEFU_EVENTS, KEFU_OUTBOUND, KEFU_AUDIT).",
         )
-    return nats_bindings(json.loads(spec.to_specification().to_json()))
+        document = json.loads(spec.to_specification().to_json())
+    return nats_bindings(document)
 
 
 NATS_BINDING_VERSION = "0.1.0"  # asyncapi/bindings, nats: only operations have fields (queue)

@@ -38,6 +38,7 @@ def create_app(settings: FeedbackSettings | None = None) -> FastAPI:
         service = feedback.set(Feedback(
             config=config, hours=hours, store=await FeedbackStore.open(rt.js), publisher=rt.publisher,
             base_url=settings.base_url(), secret=settings.survey_secret.get_secret_value(), metrics=metrics,
+            mail_domain=settings.mail_domain,
         ))
         await service.start_monthly_schedule()
 

@@ -82,6 +82,7 @@ class Feedback:
     base_url: str
     secret: str
     metrics: FeedbackMetrics
+    mail_domain: str = "kefu.invalid"
 
     def url(self, survey_id: str) -> str:
         return survey_url(self.base_url, self.secret, survey_id)
@@ -107,7 +108,7 @@ class Feedback:
         if view is None:
             log.warning("resolved request without its customer", extra={"request_id": event.request_id})
             return
-        items = [outbox.item(s.outbound_subject(view.channel), m.message(
+        items = [outbox.item(s.outbound_subject(view.channel), m.message(self.mail_domain,
             view, kind="result", message_id=f"result.{survey_id}", text=m.result_text(view, self.config.messages),
             at=now), msg_id=f"result:{survey_id}")]
         await outbox.publish(self.publisher, items)
@@ -156,7 +157,7 @@ class Feedback:
         # finds its survey (the other way round, a fast reply was taken for a new request)
         await self.store.link_replies(survey.reply_keys, survey_id)
         await outbox.publish(self.publisher, [
-            outbox.item(s.outbound_subject(view.channel), m.message(
+            outbox.item(s.outbound_subject(view.channel), m.message(self.mail_domain,
                 view, kind="survey", message_id=f"survey.{survey_id}",
                 text=m.survey_text(view.language, self.config.messages, url=url), at=now), msg_id=f"survey:{survey_id}"),
             outbox.item(s.SURVEY_SENT, SurveySent(survey_id=survey_id, request_id=survey.request_id,
@@ -243,7 +244,7 @@ class Feedback:
         if opened is None:
             return
         _, view = opened
-        await outbox.publish(self.publisher, [outbox.item(s.outbound_subject(view.channel), m.message(
+        await outbox.publish(self.publisher, [outbox.item(s.outbound_subject(view.channel), m.message(self.mail_domain,
             view, kind="survey", message_id=f"reminder.{survey_id}",
             text=m.survey_text(view.language, self.config.messages, url=self.url(survey_id), reminder=True),
             at=datetime.now(UTC)), msg_id=f"reminder:{survey_id}")])
@@ -278,7 +279,7 @@ class Feedback:
         view = (await self.store.views.get(found[0].request_id) or (None, 0))[0]
         if view is None:
             return
-        await outbox.publish(self.publisher, [outbox.item(s.outbound_subject(view.channel), m.message(
+        await outbox.publish(self.publisher, [outbox.item(s.outbound_subject(view.channel), m.message(self.mail_domain,
             view, kind="revisit", message_id=f"revisit.{followup_id}", text=m.revisit_text(view, self.config.messages),
             at=datetime.now(UTC)), msg_id=f"revisit:{followup_id}")])
         await self.store.followups.change(followup_id, lambda f: f.model_copy(update={"task_sent": True}))

@@ -44,6 +44,9 @@ class IndicatorCollector(Collector):
         departments = [*p.departments, "other"]
         yield _counter("kefu_requests_received", "Requests received, by channel.", ["channel"],
                        {(c,): p.received[c] for c in CHANNELS})
+        yield _counter("kefu_messages_received", "Customer messages, by channel and kind: new (made a request), "
+                       "followup (appended to one), auto (auto-generated mail, ignored).", ["channel", "kind"],
+                       {(c, k): p.messages[(c, k)] for c in CHANNELS for k in ("new", "followup", "auto")})
         yield _counter("kefu_requests_rejected", "Payloads rejected, by channel and reason.", ["channel", "reason"],
                        {(c, r): p.rejected[(c, r)] for c in [*CHANNELS, "unknown"] for r in [*REJECTION_REASONS, "other"]})
         yield _counter("kefu_requests_assigned", "Requests routed, by category, priority and lead department.",
@@ -70,7 +73,7 @@ class IndicatorCollector(Collector):
         yield _counter("kefu_followups_scheduled", "Revisits scheduled.", [], {(): p.followups["scheduled"]})
         yield _counter("kefu_followups_completed", "Revisits done, by outcome.", ["outcome"],
                        {(o,): p.followups[o] for o in ("resolved", "recurred", "unreachable")})
-        yield _histogram("kefu_first_response_seconds", "Time from received to first acceptance.",
+        yield _histogram("kefu_first_response_seconds", "Time from received to the first response: the first accept or reply.",
                          p.first_response, FIRST_RESPONSE_BUCKETS)
         yield _histogram("kefu_resolution_seconds", "Time from received to first resolution.",
                          p.resolution, RESOLUTION_BUCKETS)

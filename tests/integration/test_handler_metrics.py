@@ -33,7 +33,8 @@ async def test_handler_metrics_are_labelled_by_consumer_not_by_each_requests_sub
             text = (await admin.get("/metrics")).text
     handlers = set(re.findall(r'faststream_received_messages_total\{[^}]*handler="([^"]+)"', text))
     assert s.CONSUMER_ROUTING_TIMERS in handlers
-    assert handlers <= {s.CONSUMER_ROUTING, s.CONSUMER_ROUTING_TIMERS, s.CONSUMER_ROUTING_REOPENED}
+    assert handlers <= {s.CONSUMER_ROUTING, s.CONSUMER_ROUTING_TIMERS, s.CONSUMER_ROUTING_REOPENED,
+                        s.CONSUMER_ROUTING_MESSAGES}
 
 
 @pytest.mark.parametrize("service", ["intake", "routing", "feedback"])

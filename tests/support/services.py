@@ -34,6 +34,10 @@ def common_settings(nats_url: str, **extra: Any) -> dict[str, Any]:
         "survey_secret": SURVEY_SECRET,
         # tests reuse a few phone numbers on one server; the cap itself is tested with a small value
         "outbound_daily_cap": 10_000,
+        "outbound_automatic_per_hour": 10_000,
+        # ... and send many separate requests from one test contact: threading by contact is off
+        # unless a test turns it on (tests/integration/test_conversations.py does, with the default)
+        "conversation_windows": "",
         **extra,
     }
 

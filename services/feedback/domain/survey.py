@@ -41,6 +41,7 @@ class RequestView(BaseModel):
     misrouted: bool = False
     surveyed: bool = False
     survey_ids: list[str] = Field(default_factory=list, description="The request's surveys, oldest first.")
+    mail_thread_ids: list[str] = Field(default_factory=list, description="E-mail: the customer's Message-IDs.")
 
 
 def view_of(event: RequestResolved) -> RequestView | None:
@@ -60,7 +61,7 @@ def view_of(event: RequestResolved) -> RequestView | None:
         customer=Customer(customer_id=c.customer_id, name=c.name, contacts=contacts),
         department=event.department, priority=event.priority or Priority.normal, tier=event.tier or c.tier,
         resolved_at=event.occurred_at, first_resolved_at=event.occurred_at, resolution=event.resolution,
-        resolutions=1, misrouted=event.misrouted)
+        resolutions=1, misrouted=event.misrouted, mail_thread_ids=event.mail_thread_ids)
 
 
 def resolved_again(view: RequestView, event: RequestResolved) -> RequestView | None:
@@ -72,7 +73,8 @@ def resolved_again(view: RequestView, event: RequestResolved) -> RequestView | N
         "resolved_at": event.occurred_at, "resolution": event.resolution, "resolutions": view.resolutions + 1,
         "first_resolved_at": view.first_resolved_at or view.resolved_at,
         "misrouted": view.misrouted or event.misrouted, "department": event.department or view.department,
-        "priority": event.priority or view.priority, "tier": event.tier or view.tier})
+        "priority": event.priority or view.priority, "tier": event.tier or view.tier,
+        "mail_thread_ids": event.mail_thread_ids or view.mail_thread_ids})
 
 
 def reopened_context(view: RequestView) -> dict[str, object]:

@@ -4,7 +4,7 @@ numbers out; `now` is passed in for rolling windows.
 Definitions (docs/metrics.md):
 - acceptance timeliness: of first acceptances, the share at or before the first-response due time
   (business time, as routing computed it);
-- first response time: first acceptance - received (seconds; ART is its mean);
+- first response time: the first accept or reply - received (seconds; ART is its mean);
 - first-contact resolution: of first resolutions, the share resolved at first contact;
 - processing accuracy: of first resolutions, the share never reopened nor transferred to another
   department;
@@ -132,6 +132,7 @@ class Facts:
     due_first: datetime | None = None
     due_resolution: datetime | None = None
     accepted_at: datetime | None = None
+    responded_at: datetime | None = None  # the first accept or reply (docs/conversations.md)
     resolved_at: datetime | None = None
     first_contact: bool | None = None
     reopened: int = 0
@@ -151,6 +152,7 @@ class Facts:
 class Projection:
     departments: tuple[str, ...]
     received: Counter[str] = field(default_factory=Counter)
+    messages: Counter[tuple[str, str]] = field(default_factory=Counter)  # channel, kind (new, followup, auto)
     rejected: Counter[tuple[str, str]] = field(default_factory=Counter)
     assigned: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     accepted: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # channel, department, timely
@@ -200,6 +202,7 @@ class Projection:
             s.SLA_BREACHED: self._breached, s.SLA_WARNING: self._warned,
             s.SURVEY_SENT: self._survey_sent, s.SURVEY_ANSWERED: self._answered, s.SURVEY_EXPIRED: self._expired,
             s.FOLLOWUP_SCHEDULED: self._followup_scheduled, s.FOLLOWUP_COMPLETED: self._followup_completed,
+            s.REQUEST_MESSAGE: self._message, s.MESSAGE_IGNORED: self._ignored, s.REQUEST_REPLIED: self._replied,
         }
 
     def _dept(self, value: Any) -> str:
@@ -208,8 +211,29 @@ class Projection:
     def _received(self, e: dict[str, Any], at: datetime) -> None:
         channel = bounded(e.get("channel"), CHANNELS, "unknown")
         self.received[channel] += 1
+        self.messages[(channel, "new")] += 1
         received_at = _time(e.get("received_at")) or at
         self.facts.setdefault(str(e.get("request_id")), Facts(channel=channel, received_at=received_at))
+
+    def _message(self, e: dict[str, Any], at: datetime) -> None:
+        """A follow-up: a message, never a request (kefu_requests_received_total does not count it)."""
+        self.messages[(bounded(e.get("channel"), CHANNELS, "unknown"), "followup")] += 1
+
+    def _ignored(self, e: dict[str, Any], at: datetime) -> None:
+        self.messages[(bounded(e.get("channel"), CHANNELS, "unknown"), "auto")] += 1
+
+    def _replied(self, e: dict[str, Any], at: datetime) -> None:
+        f = self.facts.get(str(e.get("request_id")))
+        if f is not None:
+            self._responded(f, at)
+
+    def _responded(self, f: Facts, at: datetime) -> None:
+        """The first response (ART): the first accept or reply, whichever came first."""
+        if f.responded_at is not None:
+            return
+        f.responded_at = at
+        self.first_response.setdefault((f.channel, f.priority), Histogram(FIRST_RESPONSE_BUCKETS)).observe(
+            max((at - f.received_at).total_seconds(), 0.0))
 
     def _rejected(self, e: dict[str, Any], at: datetime) -> None:
         self.rejected[(bounded(e.get("channel"), CHANNELS, "unknown"),
@@ -241,9 +265,7 @@ class Projection:
         timely = f.due_first is None or at <= f.due_first
         self.accepted[(f.channel, f.department, str(timely).lower())] += 1
         self.window["acceptance"].add(at, timely)
-        key = (f.channel, f.priority)
-        self.first_response.setdefault(key, Histogram(FIRST_RESPONSE_BUCKETS)).observe(
-            max((at - f.received_at).total_seconds(), 0.0))
+        self._responded(f, at)
 
     def _resolved(self, e: dict[str, Any], at: datetime) -> None:
         f = self.facts.get(str(e.get("request_id")))
@@ -298,7 +320,7 @@ class Projection:
             self.window["accuracy"].add(resolved, -1, count=0)
         f = Facts(channel=bounded(e.get("channel"), CHANNELS, "unknown"), received_at=resolved,
                   priority=bounded(e.get("priority"), PRIORITIES, "unknown"), department=self._dept(department),
-                  accepted_at=resolved, resolved_at=resolved, reopened=1, reopened_at=(at,), open=True)
+                  accepted_at=resolved, responded_at=resolved, resolved_at=resolved, reopened=1, reopened_at=(at,), open=True)
         self.facts[rid] = f
         return f
 

@@ -81,7 +81,8 @@ def _row(department: str, facts: list[Facts], p: Projection, start: datetime, en
         "complaint_rate": _share([f.category == "complaint" for f in received]),
         "accepted": len(accepted),
         "acceptance_timeliness": _share([_on_time(f.accepted_at, f.due_first) for f in accepted]),
-        "avg_first_response_seconds": _avg([_seconds(f.received_at, f.accepted_at) for f in accepted]),
+        "avg_first_response_seconds": _avg([_seconds(f.received_at, f.responded_at or f.accepted_at)
+                                            for f in facts if _in(f.responded_at or f.accepted_at, start, end)]),
         "resolved": len(resolved),
         "first_contact_resolution": _share([bool(f.first_contact) for f in resolved]),
         "processing_accuracy": _share([f.accurate for f in resolved]),
