@@ -35,17 +35,21 @@ STATE_OF = {s.REQUEST_ACCEPTED: "accepted", s.REQUEST_RESOLVED: "resolved", s.RE
             s.REQUEST_REOPENED: "queued", s.REQUEST_PENDING: "pending", s.REQUEST_RESUMED: "accepted",
             s.REQUEST_DISPATCHED: "offered"}
 SUBJECTS = (s.REQUEST_RECEIVED, s.REQUEST_ASSIGNED, s.REQUEST_TRANSFERRED, s.REQUEST_MESSAGE, *STATE_OF)
+# `n` numbers requests in the order the event log received them: "newest first" and the cursor are
+# by it, and every index below ends in it (SQLite keeps the rowid last in each), so a filtered page
+# is read backwards from an index and stops at the limit. The words of request n are row n of `words`.
 SCHEMA = """
 create table if not exists meta (key text primary key, value text);
 create table if not exists requests (
-    request_id text primary key, received_at text not null, channel text, customer_id text, ref text,
-    state text, department text, co_departments text default '', queue text, agent_id text);
-create index if not exists by_received on requests (received_at desc, request_id desc);
-create index if not exists by_customer on requests (customer_id, received_at desc);
+    n integer primary key, request_id text not null unique, received_at text not null, channel text,
+    customer_id text, ref text, state text, department text, co_departments text default '', queue text,
+    agent_id text);
+create index if not exists by_customer on requests (customer_id);
 create index if not exists by_ref on requests (ref);
-create index if not exists by_queue on requests (queue, received_at desc);
-create table if not exists contacts (contact text, request_id text, primary key (contact, request_id)) without rowid;
-create virtual table if not exists words using fts5 (request_id unindexed, text, tokenize='unicode61');
+create index if not exists by_queue on requests (queue);
+create index if not exists by_state on requests (state);
+create table if not exists contacts (contact text, n integer, primary key (contact, n)) without rowid;
+create virtual table if not exists words using fts5 (text, tokenize='unicode61');
 """
 
 
@@ -157,12 +161,16 @@ class LookupIndex:
                         "values (?, ?, ?, ?, ?, 'queued')",
                         (rid, str(e.get("received_at") or e.get("occurred_at")), e.get("channel"),
                          customer.get("customer_id"), short_ref(rid)))
+            if not cur.rowcount:
+                return  # indexed already
+            n = cur.lastrowid
             values = [("phone", customer.get("phone")), ("email", customer.get("email")),
                       ("wechat", customer.get("wechat_openid")),
                       ("app", (e.get("channel_meta") or {}).get("app_user_id"))]
             cur.executemany("insert or ignore into contacts values (?, ?)",
-                            [(contact_key(kind, str(v)), rid) for kind, v in values if v])
-            self._words(cur, rid, f"{e.get('subject') or ''} {e.get('body') or ''}")
+                            [(contact_key(kind, str(v)), n) for kind, v in values if v])
+            cur.execute("insert into words (rowid, text) values (?, ?)",
+                        (n, " ".join(tokens(f"{e.get('subject') or ''} {e.get('body') or ''}"))))
         elif subject == s.REQUEST_ASSIGNED:
             cur.execute("update requests set department = ?, co_departments = ?, queue = ?, "
                         "agent_id = coalesce(?, agent_id) where request_id = ?",
@@ -174,22 +182,21 @@ class LookupIndex:
                         (e.get("department"), e.get("queue"), e.get("agent_id"),
                          "offered" if e.get("agent_id") else "queued", rid))
         elif subject == s.REQUEST_MESSAGE:
-            self._words(cur, rid, f"{e.get('subject') or ''} {e.get('text') or ''}")
+            more = " ".join(tokens(f"{e.get('subject') or ''} {e.get('text') or ''}"))
+            if more:
+                cur.execute("update words set text = substr(text || ' ' || ?, 1, ?) "
+                            "where rowid = (select n from requests where request_id = ?)", (more, 4 * MAX_TEXT, rid))
         else:
             state = STATE_OF[subject]
             agent = e.get("agent_id") if subject in (s.REQUEST_ACCEPTED, s.REQUEST_DISPATCHED) else None
             cur.execute("update requests set state = ?, agent_id = coalesce(?, agent_id) where request_id = ?",
                         (state, agent, rid))
 
-    def _words(self, cur: sqlite3.Cursor, request_id: str, text: str) -> None:
-        words = " ".join(tokens(text))
-        if words:
-            cur.execute("insert into words (request_id, text) values (?, ?)", (request_id, words))
-
     # -- finding ----------------------------------------------------------------------------------
     def find(self, query: Query, scope: Scope) -> tuple[list[dict[str, Any]], str | None]:
         """Newest first; (rows, cursor of the next page or None)."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[object] = []
         if query.customer_id:
             where.append("r.customer_id = ?")
             args.append(query.customer_id)
@@ -204,15 +211,17 @@ class LookupIndex:
             args.append(query.queue)
         if query.contact:
             keys = contact_keys(query.contact, self.region)
-            where.append(f"r.request_id in (select request_id from contacts where contact in ({','.join('?' * len(keys))}))")
+            where.append(f"r.n in (select n from contacts where contact in ({','.join('?' * len(keys))}))")
             args += keys
+        source = "requests r"
         if query.q:
             words = tokens(query.q)
             if not words:
                 return [], None
-            phrase = " AND ".join('"' + w.replace('"', "") + '"' for w in words)
-            where.append("r.request_id in (select request_id from words where words match ?)")
-            args.append(phrase)
+            # the full-text index drives: its matches come newest first and the page stops at the limit
+            source = "words w join requests r on r.n = w.rowid"
+            where.insert(0, "words match ?")
+            args.insert(0, " AND ".join('"' + w.replace('"', "") + '"' for w in words))
         if not scope.everything:
             allowed = ["r.department in (" + ",".join("?" * len(scope.departments)) + ")"] if scope.departments else []
             args += list(scope.departments)
@@ -226,32 +235,32 @@ class LookupIndex:
                 return [], None
             where.append("(" + " or ".join(allowed) + ")")
         if query.cursor:
-            at, rid = _decode_cursor(query.cursor)
-            where.append("(r.received_at < ? or (r.received_at = ? and r.request_id < ?))")
-            args += [at, at, rid]
-        sql = ("select request_id, received_at, channel, customer_id, ref, state, department, queue, agent_id "
-               "from requests r" + (" where " + " and ".join(where) if where else "") +
-               " order by r.received_at desc, r.request_id desc limit ?")
+            where.append("r.n < ?")
+            args.append(_decode_cursor(query.cursor))
+        order = "w.rowid" if query.q else "r.n"
+        sql = ("select r.n, r.request_id, r.received_at, r.channel, r.customer_id, r.ref, r.state, r.department, "
+               f"r.queue, r.agent_id from {source}" + (" where " + " and ".join(where) if where else "") +
+               f" order by {order} desc limit ?")
         rows = self.db.execute(sql, [*args, query.limit + 1]).fetchall()
         names = ("request_id", "received_at", "channel", "customer_id", "ref", "state", "department", "queue",
                  "agent_id")
-        found = [dict(zip(names, row, strict=True)) for row in rows[:query.limit]]
+        found = [dict(zip(names, row[1:], strict=True)) for row in rows[:query.limit]]
         more = len(rows) > query.limit
-        return found, _encode_cursor(found[-1]["received_at"], found[-1]["request_id"]) if more and found else None
+        return found, _encode_cursor(rows[query.limit - 1][0]) if more else None
 
 
-def _encode_cursor(at: str, request_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{at}|{request_id}".encode()).decode().rstrip("=")
+def _encode_cursor(n: int) -> str:
+    return base64.urlsafe_b64encode(f"n:{n}".encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> tuple[str, str]:
+def _decode_cursor(cursor: str) -> int:
     try:
-        at, _, rid = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().partition("|")
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (ValueError, UnicodeDecodeError):
         raise CursorError("not a cursor this API gave out") from None
-    if not rid.startswith("req_"):
+    if not re.fullmatch(r"n:\d{1,18}", text):
         raise CursorError("not a cursor this API gave out")
-    return at, rid
+    return int(text[2:])
 
 
 async def follow(index: LookupIndex, nc: Any, js: Any, stop: Any, *, poll: float = 0.25, size: int = 500) -> None:

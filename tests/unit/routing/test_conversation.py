@@ -147,7 +147,8 @@ def test_lookup_by_contact_customer_ref_words_and_state() -> None:
               received(rid(2), "2026-12-02T01:00:00+00:00", customer_id="c-2", phone="+8613900002222"),
               (s.REQUEST_ASSIGNED, json.dumps({"request_id": rid(2), "department": "business",
                                                "co_departments": [], "queue": "business.normal"}).encode()),
-              (s.REQUEST_CLOSED, json.dumps({"request_id": rid(1)}).encode())]
+              (s.REQUEST_CLOSED, json.dumps({"request_id": rid(1)}).encode()),
+              (s.REQUEST_MESSAGE, json.dumps({"request_id": rid(1), "text": "还有燃气味"}).encode())]
     index = index_of(events)
     ids = lambda q, scope=ALL: [r["request_id"] for r in index.find(q, scope)[0]]  # noqa: E731
     assert ids(Query(contact="139 0000 1111")) == [rid(1)]
@@ -157,6 +158,8 @@ def test_lookup_by_contact_customer_ref_words_and_state() -> None:
     assert ids(Query(q="漏水")) == [rid(2), rid(1)]
     assert ids(Query(q="Leak")) == [rid(2), rid(1)]
     assert ids(Query(q="漏电")) == []
+    assert ids(Query(q="燃气")) == [rid(1)]  # words of a follow-up
+    assert ids(Query(q="漏水", customer_id="c-1")) == [rid(1)]
     assert ids(Query(state="closed")) == [rid(1)]
     assert ids(Query(queue="business.normal")) == [rid(2)]
     # scope: a business supervisor sees business requests; an agent also those they hold
