@@ -26,8 +26,8 @@ DEFAULT_CONTACT = "13900001111"
 def payload(channel: Channel, source_id: str, text: str | None = None, contact: str = DEFAULT_CONTACT,
             id_number: str | None = "110105199001011234") -> bytes:
     """A payload in the channel's own format. `contact` is the phone number where the channel has
-    one; for e-mail and WeChat a contact other than the default gives an address / OpenID of its
-    own, so that loads of many customers are many customers on every channel. `id_number`: the
+    one; for e-mail, WeChat and the app a contact other than the default gives an address / OpenID /
+    user of its own, so that loads of many customers are many customers on every channel. `id_number`: the
     identity number a walk-in form carries (None: the form has none)."""
     now = datetime.now(UTC).replace(microsecond=0)
     own = contact != DEFAULT_CONTACT
@@ -60,7 +60,7 @@ def payload(channel: Channel, source_id: str, text: str | None = None, contact: 
             f"<Content><![CDATA[{text or '热水器冒烟了，还有烧焦的味道'}]]></Content><MsgId>{source_id}</MsgId></xml>"
         ).encode()
     if channel is Channel.app:
-        return _json({"event_id": source_id, "user_id": "u-5531", "phone": contact, "app_version": "3.2.1",
+        return _json({"event_id": source_id, "user_id": f"u-{contact}" if own else "u-5531", "phone": contact, "app_version": "3.2.1",
                       "text": text or "I can't log in, it keeps saying my password is wrong."})
     return _json({"ticket_no": source_id, "branch": "北京朝阳营业厅", "staff_id": "E1024",
                   "customer": {"name": "赵女士", "phone": contact, **({"id_number": id_number} if id_number else {})},

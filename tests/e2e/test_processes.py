@@ -199,8 +199,21 @@ async def test_kill_9_of_intake_and_routing_at_random_moments_loses_and_duplicat
                 for i in range(start, min(start + 50, KILLED))))
             await asyncio.sleep(0.25)  # pacing: the load arrives over several seconds, not as one burst
 
-    async def chaos() -> None:
-        for _ in range(8):
+    followups = [i for i in range(KILLED) if list(Channel)[i % len(Channel)] in FOLLOWED][:FOLLOWUPS]
+
+    async def customers_write_again() -> None:  # a second message from the same contact: a follow-up
+        channels = list(Channel)
+        for start in range(0, len(followups), 50):
+            await asyncio.gather(*(
+                publish_retrying(js, s.intake_subject(channels[i % len(channels)]),
+                                 payload(channels[i % len(channels)], f"K9-FU-{i}", contact=f"1391{i:07d}",
+                                         text="还有一个问题：什么时候能处理好？"),
+                                 msg_id=f"K9-FU-{i}")
+                for i in followups[start:start + 50]))
+            await asyncio.sleep(0.25)
+
+    async def chaos(rounds: int = 8) -> None:
+        for _ in range(rounds):
             await asyncio.sleep(rng.uniform(0.1, 0.8))
             victim = rng.choice(sorted(running))
             running[victim].kill()  # SIGKILL: no shutdown, in-flight messages unacknowledged
@@ -213,6 +226,11 @@ async def test_kill_9_of_intake_and_routing_at_random_moments_loses_and_duplicat
             await svc.ready()
         await asyncio.gather(adapters(), chaos())
         await asyncio.wait_for(done.wait(), 180)
+        # then the customers write again, while intake and routing are killed again
+        await asyncio.gather(customers_write_again(), chaos(4))
+        wrote = await wait_until(lambda: _all_stored(js, s.REQUEST_CUSTOMER_WROTE, len(followups)), timeout=180,
+                                 what="every follow-up appended by routing")
+        messages = await stored(js, s.REQUEST_MESSAGE)
         per_subject = (await js.stream_info(s.STREAM_EVENTS, subjects_filter="kefu.events.request.*")).state.subjects
         received_count, assigned_count = per_subject[s.REQUEST_RECEIVED], per_subject[s.REQUEST_ASSIGNED]
         dlq = (await js.stream_info(s.STREAM_DLQ)).state.messages
@@ -229,6 +247,20 @@ async def test_kill_9_of_intake_and_routing_at_random_moments_loses_and_duplicat
     assert len(assigned) == len(set(assigned)) == assigned_count == KILLED  # none assigned twice
     assert set(assigned) == set(received)
     assert dlq == 0
+    # every follow-up appended once, to its own contact's request, and none made a request
+    first = {(b["channel"], b["source_id"]): b["request_id"] for b in received_bodies}
+    assert sorted(m["source_id"] for m in messages) == sorted(f"K9-FU-{i}" for i in followups)
+    assert all(m["request_id"] == first[(m["channel"], m["source_id"].replace("FU-", ""))] for m in messages)
+    assert len(wrote) == len({w["source_id"] for w in wrote}) == len(followups)
+
+
+FOLLOWED = (Channel.sms, Channel.wechat, Channel.app)  # threaded by contact by default
+FOLLOWUPS = 150
+
+
+async def _all_stored(js, subject: str, count: int) -> list[dict] | None:
+    found = await stored(js, subject)
+    return found if len(found) >= count else None
 
 
 async def stored(js, subject: str) -> list[dict]:

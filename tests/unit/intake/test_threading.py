@@ -39,7 +39,7 @@ MAIL_REQ = request_id_for(Channel.email, "first@example.cn")
 
 def thread(request_id: str = REQ, channel: Channel = Channel.wechat, *, state: str = "open", ago: float = 1.0,
            lines: int = 0, mids: tuple[str, ...] = ()) -> ThreadRef:
-    return ThreadRef(request_id=request_id, ref=short_ref(request_id), channel=channel, state=state,  # type: ignore[arg-type]
+    return ThreadRef(request_id=request_id, ref=short_ref(request_id), channel=channel, state=state,
                      last_activity=NOW - timedelta(hours=ago), lines=lines, message_ids=[hashed_id(m) for m in mids])
 
 
