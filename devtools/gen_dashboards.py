@@ -36,6 +36,8 @@ DASHBOARDS: dict[str, tuple[str, list[Panel]]] = {
         ("Complaint rate (7d)", "percentunit", [('max(kefu_complaint_ratio{window="7d"})', "7d")], "stat"),
         ("Revisit completion (7d)", "percentunit", [('max(kefu_revisit_completion_ratio{window="7d"})', "7d")], "stat"),
         ("Requests received by channel", "reqps", [("channel:kefu_requests_received:rate5m", "{{channel}}")], "timeseries"),
+        ("Customer messages: new requests, follow-ups, machine mail ignored", "reqps",
+         [("kind:kefu_messages_received:rate5m", "{{kind}}")], "timeseries"),
         ("Requests routed by department", "reqps", [("department:kefu_requests_assigned:rate5m", "{{department}}")],
          "timeseries"),
         ("Open requests by department and priority", "none",

@@ -142,6 +142,7 @@ class Facts:
     rated_at: datetime | None = None
     breaches: tuple[tuple[str, datetime], ...] = ()  # tuples: most requests have none, and () is shared
     reopened_at: tuple[datetime, ...] = ()
+    followups_at: tuple[datetime, ...] = ()  # the customer's follow-ups (messages appended), when
 
     @property
     def accurate(self) -> bool:
@@ -218,6 +219,9 @@ class Projection:
     def _message(self, e: dict[str, Any], at: datetime) -> None:
         """A follow-up: a message, never a request (kefu_requests_received_total does not count it)."""
         self.messages[(bounded(e.get("channel"), CHANNELS, "unknown"), "followup")] += 1
+        f = self.facts.get(str(e.get("request_id")))
+        if f is not None:
+            f.followups_at = (*f.followups_at, at)
 
     def _ignored(self, e: dict[str, Any], at: datetime) -> None:
         self.messages[(bounded(e.get("channel"), CHANNELS, "unknown"), "auto")] += 1

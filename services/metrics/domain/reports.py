@@ -16,7 +16,7 @@ from shared.contract.models import instant
 from .indicators import Facts, Projection
 
 COLUMNS = [
-    "rank", "department", "score", "received", "complaints", "complaint_rate", "accepted", "acceptance_timeliness",
+    "rank", "department", "score", "received", "followups", "complaints", "complaint_rate", "accepted", "acceptance_timeliness",
     "avg_first_response_seconds", "resolved", "first_contact_resolution", "processing_accuracy",
     "feedback_timeliness", "avg_resolution_seconds", "reopened", "sla_breaches", "revisits_due",
     "revisit_completion", "survey_responses", "csat",
@@ -77,6 +77,7 @@ def _row(department: str, facts: list[Facts], p: Projection, start: datetime, en
     row: dict[str, Any] = {
         "department": department,
         "received": len(received),
+        "followups": sum(len([at for at in f.followups_at if _in(at, start, end)]) for f in facts),
         "complaints": len(complaints),
         "complaint_rate": _share([f.category == "complaint" for f in received]),
         "accepted": len(accepted),
