@@ -30,16 +30,18 @@ ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 
 class Accepted(BaseModel):
-    request_id: str | None = Field(description="The request this payload makes (the same for a duplicate); "
-                                   "null for a survey reply.")
-    status: str = Field(description="`accepted`; `duplicate` when the payload was seen before; `survey_reply` "
-                        "when it is a rating answering the customer's open survey.")
+    request_id: str | None = Field(description="The request this payload makes, or continues (`appended`), or "
+                                   "made or continued before (`duplicate`); null for a survey reply.")
+    status: str = Field(description="`accepted` (a new request); `appended` (a follow-up of the customer's "
+                        "request: docs/conversations.md); `duplicate` when the payload was seen before; "
+                        "`survey_reply` when it is a rating answering the customer's open survey.")
     survey_id: str | None = None
 
 
 class Ignored(BaseModel):
     status: str = "ignored"
-    detail: str
+    detail: str = Field(description="`auto_generated`: machine-written mail (kept raw, never answered); or why a "
+                        "channel event is not a request (a WeChat subscribe push ...).")
 
 
 class RejectionBody(ErrorBody):

@@ -305,3 +305,27 @@ async def test_requests_are_found_by_contact_ref_words_and_scope(start) -> None:
             assert bad.status_code == 422 and bad.json()["error"] == "invalid_cursor"
         async with routing.client(hr) as http:
             assert (await http.get("/v1/requests", params={"q": "漏水"})).json()["requests"] == []
+
+
+# -- the loop guard -------------------------------------------------------------------------------------
+async def test_the_loop_guard_holds_automatic_messages_to_one_address_but_not_a_persons_reply(
+        start, events: Tap, outbound: Tap) -> None:
+    """Whatever the headers said: a third automatic message to one address within the hour is held
+    back (a mail loop with a machine that looks like a person is cut after two receipts)."""
+    async with services(start, outbound_automatic_per_hour=2) as (intake, routing):
+        token = await agent(routing)
+        rids = []
+        for n in range(3):  # three new mails (no reply, no ref): three requests, three receipts due
+            _, answer = await post(intake, "email", bytes(first_mail("loop@example.cn", subject=f"问题 {n}")))
+            rids.append(answer["request_id"])
+        await events.wait_for(s.REQUEST_ASSIGNED, count=3)
+        async with routing.client() as admin:
+            async def held() -> bool:
+                text = (await admin.get("/metrics")).text
+                return 'kefu_outbound_held_total{kind="receipt"} 1.0' in text
+            await wait_until(held, what="the third receipt held back")
+        async with routing.client(token) as http:
+            await wait_until(lambda: _state(http, rids[2], "offered"), what="offered")
+            assert (await http.post(f"/v1/requests/{rids[2]}/reply", json={"text": "您好"})).status_code == 200
+        await outbound.wait_for("kefu.outbound.email", kind="reply", request_id=rids[2])
+    assert len(outbound.of("kefu.outbound.email", kind="receipt")) == 2

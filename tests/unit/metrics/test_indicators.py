@@ -213,3 +213,23 @@ def test_closed_requests_leave_memory_and_a_reopen_counts_as_if_they_had_stayed(
 def scripted_event(name: str, minutes: float, **body) -> tuple[str, dict]:
     return f"kefu.events.{name}", {"event_id": f"y{minutes}", "occurred_at": (T0 + timedelta(minutes=minutes)).isoformat(),
                                    "schema_version": 1, **body}
+
+
+def test_messages_by_kind_and_the_first_response_is_the_first_accept_or_reply() -> None:
+    p = projection(keep_all=True)
+    received = dict(p.received)
+    rid = next(rid for rid, f in p.facts.items() if f.channel == "wechat")
+    at = T0 + timedelta(minutes=1)
+    p.apply(s.REQUEST_MESSAGE, {"request_id": rid, "channel": "wechat", "occurred_at": at.isoformat()})
+    p.apply(s.MESSAGE_IGNORED, {"channel": "email", "occurred_at": at.isoformat()})
+    assert dict(p.received) == received  # a follow-up is never a request
+    assert p.messages[("wechat", "followup")] == 1 and p.messages[("email", "auto")] == 1
+    assert p.messages[("sms", "new")] == received["sms"]
+    assert p.facts[rid].followups_at == (at,)
+    # a request replied to before anyone accepted it: its first response is the reply
+    fresh = Projection(departments=DEPARTMENTS)
+    fresh.apply(s.REQUEST_RECEIVED, {"request_id": "r1", "channel": "email", "received_at": T0.isoformat(),
+                                     "occurred_at": T0.isoformat()})
+    fresh.apply(s.REQUEST_REPLIED, {"request_id": "r1", "occurred_at": (T0 + timedelta(minutes=4)).isoformat()})
+    fresh.apply(s.REQUEST_ACCEPTED, {"request_id": "r1", "occurred_at": (T0 + timedelta(minutes=9)).isoformat()})
+    assert fresh.first_response[("email", "unknown")].total == 240
