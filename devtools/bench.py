@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -121,13 +122,16 @@ def assigned_request_id(msg: Msg) -> str:
 
 
 def kefu_items(count: int, run: str) -> list[tuple[str, bytes, str]]:
+    """Each request from a customer of its own: another run's customers are others too (the same
+    contact writing again within the conversation window would be a follow-up, not a request)."""
     channels = itertools.cycle(list(Channel))
     items = []
+    people = zlib.crc32(run.encode()) % 1000  # a thousand runs' worth of distinct numbers
     for i in range(count):
         channel = next(channels)
         source = f"{run}-{i}" if channel is not Channel.email else f"{run}-{i}@bench.example"
         # KEFU_BENCH_WALKIN_ID=0: walk-in forms without an identity number (nothing to mask and erase)
-        data = payload(channel, source, contact=f"139{i % 100000000:08d}",
+        data = payload(channel, source, contact=f"13{people:03d}{i % 1000000:06d}",
                        id_number=None if os.environ.get("KEFU_BENCH_WALKIN_ID") == "0" else "110105199001011234")
         items.append((intake_subject(channel), data, request_id_for(channel, source)))
     return items

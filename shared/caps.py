@@ -1,7 +1,7 @@
 """Cap on messages sent to one customer per day: the decision, over plain models (no broker).
 
-A second, hourly count is the loop guard: automatic messages (receipts, notices, surveys,
-revisits) to one address per hour, whatever the mail that caused them said (docs/conversations.md).
+The same entry keeps the loop guard: automatic messages (receipts, notices, surveys, revisits) to
+one address per local clock hour, whatever the mail that caused them said (docs/conversations.md).
 
 Every outbound message (receipt, progress, result, survey, revisit) counts against the customer's
 first contact in `to` (phone, then email, WeChat openid, app user) for the local calendar day. The
@@ -10,7 +10,7 @@ same message published again (a retry after a crash) is admitted again without c
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -22,6 +22,8 @@ CONTACT_ORDER = ("phone", "email", "wechat_openid", "user_id")
 
 class DailyCount(BaseModel):
     message_ids: list[str] = Field(default_factory=list)
+    # the loop guard, in the same entry (one write per message): local hour "HH" -> automatic messages
+    automatic: dict[str, list[str]] = Field(default_factory=dict)
 
 
 def cap_key(to: dict[str, Any], day: date) -> str | None:
@@ -34,17 +36,18 @@ def cap_key(to: dict[str, Any], day: date) -> str | None:
     return f"{contact_key(others[0][0], others[0][1])}.{day:%Y%m%d}" if others else None
 
 
-def hour_key(to: dict[str, Any], at: datetime) -> str | None:
-    """KV key of the loop guard's count for the address's hour (`at` in any zone; counted in UTC)."""
-    key = cap_key(to, at.date())
-    return None if key is None else f"{key.rsplit('.', 1)[0]}.h{at.astimezone(UTC):%Y%m%d%H}"
-
-
-def admit(count: DailyCount | None, message_id: str, cap: int) -> tuple[bool, DailyCount | None]:
-    """(send it?, the count to store or None when nothing changes)."""
+def admit(count: DailyCount | None, message_id: str, cap: int, *, hour: str | None = None,
+          hourly: int = 0) -> tuple[bool, DailyCount | None]:
+    """(send it?, the count to store or None when nothing changes). `hour`: the local hour of an
+    automatic message, which also counts against `hourly` (the loop guard) in that hour."""
     ids = count.message_ids if count is not None else []
     if message_id in ids:
         return True, None
     if len(ids) >= cap:
         return False, None
-    return True, DailyCount(message_ids=[*ids, message_id])
+    automatic = dict(count.automatic) if count is not None else {}
+    if hour is not None:
+        if len(automatic.get(hour, [])) >= hourly:
+            return False, None
+        automatic = {hour: [*automatic.get(hour, []), message_id]}  # earlier hours of the day no longer matter
+    return True, DailyCount(message_ids=[*ids, message_id], automatic=automatic)

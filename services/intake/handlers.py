@@ -63,8 +63,9 @@ def build_router(runtime: Runtime, intake: Late[Intake], *, batch_size: int, wor
     async def on_thread_event(event: dict[str, Any]) -> None:
         subject = runtime.current_message().subject
         parsed = Event.model_validate(event)
-        request_id = event.get("request_id")
+        request_id, conversation = event.get("request_id"), event.get("conversation")
         if isinstance(request_id, str):
-            await intake().on_thread_event(subject, request_id, parsed.occurred_at)
+            await intake().on_thread_event(subject, request_id, conversation if isinstance(conversation, str) else None,
+                                           parsed.occurred_at)
 
     return router

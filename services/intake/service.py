@@ -196,10 +196,10 @@ class Intake:
         )
         if claim is not None and claim.follow_up_of:
             event.follow_up_of = claim.follow_up_of
+        event.conversation = sender
         # publish first, then mark: a crash in between re-publishes with the same Nats-Msg-Id,
         # which the stream drops; marking first could lose the request
-        await together(self.publisher.model(s.REQUEST_RECEIVED, event, msg_id=f"received:{request_id}"),
-                       self.store.set_owner(request_id, sender) if sender else _nothing())
+        await self.publisher.model(s.REQUEST_RECEIVED, event, msg_id=f"received:{request_id}")
         await self.store.mark(channel, key, request_id)
         self._count(channel, "accepted")
         log.info("request received", extra={"request_id": request_id, "channel": channel.value, "via": via})
@@ -274,11 +274,11 @@ class Intake:
         log.info("auto-generated message ignored", extra={"channel": channel.value, "detail": reason})
         return Outcome("ignored", detail="auto_generated", http_status=200)
 
-    async def on_thread_event(self, subject: str, request_id: str, at: datetime) -> None:
-        """A request closed, reopened or answered by an agent: its sender's thread follows."""
-        sender = await self.store.owner_of(request_id)
+    async def on_thread_event(self, subject: str, request_id: str, sender: str | None, at: datetime) -> None:
+        """A request closed, reopened or answered by an agent: its sender's thread follows. `sender`:
+        the event's `conversation` (None: a request from a channel that does not thread)."""
         if sender is None:
-            return  # a request from a channel that does not thread
+            return
         state = {s.REQUEST_CLOSED: "closed", s.REQUEST_REOPENED: "open"}.get(subject)
         await self.store.threads.change(
             sender_entry(sender),
@@ -363,10 +363,6 @@ def _safe_channel(name: str) -> str:
 def _outbound_id(message_id: str) -> str:
     """`kefu.receipt.req_x@example.com` -> `receipt.req_x`: the id kefu published the message with."""
     return message_id.strip("<> ").partition("@")[0].removeprefix("kefu.")
-
-
-async def _nothing() -> None:
-    return None
 
 
 def _ascii(text: str) -> str:

@@ -51,16 +51,6 @@ class IntakeStore:
             return None, 0
         return await self.threads.get(sender_entry(sender)) or (None, 0)
 
-    async def owner_of(self, request_id: str) -> str | None:
-        """The sender key a request is kept under (for the events that change its thread)."""
-        return await _text_of(self.threads_kv, f"r.{request_id}")
-
-    async def set_owner(self, request_id: str, sender: str) -> None:
-        try:
-            await self.threads_kv.create(f"r.{request_id}", sender.encode())
-        except nats.js.errors.KeyWrongLastSequenceError:
-            pass  # written by an earlier delivery of the same message
-
     async def first_use(self, signature_key: str) -> bool:
         """True the first time a signature is presented (within the bucket's 10-minute memory)."""
         try:

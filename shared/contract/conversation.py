@@ -107,6 +107,7 @@ class RequestReplied(RequestChange):
     channel: Channel
     message_id: str = Field(description="The outbound message's id.")
     text: str
+    conversation: str | None = Field(None, description="As on request.received (the reply is activity in it).")
 
 
 class CustomerWrote(RequestChange):

@@ -111,6 +111,9 @@ class RequestReceived(Event):
     follow_up_of: str | None = Field(
         None, description="The closed request this message continued (a reply, its ref, the same contact or "
         "chat session): the conversation goes on in this new request (docs/conversations.md).")
+    conversation: str | None = Field(
+        None, description="The key intake keeps the sender's conversations under (hashed, no personal data); "
+        "routing repeats it on the events that change a conversation (closed, reopened, replied).")
 
 
 class RawRef(Model):
@@ -195,6 +198,7 @@ class RequestResolved(RequestChange):
 
 class RequestReopened(RequestChange):
     priority: Priority | None = None
+    conversation: str | None = Field(None, description="As on request.received, when routing reopened it.")
     # where the request stood, so that a consumer keeps nothing of a closed request in case it is
     # reopened (metrics drops a request's facts when it is closed)
     department: str | None = None
@@ -205,7 +209,8 @@ class RequestReopened(RequestChange):
 
 
 class RequestClosed(RequestChange):
-    pass
+    conversation: str | None = Field(None, description="As on request.received: intake's key of the sender's "
+                                     "conversations, so that a follow-up after the close makes a new request.")
 
 
 class SlaEvent(Event):

@@ -99,7 +99,7 @@ BUCKET_SURVEYS: Final = "kefu_surveys"  # survey_id -> Survey (no link secret st
 BUCKET_OPEN_SURVEYS: Final = "kefu_open_surveys"  # hashed contact -> survey_id a reply may answer
 BUCKET_FOLLOWUPS: Final = "kefu_followups"  # followup_id -> Followup
 BUCKET_OUTBOUND_CAPS: Final = "kefu_outbound_caps"  # hashed contact.day -> messages sent that day
-BUCKET_THREADS: Final = "kefu_threads"  # hashed sender -> their recent requests; request id -> sender (intake)
+BUCKET_THREADS: Final = "kefu_threads"  # hashed sender -> their recent requests and decisions (intake)
 BUCKET_REVOCATIONS: Final = "kefu_staff_revocations"  # staff subject -> tokens issued before `not_before` are void
 
 # Durable consumer names

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from nats.js import JetStreamContext
 from pydantic import BaseModel
 
-from ..caps import DailyCount, admit, cap_key, hour_key
+from ..caps import DailyCount, admit, cap_key
 from ..contract import subjects as s
 from ..contract.enums import CHANNEL_NAMES
 from .kv import ModelBucket, apply
@@ -49,33 +49,32 @@ class OutboundGate:
         self._bucket: ModelBucket[DailyCount] | None = None
 
     async def admit(self, message: dict[str, Any]) -> bool:
-        to = message.get("to") or {}
-        now = self._now()
-        key = cap_key(to, now.astimezone(self._tz).date())
+        """Counted against the customer's day and, when automatic, the hour's loop guard: one
+        revision-checked entry per contact and day, one write per message."""
+        now = self._now().astimezone(self._tz)
+        key = cap_key(message.get("to") or {}, now.date())
         if key is None:
             return True
         if self._bucket is None:
             self._bucket = ModelBucket(await self._js.key_value(s.BUCKET_OUTBOUND_CAPS), DailyCount)
         message_id = str(message.get("message_id"))
-        # the loop guard first: an automatic message over the hour's count is not counted for the day
-        if message.get("automatic") and not await self._count(hour_key(to, now) or key, message_id, self._hourly):
-            return self._hold(message, "loop guard: automatic messages to this address this hour")
-        if not await self._count(key, message_id, self._cap):
-            return self._hold(message, "daily cap reached")
-        return True
+        hour = f"{now:%H}" if message.get("automatic") else None
+        first = DailyCount(message_ids=[message_id], automatic={hour: [message_id]} if hour else {})
+        if await self._bucket.create(key, first):
+            return True  # the customer's first message today (one round trip)
+        decided: list[bool] = []
 
-    async def _count(self, key: str, message_id: str, cap: int) -> bool:
-        assert self._bucket is not None
-        if await self._bucket.create(key, DailyCount(message_ids=[message_id])):
-            return True  # the first message under this key (one round trip)
-        counted = await apply(self._bucket, key, lambda count: admit(count, message_id, cap)[1])
-        # counted now, or before (the same message published again)
-        return counted.value is not None and message_id in counted.value.message_ids
+        def count(current: DailyCount | None) -> DailyCount | None:
+            send, changed = admit(current, message_id, self._cap, hour=hour, hourly=self._hourly)
+            decided[:] = [send]
+            return changed
 
-    def _hold(self, message: dict[str, Any], why: str) -> bool:
+        await apply(self._bucket, key, count)
+        if decided and decided[0]:
+            return True  # counted now, or before (the same message published again)
         if self._held is not None:
             self._held.labels(str(message.get("kind", "other"))).inc()
-        log.warning("outbound message held back: %s", why,
+        log.warning("outbound message held back: the day's cap or the hour's automatic messages reached",
                     extra={"request_id": message.get("request_id"), "kind": message.get("kind")})
         return False
 

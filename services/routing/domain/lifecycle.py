@@ -169,9 +169,6 @@ def open_record(*, request: RequestReceived, decision: RequestAssigned, skills: 
         request=request, assignment=decision, department=decision.department, queue=decision.queue,
         priority=decision.priority, skills=skills, sla=sla,
         history=[HistoryEntry(at=request.received_at, actor=request.channel.value, action="received")],
-        messages=[ConversationEntry(at=request.received_at, direction="in", kind="request", by=request.channel.value,
-                                    text=request.body[:MAX_ENTRY_TEXT], source_id=request.source_id,
-                                    message_id=request.source_id if request.channel is Channel.email else None)],
     )
     record = _change(
         record, ctx, actor="system", action="assigned",
@@ -290,7 +287,8 @@ def reply(record: RequestRecord, ctx: Context, *, actor: str, text: str) -> Requ
         events=[(s.outbound_subject(record.request.channel), outbound),
                 (s.REQUEST_REPLIED, RequestReplied(request_id=record.request_id, actor=actor, agent_id=actor,
                                                    channel=record.request.channel, message_id=outbound.message_id,
-                                                   text=text, occurred_at=ctx.now))],
+                                                   text=text, occurred_at=ctx.now,
+                                                   conversation=record.request.conversation))],
         sla=sla,
     )
 
@@ -328,7 +326,8 @@ def _reopen_by_customer(record: RequestRecord, ctx: Context) -> RequestRecord:
         request_id=record.request_id, actor="customer", reason="customer_wrote", priority=record.priority,
         department=record.department, channel=record.request.channel,
         first_resolved_at=resolved[0].at if resolved else None,
-        counted_accurate=len(resolved) <= 1 and not _misrouted(record), occurred_at=ctx.now)
+        counted_accurate=len(resolved) <= 1 and not _misrouted(record), occurred_at=ctx.now,
+        conversation=record.request.conversation)
     version = reopened.version
     item = outbox_item(s.REQUEST_REOPENED, event, f"reopened:{record.request_id}:{version}")
     return reopened.model_copy(update={"outbox": [*reopened.outbox, item]})
@@ -410,7 +409,7 @@ def close(record: RequestRecord, ctx: Context, *, actor: str, reason: str | None
     return _change(
         record, ctx, actor=actor, action="closed", detail={"reason": reason},
         events=[(s.REQUEST_CLOSED, RequestClosed(request_id=record.request_id, actor=actor, reason=reason,
-                                                 occurred_at=ctx.now))],
+                                                 occurred_at=ctx.now, conversation=record.request.conversation))],
         release=[record.agent_id] if record.agent_id and record.state in OPEN_STATES else [],
         state="closed", sla=sla,
     )

@@ -104,13 +104,13 @@ class RequestRecord(BaseModel):
 
     def public(self) -> dict[str, Any]:
         """What `GET /v1/requests/{id}` shows (no outbox internals); `messages` begins with the request
-        itself (for records from before conversations, made from it)."""
+        itself, made from it here (the record keeps its words once, in `request`)."""
         shown = self.model_dump(mode="json", exclude={"outbox", "release", "version", "timers"})
-        if not self.messages or self.messages[0].kind != "request":
-            first = ConversationEntry(at=self.request.received_at, direction="in", kind="request",
-                                      by=self.request.channel.value, text=self.request.body[:MAX_ENTRY_TEXT],
-                                      source_id=self.request.source_id)
-            shown["messages"] = [first.model_dump(mode="json"), *shown["messages"]]
+        first = ConversationEntry(at=self.request.received_at, direction="in", kind="request",
+                                  by=self.request.channel.value, text=self.request.body[:MAX_ENTRY_TEXT],
+                                  source_id=self.request.source_id,
+                                  message_id=self.request.source_id if self.request.channel.value == "email" else None)
+        shown["messages"] = [first.model_dump(mode="json"), *shown["messages"]]
         return shown
 
     def customer_message_ids(self) -> list[str]:

@@ -66,7 +66,7 @@ def test_every_mail_kefu_sends_carries_its_thread(config) -> None:
 def test_a_follow_up_is_appended_once_and_tells_the_holder(config) -> None:
     record = lc.accept(mail_request(config), ctx(config), agent_id="a-1")
     changed = lc.customer_message(record, ctx(config), message=follow_up(record))
-    assert [m.kind for m in changed.messages] == ["request", "receipt", "followup"]
+    assert [m.kind for m in changed.messages] == ["receipt", "followup"]  # the request itself: in `request`
     told = [i for i in changed.outbox if i.subject == s.REQUEST_CUSTOMER_WROTE]
     assert told[-1].payload["agent_id"] == "a-1" and told[-1].payload["reopened"] is False
     assert lc.customer_message(changed, ctx(config), message=follow_up(record)) is changed  # the same again

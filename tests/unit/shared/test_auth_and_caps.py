@@ -92,6 +92,20 @@ def test_the_daily_cap_counts_each_message_once() -> None:
     assert admit(second, "m2", 2) == (True, None)
 
 
+def test_the_loop_guard_counts_automatic_messages_per_hour_in_the_same_entry() -> None:
+    ok, one = admit(None, "receipt.r1", 20, hour="10", hourly=2)
+    assert ok and one is not None and one.automatic == {"10": ["receipt.r1"]}
+    ok, two = admit(one, "receipt.r2", 20, hour="10", hourly=2)
+    assert ok and two is not None
+    assert admit(two, "receipt.r3", 20, hour="10", hourly=2) == (False, None)  # a third in the hour: held
+    assert admit(two, "receipt.r2", 20, hour="10", hourly=2) == (True, None)  # a retry of a counted one
+    ok, person = admit(two, "reply.4.r3", 20)  # a person's reply: not automatic, not held
+    assert ok and person is not None and person.automatic == two.automatic
+    ok, later = admit(person, "receipt.r3", 20, hour="11", hourly=2)  # the next hour starts afresh
+    assert ok and later is not None and later.automatic == {"11": ["receipt.r3"]}
+    assert later.message_ids == ["receipt.r1", "receipt.r2", "reply.4.r3", "receipt.r3"]
+
+
 def test_the_cap_key_is_a_hashed_contact_per_day() -> None:
     key = cap_key({"phone": "+8613900001111"}, date(2026, 11, 24))
     assert key is not None and key.endswith(".20261124") and "13900001111" not in key
