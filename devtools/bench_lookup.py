@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from services.routing.lookup import LookupIndex, Query, Scope
+from services.metrics.lookup import LookupIndex, Query, Scope
 from shared.contract import subjects as s
 from shared.contract.conversation import short_ref
 

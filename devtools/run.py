@@ -223,8 +223,8 @@ def main() -> int:
     env.setdefault("KEFU_ADMIN_TOKEN", creds["admin_token"])
     env.setdefault("KEFU_ADAPTER_KEYS", f"dev:{creds['adapter_key']}")
     env.setdefault("KEFU_FEEDBACK_SURVEY_SECRET", secret(var / "survey-secret"))
-    # routing's lookup index beside the data: a restart reads only the events it missed
-    env.setdefault("KEFU_ROUTING_INDEX_PATH", str(var / "routing-index.sqlite"))
+    # the lookup index (metrics) beside the data: a restart skips the events it has
+    env.setdefault("KEFU_METRICS_INDEX_PATH", str(var / "lookup-index.sqlite"))
     sup = Supervisor()
     if not env.get("KEFU_NATS_URL"):
         port = int(env.get("KEFU_DEV_NATS_PORT", "4222"))

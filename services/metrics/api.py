@@ -1,4 +1,5 @@
-"""HTTP edge of metrics: weekly and monthly reports (JSON or CSV) and drill-downs."""
+"""HTTP edge of metrics: weekly and monthly reports (JSON or CSV) and drill-downs; finding requests
+again (GET /v1/requests, from the lookup index the replay keeps)."""
 
 from __future__ import annotations
 
@@ -12,18 +13,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 
 from shared.contract import subjects as s
 from shared.http import auth
 from shared.http.errors import ApiError, ErrorBody
-from shared.http.security import Supervisor
+from shared.http.security import Staff, Supervisor, audit
 from shared.nats.logreader import LogReader
 from shared.runtime import Runtime
 
 from .domain.indicators import Projection
 from .domain.reports import Drilldown, drilldown, month_bounds, report, to_csv, week_bounds
+from .lookup import CursorError, LookupIndex, Scope
+from .lookup import Query as Lookup
 
 JSON_OR_CSV: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/json": {}, "text/csv": {}}, "description": "the report (format=json or csv)"}}
@@ -180,5 +184,58 @@ def build_api(runtime: Runtime, *, departments: tuple[str, ...], tz: ZoneInfo, l
         projection = await projection_for(start, end)
         ids = drilldown(projection, indicator=indicator, start=start, end=end, department=department)
         return {"indicator": indicator, "period": week or month, "department": department, "request_ids": ids}
+
+    return api
+
+
+LOOKUP_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 403, 422, 503)}
+
+
+class Found(BaseModel):
+    request_id: str
+    received_at: str
+    channel: str | None
+    customer_id: str | None
+    ref: str
+    state: str | None
+    department: str | None
+    queue: str | None
+    agent_id: str | None
+
+
+class FoundPage(BaseModel):
+    requests: list[Found]
+    cursor: str | None = Field(description="Pass it back as `cursor` for the next page; null on the last one.")
+
+
+def build_lookup_api(index: LookupIndex) -> APIRouter:
+    """GET /v1/requests: finding requests again (docs/conversations.md#finding-requests-again)."""
+    api = APIRouter()
+
+    @api.get("/v1/requests", tags=["requests"], responses=LOOKUP_ERRORS, response_model=FoundPage,
+             summary="Find requests by customer, contact (phone, e-mail, openid: normalised like intake), ref, "
+             "state, queue or words (q), newest first, a page at a time; only those the caller may read. "
+             "Each search is recorded on kefu.audit.request.search. Served by metrics, which keeps the index from "
+             "its replay of the event log: a request received a moment ago may not be found yet.")
+    async def find_requests(
+        who: Staff, request: Request,
+        customer_id: Annotated[str | None, Query(max_length=100)] = None,
+        contact: Annotated[str | None, Query(max_length=200)] = None,
+        ref: Annotated[str | None, Query(pattern=r"^\[?#?[A-Za-z2-7]{8}\]?$")] = None,
+        state: Literal["queued", "offered", "accepted", "pending", "resolved", "closed"] | None = None,
+        queue: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.-]{1,100}$")] = None,
+        q: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        cursor: Annotated[str | None, Query(max_length=400)] = None,
+    ) -> FoundPage:
+        scope = Scope(everything=who.is_admin, departments=tuple(sorted(who.departments)),
+                      agent_id=who.subject if who.role == "agent" else None)
+        try:
+            rows, after = index.find(Lookup(customer_id=customer_id, contact=contact, ref=ref, state=state, queue=queue,
+                                            q=q, limit=limit, cursor=cursor), scope)
+        except CursorError as exc:
+            raise ApiError(422, "invalid_cursor", str(exc)) from None
+        await audit(request, who, "request.search", ",".join(r["request_id"] for r in rows) or "-")
+        return FoundPage(requests=[Found(**r) for r in rows], cursor=after)
 
     return api

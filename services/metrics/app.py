@@ -17,10 +17,11 @@ from shared.contract import subjects as s
 from shared.nats.logreader import LogReader
 from shared.runtime import Runtime, base_app, make_runtime
 
-from .api import build_api
+from .api import build_api, build_lookup_api
 from .collector import IndicatorCollector
 from .domain.indicators import Projection
-from .handlers import Replay, log_end, watch_replay
+from .handlers import PUBLISHES, Replay, watch_replay
+from .lookup import LookupIndex
 from .settings import MetricsSettings
 
 log = logging.getLogger("kefu.metrics")
@@ -32,22 +33,30 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     departments = department_names(settings.config_dir)
     hours = business_hours(settings.config_dir)
     projection = Projection(departments=departments)
-    replay = Replay(projection)
-    runtime = make_runtime(settings, consumer="metrics")
+    index = LookupIndex(settings.index_path or ":memory:", region=settings.phone_region)
+    replay = Replay(projection, index)
+    runtime = make_runtime(settings, consumer="metrics", publishes=PUBLISHES)
     runtime.registry.register(IndicatorCollector(projection, now=lambda: datetime.now(UTC)))
 
     async def on_start(rt: Runtime) -> None:
         assert rt.js is not None
         try:
-            replay.target = await log_end(rt)
+            info = await rt.js.stream_info(s.STREAM_EVENTS)
+            replay.target = info.state.last_seq
+            stream_id = str(info.created)
         except nats.js.errors.NotFoundError:
-            replay.target = 0
+            replay.target, stream_id = 0, ""
+        if index.meta("stream") not in (None, stream_id):
+            log.warning("the event stream was recreated: rebuilding the lookup index")
+            index.reset()
+        index.apply_batch([], stream_id=stream_id)
         rt.tasks.append(asyncio.create_task(replay.follow(LogReader(rt.broker.connection, s.STREAM_EVENTS))))
 
         rt.tasks.append(asyncio.create_task(watch_replay(rt, replay)))
 
     app = base_app(runtime, title="kefu metrics", description=DESCRIPTION, on_start=on_start,
                    caught_up=lambda: replay.caught_up)
+    app.include_router(build_lookup_api(index))
     app.include_router(build_api(runtime, departments=departments, tz=hours.tz, lookback_days=settings.report_lookback_days,
                                  retention_days=settings.retention_events_days, concurrency=settings.report_concurrency,
                                  queue=settings.report_queue, kept=settings.reports_kept))

@@ -12,18 +12,24 @@ import nats.errors
 
 from shared.contract import subjects as s
 from shared.nats.logreader import LogEntry, LogReader
+from shared.nats.publish import audit_of
 from shared.runtime import Runtime
 
 from .domain.indicators import Projection
+from .lookup import LookupIndex
 
 log = logging.getLogger("kefu.metrics")
+
+# What metrics publishes: only the audit record of each search of requests (GET /v1/requests).
+PUBLISHES = [audit_of("request.search", "a search of requests: the ids found (metrics)")]
 
 
 class Replay:
     """Applies the stream to the projection; caught up once it reached the last event at start."""
 
-    def __init__(self, projection: Projection) -> None:
+    def __init__(self, projection: Projection, index: LookupIndex | None = None) -> None:
         self.projection = projection
+        self.index = index  # the lookup (GET /v1/requests), fed from the same events
         self.target = 0
         self.seq = 0
 
@@ -31,12 +37,15 @@ class Replay:
     def caught_up(self) -> bool:
         return self.seq >= self.target
 
-    def apply(self, entry: LogEntry) -> None:
+    def apply(self, entry: LogEntry) -> dict | None:
+        event = None
         try:
-            self.projection.apply(entry.subject, json.loads(entry.data))
+            event = json.loads(entry.data)
+            self.projection.apply(entry.subject, event)
         except (ValueError, UnicodeDecodeError):
             log.warning("undecodable event skipped", extra={"subject": entry.subject})
         self.seq = entry.seq
+        return event if isinstance(event, dict) else None
 
     async def follow(self, reader: LogReader, *, idle: float = 0.2, pace: float = 0.1) -> None:
         """Read the log from where the projection is, for ever: full batches back to back while
@@ -49,8 +58,9 @@ class Replay:
                 entries = await reader.batch(seq=self.seq + 1, size=BATCH)
             except nats.errors.Error:  # NATS briefly away (readiness says so): read on when it is back
                 entries = []
-            for entry in entries:
-                self.apply(entry)
+            decoded = [(entry.seq, entry.subject, self.apply(entry)) for entry in entries]
+            if self.index is not None and decoded:
+                self.index.apply_batch(decoded)
             if not entries:
                 await asyncio.sleep(idle)
             elif len(entries) < BATCH:

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -23,9 +23,6 @@ from shared.runtime import Late
 from .domain import lifecycle as lc
 from .domain.dispatch import Agent, AgentProfile, TransferRefused, service_order, transfer_target
 from .domain.record import RequestRecord, RequestSummary
-from .domain.record import State as RecordState
-from .lookup import CursorError, Scope
-from .lookup import Query as Lookup
 from .service import NotFound, Routing, Transition
 from .store import Conflict
 
@@ -52,23 +49,6 @@ class Note(Body):
 
 class Reply(Body):
     text: str = Field(min_length=1, max_length=4000, description="What the customer reads, on their channel.")
-
-
-class Found(BaseModel):
-    request_id: str
-    received_at: str
-    channel: str | None
-    customer_id: str | None
-    ref: str
-    state: str | None
-    department: str | None
-    queue: str | None
-    agent_id: str | None
-
-
-class FoundPage(BaseModel):
-    requests: list[Found]
-    cursor: str | None = Field(description="Pass it back as `cursor` for the next page; null on the last one.")
 
 
 class Pending(Body):
@@ -176,34 +156,6 @@ def build_api(routing: Late[Routing]) -> APIRouter:
         record = await record_for(request_id, who, act=False)
         await audit(request, who, "request.read", request_id)
         return record.public()
-
-    @api.get("/v1/requests", tags=["requests"], responses=ERRORS, response_model=FoundPage,
-             summary="Find requests by customer, contact (phone, e-mail, openid: normalised like intake), ref, "
-             "state, queue or words (q), newest first, a page at a time; only those the caller may read. "
-             "Each search is recorded on kefu.audit.request.search.")
-    async def find_requests(
-        who: Staff, request: Request,
-        customer_id: Annotated[str | None, Query(max_length=100)] = None,
-        contact: Annotated[str | None, Query(max_length=200)] = None,
-        ref: Annotated[str | None, Query(pattern=r"^\[?#?[A-Za-z2-7]{8}\]?$")] = None,
-        state: RecordState | None = None,
-        queue: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.-]{1,100}$")] = None,
-        q: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
-        limit: Annotated[int, Query(ge=1, le=100)] = 20,
-        cursor: Annotated[str | None, Query(max_length=400)] = None,
-    ) -> FoundPage:
-        index = routing().lookup
-        if index is None:
-            raise ApiError(503, "not_ready", "the lookup index is not open yet")
-        scope = Scope(everything=who.is_admin, departments=tuple(sorted(who.departments)),
-                      agent_id=who.subject if who.role == "agent" else None)
-        try:
-            rows, after = index.find(Lookup(customer_id=customer_id, contact=contact, ref=ref, state=state, queue=queue,
-                                            q=q, limit=limit, cursor=cursor), scope)
-        except CursorError as exc:
-            raise ApiError(422, "invalid_cursor", str(exc)) from None
-        await audit(request, who, "request.search", ",".join(r["request_id"] for r in rows) or "-")
-        return FoundPage(requests=[Found(**r) for r in rows], cursor=after)
 
     @api.post("/v1/requests/{request_id}/reply", tags=["requests"], responses=ERRORS,
               response_model=RequestSummary,

@@ -14,7 +14,6 @@ from .api import build_api
 from .domain.messages import Templates
 from .domain.rules import RoutingConfig
 from .handlers import PUBLISHES, build_router
-from .lookup import LookupIndex, follow
 from .service import Routing, RoutingMetrics
 from .settings import RoutingSettings
 from .store import RoutingStore
@@ -42,16 +41,11 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
                                       metrics=metrics, mail_domain=settings.mail_domain))
         rt.service = service
         rt.tasks.append(asyncio.create_task(service.run_background(stop)))
-        service.lookup = LookupIndex(settings.index_path or ":memory:", region=settings.phone_region)
-        rt.tasks.append(asyncio.create_task(follow(service.lookup, rt.broker.connection, rt.js, stop)))
 
     async def on_stop(rt: Runtime) -> None:
         stop.set()  # (its background task is cancelled before on_stop runs)
         if routing.ready:
             await routing().store.close()
-            index = routing().lookup
-            if index is not None:
-                index.close()
 
     app = base_app(runtime, title="kefu routing", description=DESCRIPTION, on_start=on_start, on_stop=on_stop)
     app.include_router(build_api(routing))

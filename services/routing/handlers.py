@@ -39,7 +39,6 @@ PUBLISHES = [
               "The customer wrote again: for the agent holding the request (kefu extension)."),
     *to_customers(),
     audit_of("request.read", "a request's record (routing)"),
-    audit_of("request.search", "a search of requests: the ids found (routing)"),
 ]
 
 

@@ -40,7 +40,6 @@ from .domain.messages import Templates
 from .domain.record import RequestRecord
 from .domain.route import route_request
 from .domain.rules import RoutingConfig
-from .lookup import LookupIndex
 from .store import Conflict, RoutingStore
 
 log = logging.getLogger("kefu.routing")
@@ -96,7 +95,6 @@ class Routing:
     _dispatching: asyncio.Lock = field(default_factory=asyncio.Lock)
     _suspects: dict[tuple[str, str], float] = field(default_factory=dict)
     mail_domain: str = "kefu.invalid"
-    lookup: LookupIndex | None = None
     reconcile_every: float = 30.0
     hold_grace: float = 15.0  # an offer in flight takes milliseconds; a hold this old on a queued request is stale
 

@@ -11,10 +11,6 @@ class RoutingSettings(KefuSettings):
     service_name: str = "routing"
     http_port: int = 8082
     batch_size: int = 32
-    # the lookup index (GET /v1/requests): a file on a volume keeps it across restarts; empty: in
-    # memory, rebuilt from the event log at start (docs/conversations.md#lookup)
-    index_path: str = ""
-    phone_region: str = "CN"  # a phone number searched for without a country code is read as this region's
     # the messages of one fetch (batch_size) are handled concurrently; workers > 1 keeps that many in
     # flight across fetches (each is idempotent; state changes are revision-checked).
     # 1 by default: on 2 cores more did not raise throughput, and FastStream 0.7.8's concurrent pull

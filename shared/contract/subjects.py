@@ -120,7 +120,7 @@ def streams_of(service: str) -> tuple[str, ...]:
         "intake": (STREAM_INTAKE, STREAM_EVENTS, STREAM_REJECTED, STREAM_DLQ, STREAM_AUDIT),
         "routing": (STREAM_EVENTS, STREAM_OUTBOUND, STREAM_DLQ, STREAM_AUDIT, STREAM_TIMERS_ROUTING),
         "feedback": (STREAM_EVENTS, STREAM_OUTBOUND, STREAM_DLQ, STREAM_AUDIT, STREAM_TIMERS_FEEDBACK),
-        "metrics": (STREAM_EVENTS,),
+        "metrics": (STREAM_EVENTS, STREAM_AUDIT),
     }
     return uses.get(service, ())
 

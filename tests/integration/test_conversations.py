@@ -282,11 +282,12 @@ async def test_a_follow_up_delivered_twice_over_http_and_nats_across_restarts_is
 
 # -- lookup -------------------------------------------------------------------------------------------
 async def test_requests_are_found_by_contact_ref_words_and_scope(start) -> None:
-    async with services(start) as (intake, routing):
+    async with services(start) as (intake, routing), start["metrics"]() as metrics:
         _, one = await post(intake, "sms", sms("SM-l1", "厨房漏水了，请尽快上门", sender="13900003333"))
         _, two = await post(intake, "email", bytes(first_mail("zhao@example.cn", subject="积分兑换")))
         async with routing.client() as admin:
             hr = await staff_token(admin, "sup-hr", role="supervisor", departments=["hr"])
+        async with metrics.client() as admin:
 
             async def found(**params: str) -> list[str] | None:
                 response = await admin.get("/v1/requests", params=params)
@@ -303,7 +304,7 @@ async def test_requests_are_found_by_contact_ref_words_and_scope(start) -> None:
             assert rest["requests"][0]["request_id"] != page["requests"][0]["request_id"]
             bad = await admin.get("/v1/requests", params={"cursor": "garbage"})
             assert bad.status_code == 422 and bad.json()["error"] == "invalid_cursor"
-        async with routing.client(hr) as http:
+        async with metrics.client(hr) as http:
             assert (await http.get("/v1/requests", params={"q": "漏水"})).json()["requests"] == []
 
 

@@ -23,7 +23,7 @@ from tests.support.services import common_settings, running, wait_until
 
 pytestmark = pytest.mark.integration
 EVENTS = 4000
-READ_GRANT = ', "$JS.API.DIRECT.GET.KEFU_EVENTS"\n'  # metrics' grant (routing's lookup has its own line)
+READ_GRANT = '"$JS.API.DIRECT.GET.KEFU_EVENTS"'
 
 
 def provision(url: str) -> None:

@@ -26,7 +26,7 @@ from services.routing.settings import RoutingSettings
 from shared.contract import subjects as s
 from shared.contract.enums import Channel
 from tests.support.secured import NATS_DIR, PASSWORDS, ROOT, connect, password, standalone
-from tests.support.services import common_settings, running, tap
+from tests.support.services import common_settings, running, tap, wait_until
 
 pytestmark = pytest.mark.integration
 ENV = PASSWORDS | {"KEFU_NATS_STORE_DIR": "/tmp/kefu-nats-config-check"} | {
@@ -61,7 +61,7 @@ async def test_services_work_with_their_own_users_and_nothing_else(secured_nats:
 
     admin = await connect(url, "admin", inbox="_INBOX")
     admin_url = url.replace("nats://", f"nats://admin:{PASSWORDS['KEFU_NATS_ADMIN_PASSWORD']}@")
-    async with running(intake_app, IntakeSettings(**as_user(url, "intake"))), \
+    async with running(intake_app, IntakeSettings(**as_user(url, "intake") | {"conversation_windows": "sms=72h"})), \
             running(routing_app, RoutingSettings(**as_user(url, "routing"))) as routing, \
             running(feedback_app, FeedbackSettings(**as_user(url, "feedback"))) as feedback, \
             running(metrics_app, MetricsSettings(**as_user(url, "metrics"))) as metrics, \
@@ -70,6 +70,19 @@ async def test_services_work_with_their_own_users_and_nothing_else(secured_nats:
         adapter = await connect(url, "adapter-sms")
         await adapter.jetstream().publish("kefu.intake.sms", payload(Channel.sms, "SM-perm", text="我要投诉"))
         rid = (await events.wait_for(s.REQUEST_ASSIGNED))[0]["request_id"]
+        # the conversation: a follow-up appended (intake's threads, routing's follow-up consumer), an
+        # agent's reply in the thread, a search of requests (metrics, audited)
+        await adapter.jetstream().publish("kefu.intake.sms", payload(Channel.sms, "SM-perm-2", text="还有一件事"))
+        await events.wait_for(s.REQUEST_CUSTOMER_WROTE, request_id=rid)
+        replied = await http.post(f"/v1/requests/{rid}/reply", json={"text": "收到"})
+        assert replied.status_code == 200, replied.text
+        await events.wait_for(s.REQUEST_REPLIED, request_id=rid)
+
+        async def found() -> bool:
+            answer = await metrics_http.get("/v1/requests", params={"ref": rid[4:12]})
+            assert answer.status_code == 200, answer.text
+            return [r["request_id"] for r in answer.json()["requests"]] == [rid]
+        await wait_until(found, what="the request found through metrics under its own user")
         resolved = await http.post(f"/v1/requests/{rid}/resolve", json={"resolution": "ok"})
         await events.wait_for(s.SURVEY_SENT, request_id=rid)
         assert resolved.status_code == 200

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from services.metrics.lookup import CursorError, LookupIndex, Query, Scope, tokens
 from services.routing.domain import lifecycle as lc
 from services.routing.domain.messages import Templates
 from services.routing.domain.route import route_request
 from services.routing.domain.rules import RoutingConfig
-from services.routing.lookup import CursorError, LookupIndex, Query, Scope, tokens
 from shared.config import load_yaml_model
 from shared.contract import subjects as s
 from shared.contract.conversation import RequestMessage, request_named, short_ref

@@ -1,13 +1,14 @@
-"""Finding requests again: a local SQLite index of the event log (request.* events), which routing
-serves `GET /v1/requests` from (docs/conversations.md#lookup).
+"""Finding requests again: a local SQLite index of the event log (request.* events), which metrics
+keeps beside its indicators from the same replay and serves `GET /v1/requests` from
+(docs/conversations.md#finding-requests-again).
 
 Why this storage: the filters combine (a customer's open requests in one queue, words in what they
 wrote) and a million requests must stay fast, which KV keys per contact or ref cannot do without
 reading every record they name. The index is a projection: it holds no fact the event log does not,
-is rebuilt from KEFU_EVENTS when its file is missing, and follows the log by sequence with direct
-gets (no consumer right needed). With `KEFU_ROUTING_INDEX_PATH` on a volume a restart resumes from
-the sequence it stored; without it the index is rebuilt in memory at start (docs/performance.md
-has the rebuild rate and the query times at a million requests).
+and is fed by the replay metrics makes anyway (no second read of the log, nothing in the request
+path: kept in routing, it cost routing's scale-out, docs/performance.md). With
+`KEFU_METRICS_INDEX_PATH` on a volume it keeps what it applied across restarts (a restart skips the
+events it has); without it, it is rebuilt in memory with the replay at start.
 
 Words (`q`): lower-cased Latin words, and Chinese text as overlapping two-character pieces, so that
 "漏水" finds "厨房漏水了" without a dictionary; a query's pieces must all be there in order.
@@ -127,8 +128,10 @@ class LookupIndex:
         self.db.executescript("delete from requests; delete from contacts; delete from words; delete from meta;")
 
     # -- following the log ------------------------------------------------------------------------
-    def apply_batch(self, entries: Iterable[tuple[int, str, bytes]], *, stream_id: str = "") -> int:
-        """Apply (seq, subject, data) entries in one transaction; returns the last sequence applied."""
+    def apply_batch(self, entries: Iterable[tuple[int, str, bytes | dict[str, Any] | None]], *,
+                    stream_id: str = "") -> int:
+        """Apply (seq, subject, event) entries in one transaction, the event as its JSON bytes or
+        already decoded; returns the last sequence applied."""
         last = self.position()
         cur = self.db.cursor()
         cur.execute("begin")
@@ -137,10 +140,12 @@ class LookupIndex:
                 if seq <= last:
                     continue
                 if subject in SUBJECTS:
-                    try:
-                        event = json.loads(data)
-                    except ValueError:
-                        event = None
+                    event = data
+                    if isinstance(data, bytes):
+                        try:
+                            event = json.loads(data)
+                        except ValueError:
+                            event = None
                     if isinstance(event, dict) and isinstance(event.get("request_id"), str):
                         self._apply(cur, subject, event)
                 last = seq
@@ -262,40 +267,3 @@ def _decode_cursor(cursor: str) -> int:
         raise CursorError("not a cursor this API gave out")
     return int(text[2:])
 
-
-async def follow(index: LookupIndex, nc: Any, js: Any, stop: Any, *, poll: float = 0.25, size: int = 500) -> None:
-    """Keep the index current with KEFU_EVENTS: from its stored position (the whole log when it is
-    new, or when the stream it followed was recreated), then each new batch as it comes."""
-    import asyncio
-    import logging
-
-    from shared.nats.logreader import LogReader
-
-    log = logging.getLogger("kefu.routing.lookup")
-    info = await js.stream_info(s.STREAM_EVENTS)
-    stream_id = str(info.created) if getattr(info, "created", None) else ""
-    if index.meta("stream") not in (None, stream_id):
-        log.warning("the event stream was recreated: rebuilding the lookup index")
-        index.reset()
-    first = int(info.state.first_seq or 1)
-    if index.position() < first - 1:
-        # events older than the stream keeps are gone (retention): what the index has stays
-        index.apply_batch([(first - 1, "", b"")], stream_id=stream_id)
-    reader = LogReader(nc, s.STREAM_EVENTS)
-    try:
-        while not stop.is_set():
-            try:
-                batch = await reader.batch(seq=index.position() + 1, size=size)
-            except Exception:
-                log.warning("lookup index: reading the event log failed", exc_info=True)
-                batch = []
-            if batch:
-                index.apply_batch([(e.seq, e.subject, e.data) for e in batch], stream_id=stream_id)
-                if len(batch) == size:
-                    continue
-            try:
-                await asyncio.wait_for(stop.wait(), poll)
-            except TimeoutError:
-                pass
-    finally:
-        await reader.close()
