@@ -19,7 +19,7 @@ import nats.js.errors
 from prometheus_client import CollectorRegistry, Counter
 
 from shared.contract import subjects as s
-from shared.contract.conversation import MessageIgnored, OutboundFailed, RequestMessage, request_named
+from shared.contract.conversation import MessageIgnored, OutboundFailed, RequestMessage, outbound_id, request_named
 from shared.contract.enums import Channel
 from shared.contract.models import RawRef, RequestRejected, SurveyReplied
 from shared.nats import kv
@@ -267,7 +267,7 @@ class Intake:
         await together(
             self.publisher.model(s.MESSAGE_IGNORED, ignored, msg_id=f"ignored:{kept_id}"),
             *(self.publisher.model(s.OUTBOUND_FAILED, OutboundFailed(
-                message_id=_outbound_id(mid), request_id=request_id, reason="bounced", detail=reason[:200]),
+                message_id=outbound_id(mid), request_id=request_id, reason="bounced", detail=reason[:200]),
                 msg_id=f"failed:{hashed_id(mid)}") for mid, request_id in bounces if request_id))
         await self.store.mark(channel, key, "ignored")
         self._count(channel, "ignored")
@@ -358,11 +358,6 @@ class Intake:
 
 def _safe_channel(name: str) -> str:
     return "".join(c for c in name[:40] if c.isprintable())
-
-
-def _outbound_id(message_id: str) -> str:
-    """`kefu.receipt.req_x@example.com` -> `receipt.req_x`: the id kefu published the message with."""
-    return message_id.strip("<> ").partition("@")[0].removeprefix("kefu.")
 
 
 def _ascii(text: str) -> str:

@@ -24,7 +24,7 @@ def short_ref(request_id: str) -> str:
 DEFAULT_SUBJECT = {Language.zh: "您的服务请求", Language.en: "Your service request"}
 
 REF_PATTERN = re.compile(r"(?<![A-Za-z0-9])([A-Za-z2-7]{8})(?![A-Za-z0-9])")
-_KEFU_MESSAGE_ID = re.compile(r"kefu\.[A-Za-z0-9_.-]*?(req_[a-z2-7]{26})(?:\.[A-Za-z0-9_.-]*)?@")
+_KEFU_MESSAGE_ID = re.compile(r"kefu\.[A-Za-z0-9_.+-]*?(req_[a-z2-7]{26})(?:[.+][A-Za-z0-9_.-]*)?@")
 
 
 def refs_in(text: str, *, limit: int = 20) -> list[str]:
@@ -40,10 +40,18 @@ def refs_in(text: str, *, limit: int = 20) -> list[str]:
     return found
 
 
-def kefu_message_id(message_id: str, domain: str) -> str:
-    """The RFC 5322 Message-ID an adapter sends kefu's message `message_id` with (`receipt.req_...`):
-    it names the request, so the customer's answer (In-Reply-To/References) finds it again."""
-    return f"<kefu.{message_id}@{domain}>"
+def kefu_message_id(message_id: str, domain: str, request_id: str | None = None) -> str:
+    """The RFC 5322 Message-ID an adapter sends kefu's message `message_id` with: it names the
+    request (`<kefu.receipt.req_…@domain>`; feedback's `result.srv_…` gets `+req_…`), so the
+    customer's answer (In-Reply-To/References) finds it again."""
+    named = message_id if request_id is None or request_id in message_id else f"{message_id}+{request_id}"
+    return f"<kefu.{named}@{domain}>"
+
+
+def outbound_id(mail_message_id: str) -> str:
+    """`<kefu.result.srv_1+req_…@domain>` -> `result.srv_1`: the id kefu published the message with."""
+    named = mail_message_id.strip("<> ").partition("@")[0].removeprefix("kefu.")
+    return named.partition("+")[0]
 
 
 def request_named(message_id: str) -> str | None:
@@ -62,7 +70,7 @@ def mail_thread(*, message_id: str, request_id: str, domain: str, subject: str |
         base = f"{base} [{ref}]"
     if subject and not re.match(r"(?i)^(re|回复|答复)\s*[:：]", base):
         base = f"Re: {base}"
-    return MailThread(message_id=kefu_message_id(message_id, domain), in_reply_to=ids[-1] if ids else None,
+    return MailThread(message_id=kefu_message_id(message_id, domain, request_id), in_reply_to=ids[-1] if ids else None,
                       references=ids[-MAX_REFERENCES:], subject=base[:300])
 
 

@@ -19,7 +19,7 @@ from services.intake.domain.threading import SenderThreads
 from shared.contract import subjects as s
 from shared.contract.conversation import request_named, short_ref
 from shared.privacy import contact_key
-from tests.support.services import ADAPTER_KEY, RunningService, Tap, staff_token, wait_until
+from tests.support.services import ADAPTER_KEY, RunningService, Tap, staff_token, tap, wait_until
 
 pytestmark = pytest.mark.integration
 WINDOWS = {"conversation_windows": "wechat=72h,sms=72h,app=72h"}
@@ -281,8 +281,9 @@ async def test_a_follow_up_delivered_twice_over_http_and_nats_across_restarts_is
 
 
 # -- lookup -------------------------------------------------------------------------------------------
-async def test_requests_are_found_by_contact_ref_words_and_scope(start) -> None:
-    async with services(start) as (intake, routing), start["metrics"]() as metrics:
+async def test_requests_are_found_by_contact_ref_words_and_scope(start, nats_server) -> None:
+    async with services(start) as (intake, routing), start["metrics"]() as metrics, \
+            tap(nats_server.url, s.STREAM_AUDIT, s.AUDIT_ALL) as audit:
         _, one = await post(intake, "sms", sms("SM-l1", "厨房漏水了，请尽快上门", sender="13900003333"))
         _, two = await post(intake, "email", bytes(first_mail("zhao@example.cn", subject="积分兑换")))
         async with routing.client() as admin:
@@ -306,6 +307,9 @@ async def test_requests_are_found_by_contact_ref_words_and_scope(start) -> None:
             assert bad.status_code == 422 and bad.json()["error"] == "invalid_cursor"
         async with metrics.client(hr) as http:
             assert (await http.get("/v1/requests", params={"q": "漏水"})).json()["requests"] == []
+        searches = await audit.wait_for("kefu.audit.request.search", count=5)
+    assert any(one["request_id"] in r["object_id"] for r in searches)  # who searched, and what they got
+    assert {r["actor"] for r in searches} == {"admin", "sup-hr"}
 
 
 # -- the loop guard -------------------------------------------------------------------------------------

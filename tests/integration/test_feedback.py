@@ -7,6 +7,7 @@ import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
@@ -22,7 +23,7 @@ from services.routing.settings import RoutingSettings
 from shared.calendar import business_hours, parse_duration
 from shared.contract import subjects as s
 from shared.contract.enums import Channel
-from tests.support.services import common_settings, running, tap, wait_until
+from tests.support.services import ADAPTER_KEY, common_settings, running, tap, wait_until
 
 pytestmark = pytest.mark.integration
 CONFIG = Path(__file__).parents[2] / "config"
@@ -33,7 +34,7 @@ INQUIRY = "请问会员积分怎么查询"
 def system(nats_server, tmp_path: Path):
     """Start intake, routing and feedback with config/ plus overrides of feedback.yaml."""
 
-    def make(feedback_yaml: str | None = None):
+    def make(feedback_yaml: str | None = None, **intake_extra: Any):
         config = tmp_path / "config"
         if not config.exists():
             shutil.copytree(CONFIG, config)
@@ -41,7 +42,7 @@ def system(nats_server, tmp_path: Path):
             (config / "feedback.yaml").write_text(feedback_yaml)
         settings = {"config_dir": config}
         return (
-            running(intake_app, IntakeSettings(**common_settings(nats_server.url, **settings))),
+            running(intake_app, IntakeSettings(**common_settings(nats_server.url, **settings, **intake_extra))),
             running(routing_app, RoutingSettings(**common_settings(nats_server.url, **settings))),
             running(feedback_app, FeedbackSettings(**common_settings(nats_server.url, **settings))),
         )
@@ -161,6 +162,25 @@ async def test_an_sms_reply_answers_the_open_survey_instead_of_making_a_request(
     assert answered["rating"] == 2 and answered.get("via") == "reply"
     assert events.of(s.REQUEST_RECEIVED, source_id="SM-fb-3-reply") == []
     assert late.json()["status"] == "accepted"
+
+
+async def test_with_conversations_on_a_survey_answer_is_still_no_follow_up(system, nats_server, js) -> None:
+    """Threading by contact on (the default): the rating answers the survey and is no follow-up; the
+    customer's next words continue the request the rating reopened."""
+    intake, routing, feedback = system(conversation_windows="sms=72h")
+    async with intake as i, routing as r, feedback, r.client() as http, i.client(ADAPTER_KEY) as intake_http, \
+            tap(nats_server.url, s.STREAM_EVENTS, s.EVENTS_ALL) as events:
+        rid = await resolve_one(js, events, http, "SM-fb-c1", contact="13900005555")
+        await events.wait_for(s.SURVEY_SENT, request_id=rid)
+        await js.publish("kefu.intake.sms", payload(Channel.sms, "SM-fb-c2", text="2", contact="13900005555"))
+        await events.wait_for(s.SURVEY_ANSWERED, request_id=rid)
+        await events.wait_for(s.REQUEST_REOPENED, request_id=rid)
+        more = await intake_http.post("/v1/intake/sms", content=payload(
+            Channel.sms, "SM-fb-c3", text="积分还是没到账", contact="13900005555"),
+            headers={"Content-Type": "application/x-www-form-urlencoded"})
+        await events.wait_for(s.REQUEST_MESSAGE, request_id=rid)
+    assert more.json() == {"status": "appended", "request_id": rid}
+    assert [m["source_id"] for m in events.of(s.REQUEST_MESSAGE)] == ["SM-fb-c3"]  # the rating is not one
 
 
 async def test_unanswered_survey_gets_one_reminder_then_expires(system, nats_server, js) -> None:

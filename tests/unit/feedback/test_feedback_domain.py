@@ -169,3 +169,23 @@ def test_a_later_resolution_is_recorded_once_and_keeps_the_first() -> None:
     assert again is not None
     assert (again.resolutions, again.resolved_at, again.first_resolved_at) == (2, NOW + timedelta(days=2), NOW)
     assert (again.department, again.misrouted, again.resolution) == ("after_sales", True, "fixed")
+
+
+def test_results_and_surveys_by_mail_go_out_in_the_requests_thread() -> None:
+    from services.feedback.domain.messages import message
+    from shared.contract.conversation import outbound_id, request_named, short_ref
+
+    rid = "req_" + "d" * 26
+    event = RequestResolved(request_id=rid, resolution="已补发", channel=Channel.email, language=Language.zh,
+                            subject="积分", customer=CustomerRef(email="li@example.cn", reachable=["email"]),
+                            mail_thread_ids=["first@example.cn", "second@example.cn"], occurred_at=NOW)
+    view = view_of(event)
+    assert view is not None
+    result = message("support.example.cn", view, kind="result", message_id="result.srv_1", text="…", at=NOW)
+    survey = message("support.example.cn", view, kind="survey", message_id="survey.srv_1", text="…", at=NOW)
+    assert result.thread is not None and request_named(result.thread.message_id) == rid
+    assert outbound_id(result.thread.message_id) == "result.srv_1"
+    assert result.thread.in_reply_to == "<second@example.cn>" and f"[{short_ref(rid)}]" in result.thread.subject
+    assert (result.automatic, survey.automatic) == (False, True)  # a survey is written by no person
+    sms = view.model_copy(update={"channel": Channel.sms})
+    assert message("support.example.cn", sms, kind="result", message_id="r", text="…", at=NOW).thread is None
