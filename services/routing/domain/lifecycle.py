@@ -378,8 +378,11 @@ def resolve(record: RequestRecord, ctx: Context, *, actor: str, resolution: str,
         sla = resume(sla, config=ctx.sla, policy=ctx.policy(record), at=ctx.now)
     for name in ("first_response", "next_response", "resolution"):
         sla = meet(sla, name, ctx.now)
+    # the result feedback reports to the customer on their channel carries this resolution
+    result = ConversationEntry(at=ctx.now, direction="out", kind="result", by=actor, text=resolution[:MAX_ENTRY_TEXT])
     return _change(
         record, ctx, actor=actor, action="resolved", detail={"resolution": resolution, "first_contact": first_contact},
+        messages=[*record.messages, result],
         events=[(s.REQUEST_RESOLVED, RequestResolved(
             request_id=record.request_id, actor=actor, resolution=resolution, first_contact=first_contact,
             channel=record.request.channel, department=record.department, priority=record.priority,

@@ -30,7 +30,8 @@ class ConversationEntry(BaseModel):
 
     at: Timestamp
     direction: Literal["in", "out"]
-    kind: str = Field(description="in: `request`, `followup`; out: `receipt`, `progress`, `reply`, `notice`, `result`.")
+    kind: str = Field(description="in: `request`, `followup`; out: `receipt`, `progress`, `reply`, `notice`, "
+                      "`result` (the resolution, which feedback reports to the customer).")
     by: str = Field(description="The channel (in), or who wrote it: an agent id, `system`.")
     text: str
     source_id: str | None = Field(None, description="in: the channel's id of the message.")

@@ -107,6 +107,8 @@ def test_a_reply_goes_out_in_the_thread_and_is_a_first_response(config) -> None:
     assert [m.kind for m in replied.messages][-1] == "reply"
     with pytest.raises(lc.InvalidTransition):
         lc.reply(lc.close(replied, ctx(config), actor="a-1", reason=None), ctx(config), actor="a-1", text="x")
+    resolved = lc.resolve(replied, ctx(config), actor="a-1", resolution="已重新开票", first_contact=False)
+    assert [(m["kind"], m["text"]) for m in resolved.public()["messages"]][-1] == ("result", "已重新开票")
 
 
 def test_public_view_lists_the_conversation_in_order(config) -> None:
