@@ -156,9 +156,12 @@ class Intake:
         # four independent reads in one round trip (the client sends them together): a payload
         # seen before wastes the others, every new one saves their waits
         proven = proof(channel, parsed.contact, attested=parsed.attested)
-        seen, survey_id, matches, threads = await together(
+        seen, survey_id, matches, threads, legacy = await together(
             self.store.seen(channel, key), self.survey_reply_target(channel, parsed),
-            self.store.registered(parsed.contact), self.store.sender_threads(sender))
+            self.store.registered(parsed.contact), self.store.sender_threads(sender),
+            self._legacy_session(channel, parsed, key))
+        if not seen and legacy and threads[0] is None:
+            seen = legacy  # a chat session made before conversations: as it was then, one request
         if seen:
             self._count(channel, "duplicate")
             if seen.startswith("survey:"):
@@ -204,6 +207,13 @@ class Intake:
         self._count(channel, "accepted")
         log.info("request received", extra={"request_id": request_id, "channel": channel.value, "via": via})
         return Outcome("accepted", request_id=request_id)
+
+    async def _legacy_session(self, channel: Channel, parsed: ParsedRequest, key: str) -> str | None:
+        """A web chat session marked seen under its bare session id (kefu before conversations marked
+        it so; now each transcript is marked `<session>#<lines>`): its request, else None."""
+        if key == parsed.source_id:
+            return None
+        return await self.store.seen(channel, parsed.source_id)
 
     async def _thread(self, channel: Channel, parsed: ParsedRequest, *, key: str, sender: str,
                       known: tuple[SenderThreads | None, int], now: datetime, at: datetime) -> Claim | Decision:

@@ -334,3 +334,17 @@ async def test_the_loop_guard_holds_automatic_messages_to_one_address_but_not_a_
             assert (await http.post(f"/v1/requests/{rids[2]}/reply", json={"text": "您好"})).status_code == 200
         await outbound.wait_for("kefu.outbound.email", kind="reply", request_id=rids[2])
     assert len(outbound.of("kefu.outbound.email", kind="receipt")) == 2
+
+
+async def test_a_chat_session_from_before_conversations_stays_one_request(start, js) -> None:
+    """kefu before conversations marked a chat session seen under its bare session id: after the
+    upgrade, the same session's transcript is still that request's duplicate, not a new request."""
+    from services.intake.domain.canonical import request_id_for, source_key
+    from shared.contract.enums import Channel
+
+    old = request_id_for(Channel.web, "chat-legacy")
+    sources = await js.key_value(s.BUCKET_INTAKE_SOURCES)
+    await sources.put(source_key(Channel.web, "chat-legacy"), old.encode())
+    body = json.dumps({"session_id": "chat-legacy", "messages": [{"from": "visitor", "text": "hello"}]}).encode()
+    async with services(start) as (intake, _):
+        assert await post(intake, "web", body) == (202, {"status": "duplicate", "request_id": old})
