@@ -158,7 +158,13 @@ async def publish_retrying(js: Any, subject: str, data: bytes, msg_id: str, time
         try:
             return await js.publish(subject, data, timeout=1.0, headers={"Nats-Msg-Id": msg_id})
         except (nats.errors.TimeoutError, nats.errors.ConnectionClosedError, nats.js.errors.ServiceUnavailableError,
-                nats.js.errors.NoStreamResponseError):
+                nats.js.errors.NoStreamResponseError, nats.js.errors.APIError) as exc:
+            # 409 err_code 10158 "duplicate message id is in process": a cluster still committing the
+            # same id's earlier try (a node just died); any other API error is the adapter's fault
+            retryable = (nats.errors.TimeoutError, nats.errors.ConnectionClosedError,
+                         nats.js.errors.ServiceUnavailableError, nats.js.errors.NoStreamResponseError)
+            if not isinstance(exc, retryable) and getattr(exc, "err_code", None) != 10158:
+                raise
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.1)
