@@ -264,7 +264,7 @@ class Projection:
     def _accepted(self, e: dict[str, Any], at: datetime) -> None:
         f = self.facts.get(str(e.get("request_id")))
         if f is None or f.accepted_at is not None:
-            return  # only the first acceptance is the first response
+            return  # only the first acceptance counts for acceptance timeliness
         f.accepted_at = at
         timely = f.due_first is None or at <= f.due_first
         self.accepted[(f.channel, f.department, str(timely).lower())] += 1
