@@ -33,21 +33,15 @@ from .domain.model import ParsedRequest
 from .domain.parsers import ParseContext, channel_of, check_media_type, parse
 from .domain.replies import rating_of, reply_contact
 from .domain.threading import (
-    Append,
     Claim,
-    Decision,
     Incoming,
-    New,
     Policy,
     Seen,
     SenderThreads,
-    claim_for,
-    claimed,
-    decide,
+    claim_message,
     hashed_id,
     message_key,
     parse_windows,
-    record,
     sender_key,
     touched,
 )
@@ -216,35 +210,21 @@ class Intake:
         return await self.store.seen(channel, parsed.source_id)
 
     async def _thread(self, channel: Channel, parsed: ParsedRequest, *, key: str, sender: str,
-                      known: tuple[SenderThreads | None, int], now: datetime, at: datetime) -> Claim | Decision:
-        """The threading decision, claimed in the sender's entry with a revision check before anything
-        is published: two messages of one sender at once are decided one after the other (the loser
-        of the write decides again and sees the winner's request). A redelivery finds its claim."""
+                      known: tuple[SenderThreads | None, int], now: datetime, at: datetime) -> Claim | Seen:
+        """The threading decision (threading.claim_message), claimed in the sender's entry with a
+        revision check before anything is published: two messages of one sender at once are decided
+        one after the other (the loser of the write decides again and sees the winner's request)."""
         lines = parsed.thread.lines
         message = Incoming(channel=channel, key=key, source_id=parsed.source_id,
                            text=f"{parsed.subject or ''}\n{parsed.body}", references=tuple(parsed.thread.references),
                            lines=len(lines) if lines is not None else None, at=at)
-        outcome: list[Claim | Decision] = []
+        outcome: list[Claim | Seen] = []
 
         def transition(current: SenderThreads | None) -> SenderThreads | None:
-            outcome.clear()
-            made = claimed(current, key)
-            if made is None:
-                decision = decide(message, current, self.policy, now)
-                if not isinstance(decision, (Append, New)):
-                    outcome.append(decision)
-                    return current
-                # a follow-up of a closed request is a new request of its own message (a chat session's
-                # next transcript, a reply): its id from the message's key, not the session's
-                follow_up = isinstance(decision, New) and decision.follow_up_of is not None
-                made = claim_for(decision, key=key,
-                                 new_request_id=request_id_for(channel, key if follow_up else parsed.source_id))
-            outcome.append(made)
-            if current is not None and made in current.claims and any(
-                    t.request_id == made.request_id for t in current.threads):
-                return current  # decided and recorded by an earlier delivery
-            return record(current, made, channel=channel, at=at, lines=message.lines,
-                          message_id=parsed.source_id if channel is Channel.email else None)
+            made, entry = claim_message(current, message, self.policy, now,
+                                        message_id=parsed.source_id if channel is Channel.email else None)
+            outcome[:] = [made]
+            return entry
 
         await kv.apply(self.store.threads, sender_entry(sender), transition, known=known)
         return outcome[0]
@@ -289,10 +269,11 @@ class Intake:
         the event's `conversation` (None: a request from a channel that does not thread)."""
         if sender is None:
             return
-        state = {s.REQUEST_CLOSED: "closed", s.REQUEST_REOPENED: "open"}.get(subject)
+        state: Literal["open", "closed"] | None = (
+            "closed" if subject == s.REQUEST_CLOSED else "open" if subject == s.REQUEST_REOPENED else None)
         await self.store.threads.change(
             sender_entry(sender),
-            lambda current: touched(current, request_id, state=state,  # type: ignore[arg-type]
+            lambda current: touched(current, request_id, state=state,
                                     at=at if subject == s.REQUEST_REPLIED else None) or current)
 
     async def survey_reply_target(self, channel: Channel, parsed: ParsedRequest) -> str | None:

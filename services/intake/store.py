@@ -30,7 +30,6 @@ class IntakeStore:
         self.sources = sources
         self.open_surveys = open_surveys
         self.signatures = signatures
-        self.threads_kv = threads
         self.threads = ModelBucket(threads, SenderThreads)
 
     @classmethod

@@ -217,6 +217,28 @@ def claimed(threads: SenderThreads | None, key: str) -> Claim | None:
     return next((c for c in threads.claims if c.key == key), None) if threads else None
 
 
+def claim_message(current: SenderThreads | None, message: Incoming, policy: Policy, now: datetime, *,
+                  message_id: str | None) -> tuple[Claim | Seen, SenderThreads | None]:
+    """The whole step over the sender's entry, as intake writes it with a revision check: the claim
+    this message has already (a redelivery), else a new decision made a claim; and the entry to
+    store (None: unchanged). A follow-up of a closed request is a new request of its own message (a
+    chat session's next transcript, a reply), so its id comes from the message's key, not the
+    session's. `message_id`: an e-mail's own Message-ID, kept to recognise replies to it."""
+    made = claimed(current, message.key)
+    if made is None:
+        decision = decide(message, current, policy, now)
+        if isinstance(decision, Seen):
+            return decision, None
+        assert not isinstance(decision, Ignore), "machine mail is ignored before threading"
+        follow_up = isinstance(decision, New) and decision.follow_up_of is not None
+        made = claim_for(decision, key=message.key, new_request_id=request_id_for(
+            message.channel, message.key if follow_up else message.source_id))
+    elif current is not None and any(t.request_id == made.request_id for t in current.threads):
+        return made, None  # decided and recorded by an earlier delivery
+    return made, record(current, made, channel=message.channel, at=message.at or now, lines=message.lines,
+                        message_id=message_id)
+
+
 def touched(threads: SenderThreads | None, request_id: str, *, state: Literal["open", "closed"] | None = None,
             at: datetime | None = None) -> SenderThreads | None:
     """The sender's threads after an event about one of their requests (closed, reopened, an agent's

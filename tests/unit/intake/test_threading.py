@@ -21,6 +21,7 @@ from services.intake.domain.threading import (
     SenderThreads,
     ThreadRef,
     claim_for,
+    claim_message,
     claimed,
     decide,
     hashed_id,
@@ -151,6 +152,19 @@ def test_a_claim_is_found_again_by_its_redelivery() -> None:
     after = record(of(thread()), made, channel=Channel.wechat, at=NOW, lines=None, message_id=None)
     assert claimed(after, "k2") == made
     assert after.threads[0].last_activity == NOW
+
+
+def test_the_step_over_the_senders_entry_claims_once_and_a_redelivery_writes_nothing() -> None:
+    made, entry = claim_message(of(thread()), msg(), POLICY, NOW, message_id=None)
+    assert made == Claim(key="k2", request_id=REQ, kind="append", matched_by="contact") and entry is not None
+    assert claim_message(entry, msg(), POLICY, NOW, message_id=None) == (made, None)  # redelivered: nothing to write
+    # a follow-up of a closed request: a new request named by the message, not by the old one's source
+    made, entry = claim_message(of(thread(state="closed")), msg(), POLICY, NOW, message_id=None)
+    assert (made.kind, made.follow_up_of, made.request_id) == ("new", REQ, request_id_for(Channel.wechat, "k2"))
+    assert entry is not None and entry.threads[0].request_id == made.request_id
+    chat = request_id_for(Channel.web, "S1")
+    assert claim_message(of(thread(chat, Channel.web, lines=3)), msg(Channel.web, lines=3), POLICY, NOW,
+                         message_id=None) == (Seen(chat), None)
 
 
 def test_a_new_request_goes_first_and_the_list_is_bounded() -> None:
