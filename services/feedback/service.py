@@ -211,8 +211,11 @@ class Feedback:
         if dissatisfied(survey.rating, self.config.survey.reopen_at_or_below):
             items += await self._reopen(survey.request_id, reason=f"dissatisfied (rating {survey.rating})",
                                         key=survey.survey_id, now=now)
-        await outbox.publish(self.publisher, items)
+        # the survey stops taking replies before its answer is told: whoever sees survey.answered can
+        # count on the customer's next "5" being an ordinary message (a redelivery after a crash here
+        # finds the survey answered and publishes the same events again)
         await self.store.unlink_replies(survey.reply_keys, survey.survey_id)
+        await outbox.publish(self.publisher, items)
         await timers.cancel(self.publisher, service=TIMER_SERVICE, key=survey.survey_id, name="reminder")
 
     async def _reopen(self, request_id: str, *, reason: str, key: str, now: datetime) -> list[outbox.OutboxItem]:
