@@ -11,18 +11,31 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.contract.conversation import short_ref
 from shared.contract.enums import Priority
 from shared.contract.models import instant
 from shared.http import auth
 from shared.http.auth import SUBJECT_PATTERN, Principal, Role
 from shared.http.errors import ApiError, ErrorBody
-from shared.http.security import Admin, Staff, audit, revoke, staff_key
+from shared.http.security import Admin, Staff, Supervisor, audit, revoke, staff_key
 from shared.nats.publish import together
 from shared.runtime import Late
 
 from .domain import lifecycle as lc
-from .domain.dispatch import Agent, AgentProfile, TransferRefused, service_order, transfer_target
+from .domain.dispatch import Agent, AgentProfile, AgentStatus, TransferRefused, service_order, transfer_target
 from .domain.record import RequestRecord, RequestSummary
+from .domain.views import (
+    FLOOR_WAITING_SHOWN,
+    DepartmentFloor,
+    WorkItem,
+    agent_load,
+    deadline_views,
+    department_queues,
+    floor_waiting,
+    queue_view,
+    urgency_order,
+    work_item,
+)
 from .service import NotFound, Routing, Transition
 from .store import Conflict
 
@@ -79,6 +92,22 @@ class Resolve(Body):
 
 class Close(Body):
     reason: str | None = Field(None, max_length=1000)
+
+
+class StatusChange(Body):
+    status: AgentStatus
+
+
+class Work(BaseModel):
+    agent_id: str
+    status: AgentStatus
+    capacity: int
+    items: list[WorkItem] = Field(description="Offered to the agent or held by them: emergencies on top, then "
+                                  "newest activity first.")
+
+
+class Floor(BaseModel):
+    departments: list[DepartmentFloor]
 
 
 class TokenRequest(Body):
@@ -155,7 +184,85 @@ def build_api(routing: Late[Routing]) -> APIRouter:
     async def get_request(request_id: REQUEST_ID, who: Staff, request: Request) -> dict[str, Any]:
         record = await record_for(request_id, who, act=False)
         await audit(request, who, "request.read", request_id)
-        return record.public()
+        shown = record.public()
+        shown["deadlines"] = {name: view.model_dump(mode="json") for name, view in deadline_views(
+            record.sla, config=routing().config.sla, now=datetime.now(UTC)).items()}
+        shown["offer_expires_at"] = _item(record).offer_expires_at
+        shown["ref"] = short_ref(request_id)
+        return shown
+
+    def _item(record: RequestRecord) -> WorkItem:
+        ctx = routing().context()
+        return work_item(record, config=ctx.sla, offer_timeout=ctx.offer_timeout, now=ctx.now)
+
+    @api.get("/v1/agents/{agent_id}/work", tags=["agents"], response_model=Work, responses=ERRORS,
+             summary="The requests offered to or held by an agent, with subject, deadlines as time left and "
+             "when an offer lapses (the agent, their supervisors, admins). Recorded on kefu.audit.agent.work.")
+    async def get_work(agent_id: AGENT_ID, who: Staff, request: Request) -> Work:
+        found = await routing().store.get_agent(agent_id)
+        if found is None or not auth.may_see_agent(who, agent_id=agent_id, department=found[0].department):
+            raise ApiError(404, "not_found", f"no agent {agent_id}")
+        agent = found[0]
+        await audit(request, who, "agent.work", agent_id)
+        records = await together(*(routing().store.get(rid) for rid in agent.active))
+        items = [_item(r[0]) for r in records if r is not None and r[0].held_by == agent_id]
+        return Work(agent_id=agent_id, status=agent.status, capacity=agent.capacity, items=urgency_order(items))
+
+    @api.get("/v1/floor", tags=["queues"], response_model=Floor, responses=ERRORS,
+             summary="Supervisors: every queue of their departments (admins: all) with waiting requests in "
+             f"service order (the first {FLOOR_WAITING_SHOWN}; all counted) and held ones, breaches and warnings, "
+             "and the departments' agents with status and load. Recorded on kefu.audit.floor.read.")
+    async def get_floor(who: Supervisor, request: Request) -> Floor:
+        store, config = routing().store, routing().config
+        departments = [d for d in config.departments.departments if auth.may_see_department(who, d)]
+        await audit(request, who, "floor.read", ",".join(departments)[:200] or "-")
+        priorities = [p.value for p in sorted(Priority, key=lambda p: -p.rank)]
+        agents = list(store.agents.items.values())
+        held_ids = [(rid, a.agent_id) for a in agents for rid in a.active]
+        held_found = await together(*(store.get(rid) for rid, _ in held_ids))
+        held = [r[0] for (_, agent_id), r in zip(held_ids, held_found, strict=True)
+                if r is not None and r[0].held_by == agent_id]
+        waiting_all = list(store.waiting.items.values())
+        shown: list[tuple[str, str, int, list[str]]] = []  # department, queue, count, first ids in service order
+        for department in departments:
+            mine = [w for w in waiting_all if w.department == department]
+            seen = {w.queue for w in mine} | {r.queue for r in held if r.department == department}
+            for queue in department_queues(department, priorities=priorities, seen=seen):
+                ordered = floor_waiting(mine, queue)
+                shown.append((department, queue, len(ordered), [w.request_id for w in ordered[:FLOOR_WAITING_SHOWN]]))
+        wanted = [rid for *_, ids in shown for rid in ids]
+        waiting_records = {rid: r[0] for rid, r in zip(wanted, await together(*(store.get(rid) for rid in wanted)),
+                                                       strict=True) if r is not None}
+        floors = []
+        for department in departments:
+            queues = [queue_view(queue, waiting_count=count,
+                                 waiting=[_item(waiting_records[rid]) for rid in ids if rid in waiting_records],
+                                 held=[_item(r) for r in held if r.queue == queue and r.department == department])
+                      for d, queue, count, ids in shown if d == department]
+            staff = sorted((agent_load(a) for a in agents if a.department == department and a.role == "agent"),
+                           key=lambda a: a.agent_id)
+            floors.append(DepartmentFloor(department=department, queues=queues, agents=staff))
+        return Floor(departments=floors)
+
+    @api.put("/v1/agents/{agent_id}/status", tags=["agents"], response_model=Agent, responses=ERRORS,
+             summary="Set an agent's status (available / away / offline): the agent themselves, their "
+             "supervisors, admins. An agent who becomes available takes waiting requests at once.")
+    async def put_status(agent_id: AGENT_ID, body: StatusChange, who: Staff) -> Agent:
+        store = routing().store
+        for _attempt in range(10):
+            found = await store.get_agent(agent_id)
+            if found is None or not auth.may_see_agent(who, agent_id=agent_id, department=found[0].department):
+                raise ApiError(404, "not_found", f"no agent {agent_id}")
+            agent = found[0].model_copy(update={"status": body.status})
+            try:
+                await store.put_agent(agent, found[1])
+                break
+            except Conflict:
+                continue
+        else:
+            raise ApiError(409, "conflict", "the agent changed concurrently; retry")
+        await routing().dispatch()
+        return agent
 
     @api.post("/v1/requests/{request_id}/reply", tags=["requests"], responses=ERRORS,
               response_model=RequestSummary,

@@ -39,6 +39,8 @@ PUBLISHES = [
               "The customer wrote again: for the agent holding the request (kefu extension)."),
     *to_customers(),
     audit_of("request.read", "a request's record (routing)"),
+    audit_of("agent.work", "an agent's work list: the subjects of the requests they hold (routing)"),
+    audit_of("floor.read", "a supervisor's floor: the queues and held requests of their departments (routing)"),
 ]
 
 
