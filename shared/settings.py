@@ -114,6 +114,11 @@ class KefuSettings(BaseSettings):
             raise ValueError("KEFU_TOKEN_SECRET must be at least 32 bytes (HS256 key; e.g. openssl rand -base64 32)")
         return value
 
+    def graceful_shutdown_seconds(self) -> int:
+        """How long a stopping service lets open HTTP requests finish: as long as a message may
+        take (a request's handling publishes and acks within the ack wait)."""
+        return int(self.ack_wait_seconds)
+
     def adapter_key_map(self) -> dict[str, str]:
         """key -> adapter name."""
         if self.adapter_keys is None:

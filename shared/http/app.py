@@ -104,7 +104,7 @@ def serve(app: FastAPI, settings: KefuSettings) -> None:
         # uvloop where installed (a dependency on Linux and macOS): the services are round trips to
         # NATS, and libuv's loop spends less CPU per message than asyncio's (shared/README.md)
         loop="auto",
-        timeout_graceful_shutdown=int(settings.ack_wait_seconds),
+        timeout_graceful_shutdown=settings.graceful_shutdown_seconds(),
         lifespan="on",
     )
     uvicorn.Server(config).run()

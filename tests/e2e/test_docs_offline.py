@@ -13,7 +13,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from services.intake.app import create_app as intake_app
 from services.intake.settings import IntakeSettings
-from tests.e2e.test_survey_browser import CONFIG, chromium
+from tests.e2e.test_survey_browser import CONFIG
+from tests.support.browser import chromium
 from tests.support.services import common_settings, running
 
 pytestmark = pytest.mark.e2e

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions
@@ -23,23 +20,12 @@ from services.intake.settings import IntakeSettings
 from services.routing.app import create_app as routing_app
 from services.routing.settings import RoutingSettings
 from shared.contract import subjects as s
+from tests.support.browser import chromium
 from tests.support.services import ADAPTER_KEY, common_settings, running, tap
 
 pytestmark = pytest.mark.e2e
 CONFIG = Path(__file__).parents[2] / "config"
 HOSTILE = '<script>document.title="pwned"</script><img src=x onerror="document.title=\'pwned\'">'
-
-
-def chromium(extra: list[str] | None = None) -> webdriver.Chrome:
-    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    assert binary and driver, "Debian's chromium and chromium-driver are needed (.ci/run installs them)"
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=390,844", *(extra or [])):  # a phone-sized window
-        options.add_argument(flag)
-    return webdriver.Chrome(options=options, service=Service(executable_path=driver))
 
 
 def answer_in_browser(url: str, screenshot: Path) -> dict[str, object]:

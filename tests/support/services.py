@@ -71,7 +71,8 @@ async def running(create_app: Callable[[Any], Any], settings: Any) -> AsyncItera
     settings.http_port = free_port()
     app = create_app(settings)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=settings.http_port, log_config=None, lifespan="on")
+        uvicorn.Config(app, host="127.0.0.1", port=settings.http_port, log_config=None, lifespan="on",
+                       timeout_graceful_shutdown=settings.graceful_shutdown_seconds())
     )
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -1,0 +1,1 @@
+"""kefu console: the agents' and supervisors' web page, served with kefu's own API behind it."""
