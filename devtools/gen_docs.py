@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 from faststream.specification import AsyncAPI
 
+from services.console.app import create_app as console_app
 from services.feedback.app import create_app as feedback_app
 from services.intake.app import create_app as intake_app
 from services.intake.domain.schemas import payload_schemas
@@ -23,7 +24,8 @@ from services.metrics.app import create_app as metrics_app
 from services.routing.app import create_app as routing_app
 
 OUT = Path(__file__).parents[1] / "docs" / "api"
-APPS: dict[str, Callable[[], FastAPI]] = {"intake": intake_app, "routing": routing_app, "feedback": feedback_app, "metrics": metrics_app}
+APPS: dict[str, Callable[[], FastAPI]] = {"intake": intake_app, "routing": routing_app, "feedback": feedback_app,
+                                          "metrics": metrics_app, "console": console_app}
 
 def asyncapi() -> dict[str, Any]:
     # each service's broker documents what it consumes and what it declares it publishes (its

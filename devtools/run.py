@@ -1,4 +1,4 @@
-"""`make run`: the bundled NATS (unless KEFU_NATS_URL is set) and the four services, in the foreground.
+"""`make run`: the bundled NATS (unless KEFU_NATS_URL is set), the four services and the console, in the foreground.
 
 Local development only: binds to 127.0.0.1, NATS without credentials, HTTP credentials generated
 into var/dev-credentials.json. A service that dies is restarted with backoff; Ctrl-C (or SIGTERM)
@@ -24,7 +24,7 @@ from pathlib import Path
 from devtools.natsserver import nats_server_binary, wait_for_port
 from shared.config import EX_CONFIG
 
-SERVICES = {"intake": 8081, "routing": 8082, "feedback": 8083, "metrics": 8084}
+SERVICES = {"intake": 8081, "routing": 8082, "feedback": 8083, "metrics": 8084, "console": 8085}
 STOP_GRACE = 30.0
 MAX_BACKOFF = 30.0
 HEALTHY_AFTER = 60.0
@@ -242,11 +242,14 @@ def main() -> int:
         say(f"nats-server with JetStream on {env['KEFU_NATS_URL']}, data in {var / 'jetstream'}")
     else:
         say(f"using NATS at {env['KEFU_NATS_URL']}")
-    for name, port in SERVICES.items():
-        port = int(env.get(f"KEFU_{name.upper()}_HTTP_PORT", port))
+    ports = {name: int(env.get(f"KEFU_{name.upper()}_HTTP_PORT", port)) for name, port in SERVICES.items()}
+    for behind in ("routing", "metrics", "feedback"):  # the console forwards the page's calls to them
+        env.setdefault(f"KEFU_CONSOLE_{behind.upper()}_URL", f"http://127.0.0.1:{ports[behind]}")
+    for name, port in ports.items():
         say(f"{name}: http://127.0.0.1:{port}  (/healthz /readyz /metrics /docs)")
         sup.children.append(Child(name, [sys.executable, "-m", f"services.{name}"], env))
     say(f"HTTP credentials: {var / 'dev-credentials.json'}")
+    say(f"console: http://127.0.0.1:{ports['console']}/  (sign in with a token from POST /v1/tokens, or the admin token)")
     return sup.run()
 
 

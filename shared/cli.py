@@ -1,6 +1,6 @@
 """`kefu`: one command for what an installed kefu runs.
 
-    kefu run                  NATS (bundled, unless KEFU_NATS_URL is set) and the four services
+    kefu run                  NATS (bundled, unless KEFU_NATS_URL is set), the four services and the console
     kefu provision            create or update the streams and buckets (admin NATS user)
     kefu config check [DIR]   validate every configuration file (KEFU_CONFIG_DIR by default): one
                               line per mistake, with file and line; exit 1 if there is any
@@ -10,7 +10,7 @@
     kefu survey link REQUEST  the survey link(s) the customer of a request got
     kefu dlq list [-n N]      the newest dead letters: consumer, reason, the original's place
                               (shared/ops.py says where these commands reach kefu)
-    kefu intake|routing|feedback|metrics
+    kefu intake|routing|feedback|metrics|console
                               one service, configured by KEFU_* environment variables
 """
 
@@ -27,6 +27,7 @@ SERVICES = {
     "routing": ("services.routing.app", "services.routing.settings", "RoutingSettings"),
     "feedback": ("services.feedback.app", "services.feedback.settings", "FeedbackSettings"),
     "metrics": ("services.metrics.app", "services.metrics.settings", "MetricsSettings"),
+    "console": ("services.console.app", "services.console.settings", "ConsoleSettings"),
 }
 
 
@@ -34,7 +35,7 @@ def parser() -> argparse.ArgumentParser:
     cli = argparse.ArgumentParser(prog="kefu", description="kefu: customer-service requests on NATS.",
                                   epilog="Settings come from KEFU_* environment variables (docs/operations.md).")
     commands = cli.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("run", help="local development: bundled NATS and the four services, in the foreground")
+    commands.add_parser("run", help="local development: bundled NATS, the four services and the console, in the foreground")
     commands.add_parser("provision", help="create or update kefu's streams and buckets (run with the admin user)")
     config = commands.add_parser("config", help="the configuration files").add_subparsers(dest="action", required=True)
     check = config.add_parser("check", help="validate every configuration file; exit 1 on any mistake (for CI)")

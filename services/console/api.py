@@ -47,6 +47,7 @@ FORWARD: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^/v1/agents/[A-Za-z0-9_-]{1,64}(/(work|status))?$"), "routing"),
     (re.compile(r"^/v1/queues/[A-Za-z0-9_.-]{1,100}$"), "routing"),
     (re.compile(r"^/v1/floor$"), "routing"),
+    (re.compile(r"^/v1/tokens$"), "routing"),  # admins issue sign-in tokens from the Team page (routing: admins only)
 ]
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 404, 413, 502, 503)}
 

@@ -15,6 +15,7 @@ from shared.nats.logreader import LogReader
 from shared.runtime import Late, Runtime, base_app, make_runtime
 
 from .api import Live, build_api
+from .handlers import PUBLISHES
 from .live import AccessCache, Tail
 from .settings import ConsoleSettings
 
@@ -23,7 +24,7 @@ DESCRIPTION = "The agents' and supervisors' console: the page, the live stream, 
 
 def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     settings = settings or ConsoleSettings()
-    runtime = make_runtime(settings, consumer="console")
+    runtime = make_runtime(settings, consumer="console", publishes=PUBLISHES)
     live: Late[Live] = Late("console live stream")
     timeout = httpx.Timeout(settings.upstream_timeout_seconds)
     clients = {name: httpx.AsyncClient(base_url=url, timeout=timeout) for name, url in (

@@ -121,6 +121,7 @@ def streams_of(service: str) -> tuple[str, ...]:
         "routing": (STREAM_EVENTS, STREAM_OUTBOUND, STREAM_DLQ, STREAM_AUDIT, STREAM_TIMERS_ROUTING),
         "feedback": (STREAM_EVENTS, STREAM_OUTBOUND, STREAM_DLQ, STREAM_AUDIT, STREAM_TIMERS_FEEDBACK),
         "metrics": (STREAM_EVENTS, STREAM_AUDIT),
+        "console": (STREAM_EVENTS,),
     }
     return uses.get(service, ())
 

@@ -1,5 +1,5 @@
 """The shipped deployment, run: deploy/nats's three node configs as a real JetStream cluster on
-loopback, provisioned by the admin user, the four services with their own users and R3 streams
+loopback, provisioned by the admin user, the four services and the console with their own users and R3 streams
 (as compose.yaml starts them), and requests pushed through while each node in turn is killed and
 restarted. Nothing may be lost or duplicated, and every stream and bucket ends R3 and current.
 
@@ -26,7 +26,7 @@ from shared.contract import subjects as s
 from shared.contract.enums import Channel
 from tests.support.secured import password
 from tests.support.services import publish_retrying, wait_until
-from tests.support.topology import Topology
+from tests.support.topology import SECRETS, Topology
 
 pytestmark = pytest.mark.e2e
 PER_PHASE = 80  # requests pushed before the kills, and while each node is down
@@ -131,7 +131,7 @@ async def test_shipped_cluster_loses_and_duplicates_nothing_while_nodes_die(topo
     provisioned = topo.provision()
     assert provisioned.returncode == 0, provisioned.stderr[-3000:]
     topo.start_services()
-    await wait_until(lambda: services_ready(topo), timeout=90, what="four services ready")
+    await wait_until(lambda: services_ready(topo), timeout=90, what="the services and the console ready")
 
     urls = [n.url for n in topo.nodes.values()]
     adapters = {channel: await nats.connect(urls, user=f"adapter-{channel.value}",
@@ -168,6 +168,7 @@ async def test_shipped_cluster_loses_and_duplicates_nothing_while_nodes_die(topo
                        if line.startswith("kefu_requests_received_total{"))
 
         await wait_until(lambda: _equals(counted, len(sources)), timeout=60, what="metrics counted every request")
+        console = await console_answers(topo.services["console"].port, SECRETS["KEFU_ADMIN_TOKEN"])
     finally:
         for adapter in adapters.values():
             await adapter.close()
@@ -180,6 +181,17 @@ async def test_shipped_cluster_loses_and_duplicates_nothing_while_nodes_die(topo
     assert max(received.values()) == 1 and max(assigned.values()) == 1  # nothing twice
     assert len(assigned) == len(sources)
     assert behind is True
+    # the console under its own user: the floor from routing behind it, the log read back from the start
+    assert console["floor"] == 200 and console["first"].startswith("id: ")
+
+
+async def console_answers(port: int, token: str) -> dict[str, object]:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=10) as http:
+        floor = (await http.get("/v1/floor")).status_code
+        async with http.stream("GET", "/v1/live", headers={"Last-Event-ID": "0"}) as live:
+            first = await anext(line async for line in live.aiter_lines() if line.startswith("id:"))
+    return {"floor": floor, "first": first}
 
 
 async def _none_behind(js) -> bool:

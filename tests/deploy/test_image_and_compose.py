@@ -13,7 +13,7 @@ from shared.nats.topology import MIN_SERVER
 
 ROOT = Path(__file__).parents[2]
 COMPOSE = ROOT / "deploy" / "compose" / "compose.yaml"
-SERVICES = ("intake", "routing", "feedback", "metrics")
+SERVICES = ("intake", "routing", "feedback", "metrics", "console")
 
 
 def test_the_installed_package_starts_every_service_outside_the_source_tree(tmp_path: Path) -> None:
@@ -30,6 +30,9 @@ def test_the_installed_package_starts_every_service_outside_the_source_tree(tmp_
                     str(wheels[0])], check=True, capture_output=True, timeout=300)
     assert sorted(p.name for p in (site / "shared" / "defaults").glob("*.yaml")) == sorted(
         p.name for p in (ROOT / "config").glob("*.yaml"))
+    static = ROOT / "services" / "console" / "static"  # the console's page, served as the files are
+    assert sorted(p.name for p in (site / "services" / "console" / "static").iterdir()) == sorted(
+        p.name for p in static.iterdir())
     code = "; ".join(f"import services.{name}.app as m{i}; m{i}.create_app()" for i, name in enumerate(SERVICES))
     code += "; import devtools.provision; print('ok')"
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")} | {"PYTHONPATH": str(site)}

@@ -15,7 +15,7 @@ from shared.nats.topology import MIN_SERVER
 ROOT = Path(__file__).parents[2]
 K8S = ROOT / "deploy" / "k8s"
 VERSION = "1.33.0"
-SERVICES = ("intake", "routing", "feedback", "metrics")
+SERVICES = ("intake", "routing", "feedback", "metrics", "console")
 
 
 def build(overlay: str) -> list[dict]:
@@ -36,7 +36,7 @@ def test_overlay_builds_and_every_object_validates_strictly(overlay: str) -> Non
             continue  # CRDs: checked below
         kubernetes_validate.validate(obj, VERSION, strict=True)
     kinds = sorted(o["kind"] for o in objects)
-    assert kinds.count("Deployment") == 4 and kinds.count("PodDisruptionBudget") == 4
+    assert kinds.count("Deployment") == len(SERVICES) and kinds.count("PodDisruptionBudget") == len(SERVICES)
     assert all(o["metadata"].get("namespace") == "kefu" for o in objects if o["kind"] != "Namespace")
 
 
@@ -46,7 +46,10 @@ def test_deployments_are_hardened_probed_and_drain_gracefully(overlay: str) -> N
     for obj in (o for o in objects if o["kind"] == "Deployment"):
         pod = obj["spec"]["template"]["spec"]
         container = pod["containers"][0]
-        assert pod["securityContext"]["runAsNonRoot"] and pod["terminationGracePeriodSeconds"] >= 45
+        # past the ack wait (30 s), so in-flight messages are finished; the console consumes none, and
+        # ends its live streams 3 s into a stop (ConsoleSettings.graceful_shutdown_seconds)
+        grace = 15 if obj["metadata"]["name"] == "console" else 45
+        assert pod["securityContext"]["runAsNonRoot"] and pod["terminationGracePeriodSeconds"] >= grace
         assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                                  "capabilities": {"drop": ["ALL"]}}
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"  # the worker's own loop, not NATS

@@ -9,6 +9,7 @@ Screenshots at laptop and tablet size, in both languages, are kept for CI (tests
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,12 @@ async def js(nats_server) -> AsyncIterator[Any]:
 
 async def in_browser(fn: Callable[..., Any], *args: Any) -> Any:
     return await asyncio.to_thread(fn, *args)
+
+
+def test_a_cjk_font_is_installed_for_the_screenshots() -> None:
+    """Without one, headless Chromium draws Chinese as boxes (.ci/run installs fonts-noto-cjk)."""
+    fonts = subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True, timeout=30).stdout
+    assert fonts.strip(), "no font for Chinese: install fonts-noto-cjk"
 
 
 async def test_an_agent_works_a_request_from_offer_to_survey_in_chromium(nats_server, js) -> None:

@@ -1,4 +1,4 @@
-"""`make run`'s process tree for real: bundled NATS, four service processes, supervision, Ctrl-C."""
+"""`make run`'s process tree for real: bundled NATS, five service processes, supervision, Ctrl-C."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from tests.support.services import tap, wait_until
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).parents[2]
-SERVICES = ("intake", "routing", "feedback", "metrics")
+SERVICES = ("intake", "routing", "feedback", "metrics", "console")
 
 
 async def test_make_run_serves_the_request_path_restarts_a_killed_service_and_stops_cleanly(tmp_path) -> None:
@@ -39,9 +39,9 @@ async def test_make_run_serves_the_request_path_restarts_a_killed_service_and_st
                     codes = [(await http.get(f"http://127.0.0.1:{p}/readyz")).status_code for p in ports.values()]
                 except httpx.TransportError:
                     return False
-                return codes == [200] * 4
+                return codes == [200] * len(ports)
 
-            await wait_until(all_ready, timeout=60, what="four services ready")
+            await wait_until(all_ready, timeout=60, what="the services and the console ready")
             # a second `make run` on the same var/ is refused before it opens anything: the probe
             # saw one open the live JetStream store ("could not locate msg block"), then exit 0
             store = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "var" / "jetstream").rglob("*"))
@@ -58,6 +58,14 @@ async def test_make_run_serves_the_request_path_restarts_a_killed_service_and_st
             assert set(creds) == {"admin_token", "adapter_key"}
             intake = f"http://127.0.0.1:{ports['intake']}"
             auth = {"Authorization": f"Bearer {creds['adapter_key']}"}
+            # the console serves its page and reaches routing behind it (the ports make run chose)
+            console = f"http://127.0.0.1:{ports['console']}"
+            admin = {"Authorization": f"Bearer {creds['admin_token']}"}
+            page = await http.get(f"{console}/")
+            assert page.status_code == 200 and "/assets/console.js" in page.text
+            assert "script-src 'self'" in page.headers["content-security-policy"]
+            assert (await http.get(f"{console}/v1/me", headers=admin)).json()["role"] == "admin"
+            assert (await http.get(f"{console}/v1/floor", headers=admin)).status_code == 200
 
             async with tap(f"nats://127.0.0.1:{nats_port}", s.STREAM_EVENTS, s.EVENTS_ALL) as events:
                 resp = await http.post(f"{intake}/v1/intake/sms", content=payload(Channel.sms, "SM-e2e-1"),
@@ -126,8 +134,8 @@ async def test_a_killed_supervisor_takes_nats_and_the_services_with_it(tmp_path)
     proc = subprocess.Popen([sys.executable, "-m", "devtools.run"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        children = await wait_until(lambda: len(children_of(proc.pid)) == 5 and children_of(proc.pid),
-                                    timeout=30, what="nats-server and four services started")
+        children = await wait_until(lambda: len(children_of(proc.pid)) == 1 + len(SERVICES) and children_of(proc.pid),
+                                    timeout=30, what="nats-server and the services started")
         proc.kill()  # SIGKILL: the supervisor cannot stop anyone itself
         proc.wait()
         await wait_until(lambda: not alive(children), timeout=60, what="every child gone with the supervisor")
@@ -193,7 +201,7 @@ def test_the_readme_walkthrough_runs_as_written_from_request_to_answered_survey(
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}
     env |= {"KEFU_VAR_DIR": str(tmp_path / "var"), "KEFU_DEV_NATS_PORT": str(free_port())}
     env |= {f"KEFU_{name.upper()}_HTTP_PORT": str(port) for name, port in ports.items()}
-    for name, default in zip(SERVICES, range(8081, 8085), strict=True):
+    for name, default in zip(SERVICES, range(8081, 8086), strict=True):
         walkthrough = walkthrough.replace(f"127.0.0.1:{default}", f"127.0.0.1:{ports[name]}")
     (tmp_path / ".venv").symlink_to(ROOT / ".venv")  # the terminal is at the repository's root
     proc = subprocess.Popen([sys.executable, "-m", "devtools.run"], cwd=ROOT, env=env,

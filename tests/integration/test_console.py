@@ -151,8 +151,8 @@ async def test_console_forwards_the_api_and_streams_only_what_each_person_may_re
     assert read.status_code == 200 and read.json()["ref"] == rid[4:12].upper()
     assert accepted.status_code == replied.status_code == 200
     assert surveys.status_code == 502 and surveys.json()["error"] == "upstream_unavailable"
-    assert not_forwarded == {"/v1/tokens": 404, "/v1/customers/c1": 404, "/v1/reports/weekly": 404,
-                             "/v1/requests/../tokens": 404}
+    assert not_forwarded == {"/v1/tokens": 403, "/v1/customers/c1": 404, "/v1/reports/weekly": 404,
+                             "/v1/requests/../tokens": 404}  # tokens: forwarded, and routing refuses an agent
     assert found.status_code == 200 and [f["request_id"] for f in found.json()["requests"]] in ([rid], [])
     assert anonymous.status_code == 401 and anonymous.json()["error"] == "unauthorized"
     # scoped: another department's agent and supervisor never hear of rid; the admin hears everything

@@ -79,6 +79,15 @@ DENIED = [
     ("metrics", "$JS.API.CONSUMER.CREATE.KEFU_OUTBOUND.spy.kefu.outbound.sms"),
     ("metrics", "$JS.API.DIRECT.GET.KEFU_OUTBOUND"),  # the log only: never the messages to customers
     ("metrics", s.REQUEST_RECEIVED),
+    # the console reads the log and routing's records, and writes nothing
+    ("console", s.REQUEST_RECEIVED),
+    ("console", "$KV.kefu_requests.req_x"),
+    ("console", "$KV.kefu_staff_revocations.a1"),  # a revocation is routing's to write
+    ("console", "$JS.API.CONSUMER.CREATE.KEFU_EVENTS.spy.kefu.events.>"),
+    ("console", "$JS.API.DIRECT.GET.KEFU_OUTBOUND"),  # never the messages to customers
+    ("console", "$JS.API.STREAM.MSG.GET.KV_kefu_customers"),
+    ("console", "$JS.API.STREAM.MSG.GET.KV_kefu_threads"),
+    ("console", "kefu.audit.request.read"),
     # routing publishes the events it decides, schedules and purges only its own timers
     ("routing", s.REQUEST_RECEIVED),
     ("routing", s.REQUEST_MESSAGE),  # follow-ups are intake's decision

@@ -15,6 +15,8 @@ import pytest
 
 from devtools.natsserver import nats_server_binary
 from devtools.payloads import payload
+from services.console.app import create_app as console_app
+from services.console.settings import ConsoleSettings
 from services.feedback.app import create_app as feedback_app
 from services.feedback.settings import FeedbackSettings
 from services.intake.app import create_app as intake_app
@@ -65,6 +67,8 @@ async def test_services_work_with_their_own_users_and_nothing_else(secured_nats:
             running(routing_app, RoutingSettings(**as_user(url, "routing"))) as routing, \
             running(feedback_app, FeedbackSettings(**as_user(url, "feedback"))) as feedback, \
             running(metrics_app, MetricsSettings(**as_user(url, "metrics"))) as metrics, \
+            running(console_app, ConsoleSettings(**as_user(url, "console"), routing_url=routing.base_url,
+                                                 metrics_url=metrics.base_url, feedback_url=feedback.base_url)) as console, \
             routing.client() as http, metrics.client() as metrics_http, \
             tap(admin_url, s.STREAM_EVENTS, s.EVENTS_ALL) as events:
         adapter = await connect(url, "adapter-sms")
@@ -94,10 +98,19 @@ async def test_services_work_with_their_own_users_and_nothing_else(secured_nats:
         assert links.status_code == 200 and "?t=" in links.json()["surveys"][0]["link"]
         assert sample.status_code == 200 and sample.json()["surveyed"] == 0  # the one resolved was surveyed
         assert (await metrics_http.get("/readyz")).status_code == 200
+        # the console under its own user: a supervisor's live stream from the log's start (direct
+        # gets), scoped by routing's record (a read of kefu_requests)
+        sup = (await http.post("/v1/tokens", json={"subject": "sup", "role": "supervisor", "departments": [
+            "customer_service", "quality", "production", "after_sales", "business", "hr", "coordination"]})).json()["token"]
+        async with console.client(sup) as console_http, \
+                console_http.stream("GET", "/v1/live", headers={"Last-Event-ID": "0"}) as live:
+            first = await anext(line async for line in live.aiter_lines() if line.startswith("data:"))
+        assert rid in first
 
         refused: dict[str, list[str]] = {}
         for user, subject, listen in (("intake", s.REQUEST_ASSIGNED, s.EVENTS_ALL),
                                       ("metrics", s.REQUEST_RECEIVED, "kefu.outbound.>"),
+                                      ("console", s.REQUEST_ASSIGNED, s.EVENTS_ALL),
                                       ("adapter-sms", s.REQUEST_RECEIVED, s.EVENTS_ALL),
                                       ("routing", "kefu.intake.sms", "_INBOX_intake.>")):
             errors: list[str] = []

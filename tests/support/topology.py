@@ -1,5 +1,5 @@
 """deploy/compose's topology run as processes on loopback: the shipped NATS node configs and
-accounts, the provisioning job and the four services with their own users and environment, read
+accounts, the provisioning job, the four services and the console with their own users and environment, read
 from compose.yaml. Only hostnames, ports and store paths are rewritten (and stream sizes, which
 JetStream reserves on disk)."""
 
@@ -24,7 +24,7 @@ from tests.support.secured import PASSWORDS
 
 ROOT = Path(__file__).parents[2]
 COMPOSE_FILE = ROOT / "deploy" / "compose" / "compose.yaml"
-SERVICES = ("intake", "routing", "feedback", "metrics")
+SERVICES = ("intake", "routing", "feedback", "metrics", "console")
 NODES = ("nats-1", "nats-2", "nats-3")
 SECRETS = PASSWORDS | {
     "KEFU_ADMIN_TOKEN": "cluster-admin-token", "KEFU_TOKEN_SECRET": "cluster-token-secret-of-32-bytes-or-more",
@@ -158,7 +158,10 @@ class Topology:
         self.hosts |= {f"{name}:6222": f"127.0.0.1:{n.route}" for name, n in self.nodes.items()}
         for name, node in self.nodes.items():
             node.write_config(self.spec["services"][name], self.hosts)
-        self.services = {name: Service(name, self.service_env(name), home / f"{name}.log") for name in SERVICES}
+        ports = {name: free_port() for name in SERVICES}  # and the console's upstreams (http://routing:8082 ...)
+        self.hosts |= {f"{name}:{8081 + i}": f"127.0.0.1:{ports[name]}" for i, name in enumerate(SERVICES)}
+        self.services = {name: Service(name, self.service_env(name), home / f"{name}.log", ports[name])
+                         for name in SERVICES}
 
     def service_env(self, name: str) -> dict[str, str]:
         spec = self.spec["services"][name]

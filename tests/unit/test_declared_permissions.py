@@ -37,7 +37,7 @@ def declared(service: str) -> list[str]:
     return [p.subject for p in module.PUBLISHES]
 
 
-@pytest.mark.parametrize("service", ["intake", "routing", "feedback", "metrics"])
+@pytest.mark.parametrize("service", ["intake", "routing", "feedback", "metrics", "console"])
 def test_every_subject_a_service_declares_is_allowed_to_its_user(service: str) -> None:
     allowed = allowed_publish(service)
     missing = [subject for subject in declared(service) if not any(matches(a, subject) for a in allowed)]
@@ -49,3 +49,10 @@ def test_the_matcher_knows_wildcards() -> None:
     assert not matches("kefu.outbound.>", "kefu.outbound")
     assert matches("kefu.*.x", "kefu.a.x") and not matches("kefu.*.x", "kefu.a.y")
     assert not matches("kefu.events.request.received", "kefu.events.request.rejected")
+
+
+def test_the_console_may_publish_only_reads() -> None:
+    """The console changes nothing on NATS: its user's publish rights are JetStream reads only."""
+    allowed = allowed_publish("console")
+    assert allowed and all(a.startswith(("$JS.API.INFO", "$JS.API.STREAM.INFO.", "$JS.API.DIRECT.GET.",
+                                         "$JS.API.STREAM.MSG.GET.")) for a in allowed), allowed

@@ -122,6 +122,7 @@
     if (me && me.role === "agent") links.push(["#/work", t("work")]);
     if (me && me.role !== "agent") links.push(["#/floor", t("floor")]);
     links.push(["#/search", t("search")]);
+    if (me && me.role === "admin") links.push(["#/team", t("team")]);
     top.append(
       h("span", {class: "brand"}, "kefu"),
       me ? h("nav", {"aria-label": "main"}, links.map(([href, label]) =>
@@ -369,6 +370,58 @@
     if (moreButton) results.append(moreButton);
   }
 
+  /* -- the team (admins): agents and their tokens ------------------------------------------- */
+  async function teamView() {
+    frame("/team");
+    const floor = await api("GET", "/v1/floor");
+    const departments = floor.departments.map((d) => d.department);
+    const agents = floor.departments.flatMap((d) => d.agents);
+    const input = (id, label, attrs) => h("div", {}, h("label", {for: id}, label), h("input", {id, name: id, ...(attrs || {})}));
+    const select = (id, label, options) => h("div", {}, h("label", {for: id}, label),
+      h("select", {id, name: id}, options.map(([v, text]) => h("option", {value: v}, text))));
+    const agentForm = h("form", {class: "card", id: "agent-form"}, h("h2", {}, t("agent_profile")),
+      h("div", {class: "row"}, input("ag-id", t("agent_id"), {required: true, pattern: "[A-Za-z0-9_-]{1,64}"}),
+        input("ag-name", t("name"), {required: true}), select("ag-department", t("department"), departments.map((d) => [d, d])),
+        input("ag-queues", t("queues_hint")), input("ag-capacity", t("capacity"), {type: "number", min: 0, max: 100, value: 3}),
+        select("ag-status", t("status"), ["available", "away", "offline"].map((s) => [s, tv("status", s)]))),
+      h("p", {}, h("button", {type: "submit", class: "primary"}, t("save"))));
+    agentForm.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const f = agentForm.elements, id = f["ag-id"].value.trim();
+      const queues = f["ag-queues"].value.split(",").map((q) => q.trim()).filter(Boolean);
+      try {
+        await api("PUT", `/v1/agents/${encodeURIComponent(id)}`, {name: f["ag-name"].value.trim(), department: f["ag-department"].value,
+          queues, capacity: Number(f["ag-capacity"].value), status: f["ag-status"].value});
+        toast(t("done"));
+        teamView();
+      } catch (e) { if (e.status !== 401) alertBox(t("failed", {detail: e.message}), "error"); }
+    });
+    const issued = h("div", {id: "issued"});
+    const tokenForm = h("form", {class: "card", id: "token-form"}, h("h2", {}, t("issue_token")),
+      h("div", {class: "row"}, input("tk-subject", t("subject_id"), {required: true, pattern: "[A-Za-z0-9_-]{1,64}"}),
+        select("tk-role", t("role"), [["agent", "agent"], ["supervisor", "supervisor"]]),
+        input("tk-departments", t("departments_hint"))),
+      h("p", {}, h("button", {type: "submit", class: "primary"}, t("issue"))), issued);
+    tokenForm.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const f = tokenForm.elements, role = f["tk-role"].value;
+      const body = {subject: f["tk-subject"].value.trim(), role};
+      if (role === "supervisor") body.departments = f["tk-departments"].value.split(",").map((d) => d.trim()).filter(Boolean);
+      try {
+        const token = await api("POST", "/v1/tokens", body);
+        issued.replaceChildren(h("label", {for: "issued-token"}, t("token_issued", {subject: token.subject, until: when(token.expires_at)})),
+          h("textarea", {id: "issued-token", readonly: true, rows: 3}, token.token));
+        issued.querySelector("textarea").select();
+      } catch (e) { if (e.status !== 401) alertBox(t("failed", {detail: e.message}), "error"); }
+    });
+    const rows = agents.map((ag) => h("tr", {dataset: {agent: ag.agent_id}}, h("td", {}, ag.agent_id), h("td", {}, ag.name),
+      h("td", {}, floor.departments.find((d) => d.agents.includes(ag)).department), h("td", {}, ag.queues.join(", ")),
+      h("td", {}, tv("status", ag.status)), h("td", {}, `${ag.load} / ${ag.capacity}`)));
+    show(h("h1", {}, t("team")), agentForm, tokenForm, h("h2", {}, t("agents")),
+      rows.length ? h("table", {id: "agents"}, h("thead", {}, h("tr", {}, [t("agent_id"), t("name"), t("department"), t("queue"), t("status"), t("load")]
+        .map((c) => h("th", {scope: "col"}, c)))), h("tbody", {}, rows)) : h("p", {class: "empty"}, t("no_agents")));
+  }
+
   /* -- live: server-sent events over fetch (a header carries the token, never the URL) -------- */
   let liveAbort = null;
   function stopLive() { if (liveAbort) liveAbort.abort(); liveAbort = null; setLive(false); }
@@ -450,6 +503,7 @@
       if (found) await requestView(found[1]);
       else if (view === "/floor") await floorView();
       else if (view === "/search") searchView();
+      else if (view === "/team" && me.role === "admin") await teamView();
       else await workView();
       main().focus({preventScroll: true});
     } catch (e) { if (e.status !== 401) alertBox(t("failed", {detail: e.message}), "error"); }

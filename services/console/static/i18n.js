@@ -1,7 +1,12 @@
 /* The console's words, in English and Chinese; the page follows the browser's language. */
 window.KEFU_I18N = {
   en: {
-    title: "kefu console", skip: "Skip to content", work: "My work", floor: "Queues", search: "Search",
+    title: "kefu console", skip: "Skip to content", team: "Team", agent_profile: "Add or change an agent",
+    agent_id: "Agent id", queues_hint: "Queues (comma-separated; empty: the department's)", capacity: "Capacity", save: "Save",
+    issue_token: "Issue a sign-in token", subject_id: "Agent or person id", role: "Role",
+    departments_hint: "Departments (supervisors; comma-separated)", issue: "Issue",
+    token_issued: "Token for {subject}, valid until {until}: give it to them; it is not shown again.",
+    no_agents: "No agents yet: add one above.", work: "My work", floor: "Queues", search: "Search",
     signin: "Sign in", signout: "Sign out", token: "Staff token",
     token_help: "Paste the token your administrator issued (POST /v1/tokens). It is kept for this tab only.",
     signin_failed: "The token was refused: {detail}", signed_out: "Your session ended: {detail}. Sign in again.",
@@ -36,7 +41,12 @@ window.KEFU_I18N = {
     "dir.in": "customer", "dir.out": "to the customer", "kind.note": "internal note"
   },
   zh: {
-    title: "kefu 客服工作台", skip: "跳到正文", work: "我的工作", floor: "队列", search: "查找",
+    title: "kefu 客服工作台", skip: "跳到正文", team: "团队", agent_profile: "添加或修改坐席",
+    agent_id: "坐席编号", queues_hint: "队列（逗号分隔；留空则为本部门的队列）", capacity: "同时处理上限", save: "保存",
+    issue_token: "签发登录令牌", subject_id: "坐席或人员编号", role: "角色",
+    departments_hint: "部门（主管；逗号分隔）", issue: "签发",
+    token_issued: "{subject} 的令牌，有效期至 {until}：请交给本人；不会再次显示。",
+    no_agents: "还没有坐席：请在上方添加。", work: "我的工作", floor: "队列", search: "查找",
     signin: "登录", signout: "退出", token: "员工令牌",
     token_help: "粘贴管理员签发的令牌（POST /v1/tokens）。令牌只保存在本标签页中。",
     signin_failed: "令牌被拒绝：{detail}", signed_out: "会话已结束：{detail}。请重新登录。",
