@@ -19,7 +19,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from devtools.payloads import payload
 from services.console.app import create_app as console_app
@@ -35,7 +35,7 @@ from services.routing.settings import RoutingSettings
 from shared.contract import subjects as s
 from shared.contract.enums import Channel
 from tests.support.browser import LAPTOP, TABLET, artefacts, chromium
-from tests.support.services import ADAPTER_KEY, common_settings, running, staff_token, tap
+from tests.support.services import ADAPTER_KEY, ADMIN_TOKEN, common_settings, running, staff_token, tap
 
 pytestmark = pytest.mark.e2e
 CONFIG = Path(__file__).parents[2] / "config"
@@ -117,18 +117,35 @@ async def test_an_agent_works_a_request_from_offer_to_survey_in_chromium(nats_se
             routing.client() as admin, intake.client(ADAPTER_KEY) as adapter, \
             tap(nats_server.url, s.STREAM_EVENTS, s.EVENTS_ALL) as events, \
             tap(nats_server.url, s.STREAM_OUTBOUND, s.OUTBOUND_ALL) as outbound:
-        await admin.put("/v1/agents/a1", json={"name": "王芳", "department": "business", "queues": ["business.normal"],
-                                               "capacity": 2, "status": "available"})
-        token = await staff_token(admin, "a1")
         await js.publish("kefu.intake.web", payload(Channel.web, "F-console-quality", text=QUALITY))
         foreign = (await events.wait_for(s.REQUEST_ASSIGNED, department="quality"))[0]["request_id"]
         browser = await in_browser(lambda: chromium(size=LAPTOP, lang="zh-CN"))
         seen: dict[str, Any] = {}
         try:
-            await in_browser(sign_in, browser, console.base_url + "/", token)
+            # no curl: the admin adds the agent and issues their token on the Team page, the agent signs in
+            def admin_sets_up_the_agent() -> str:
+                sign_in(browser, console.base_url + "/", ADMIN_TOKEN)
+                browser.get(console.base_url + "/#/team")
+                form = wait(browser, css("#agent-form"))
+                form.find_element(By.ID, "ag-id").send_keys("a1")
+                form.find_element(By.ID, "ag-name").send_keys("王芳")
+                Select(form.find_element(By.ID, "ag-department")).select_by_value("business")
+                form.find_element(By.ID, "ag-queues").send_keys("business.normal")
+                form.find_element(By.ID, "ag-capacity").clear()
+                form.find_element(By.ID, "ag-capacity").send_keys("2")
+                form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+                wait(browser, css('#agents tr[data-agent="a1"]'))
+                tokens = browser.find_element(By.ID, "token-form")
+                tokens.find_element(By.ID, "tk-subject").send_keys("a1")
+                tokens.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+                token = wait(browser, css("#issued-token")).get_attribute("value")
+                browser.find_element(By.ID, "signout").click()
+                sign_in(browser, console.base_url + "/", token)
+                return str(token)
+            token = await in_browser(admin_sets_up_the_agent)
+            seen["profile"] = (await admin.get("/v1/agents/a1")).json()
             seen["empty"] = await in_browser(lambda: wait(browser, css("p#work")).text)
             seen["token_in_url"] = token in browser.current_url
-
             # a customer writes: the offer appears without reloading, with its countdown
             sms = {"MessageSid": "SM-console-1", "From": PHONE, "To": "+861069000000", "Body": INQUIRY}
             assert (await adapter.post("/v1/intake/sms", data=sms)).status_code == 202
@@ -137,7 +154,8 @@ async def test_an_agent_works_a_request_from_offer_to_survey_in_chromium(nats_se
             def take_offer() -> None:
                 row = wait(browser, css(f'tr[data-request="{rid}"][data-state="offered"]'))
                 seen["row"] = row.text
-                seen["toast"] = wait(browser, css("#toasts .toast")).text
+                seen["toast"] = wait(browser, text_in("#toasts .toast", rid[4:12].upper())) and \
+                    browser.find_element(By.CSS_SELECTOR, "#toasts .toast:last-child").text
                 row.find_element(By.CSS_SELECTOR, "button.accept").click()
                 wait(browser, css("#request-title"))
                 wait(browser, text_in(".facts", "处理中"))  # accepted
@@ -163,6 +181,21 @@ async def test_an_agent_works_a_request_from_offer_to_survey_in_chromium(nats_se
                 browser.find_element(By.ID, "first-contact").click()
                 browser.find_element(By.CSS_SELECTOR, "#resolve-form button[type=submit]").click()
                 wait(browser, text_in(".facts", "已解决"))
+                # an action the request no longer allows (someone else's change looks the same): 409, said and reloaded
+                browser.find_element(By.ID, "pending-reason").send_keys("等客户照片")
+                browser.find_element(By.CSS_SELECTOR, "#pending-form button[type=submit]").click()
+                seen["conflict"] = wait(browser, lambda b: b.find_element(By.ID, "alert").is_displayed()
+                                        and b.find_element(By.ID, "alert").text)
+                # search by the customer's phone: the lookup answers (metrics, a moment behind the log)
+                browser.get(f"{console.base_url}/#/search")
+                wait(browser, css("#s-contact")).send_keys(PHONE)
+
+                def found(b: WebDriver) -> Any:
+                    hits = b.find_elements(By.CSS_SELECTOR, f'#found tr[data-request="{rid}"]')
+                    if not hits:
+                        b.find_element(By.CSS_SELECTOR, "#search button[type=submit]").click()
+                    return hits[0] if hits else False
+                seen["found"] = wait(browser, found).text
                 # another department's request, typed as a URL: shown as absent
                 browser.get(f"{console.base_url}/#/requests/{foreign}")
                 seen["foreign"] = wait(browser, css("#not-found")).text
@@ -173,6 +206,7 @@ async def test_an_agent_works_a_request_from_offer_to_survey_in_chromium(nats_se
         finally:
             await in_browser(browser.quit)
 
+    assert seen["profile"]["department"] == "business" and seen["profile"]["queues"] == ["business.normal"]
     assert seen["empty"] == "没有分配给您或由您处理的请求。" and not seen["token_in_url"]
     assert "请问会员积分怎么查询" in seen["row"] and "待接单" in seen["row"]
     assert rid[4:12].upper() in seen["toast"]
@@ -182,6 +216,8 @@ async def test_an_agent_works_a_request_from_offer_to_survey_in_chromium(nats_se
     assert seen["markup"] == 0 and seen["title"] != "pwned" and seen["lang"] == "zh-CN"
     assert resolved["first_contact"] is True and survey["request_id"] == rid
     assert seen["foreign"] == "没有这个请求，或您无权查看。" and not seen["foreign_subject"]
+    assert seen["conflict"] == "此请求已被他人修改，已重新加载。请核对后再试。"
+    assert rid[4:12].upper() in seen["found"] and "已解决" in seen["found"]
     assert seen["shots"] == ["console-request-zh-laptop.png", "console-request-zh-tablet.png"]
 
 

@@ -129,7 +129,7 @@ async def test_console_forwards_the_api_and_streams_only_what_each_person_may_re
             surveys = await a1.get(f"/v1/requests/{rid}/surveys")
             not_forwarded = {path: (await a1.request(method, path, json=body)).status_code for method, path, body in (
                 ("POST", "/v1/tokens", {"subject": "a1", "role": "admin"}), ("PUT", "/v1/customers/c1", {"name": "x"}),
-                ("GET", "/v1/reports/weekly", None), ("GET", "/v1/requests/../tokens", None))}
+                ("GET", "/v1/reports/weekly", None), ("GET", "/v1/requests/%2e%2e/tokens", None))}
             # a request quality may read: seen by q1 and their supervisor, after (so instead of) rid's
             await js.publish("kefu.intake.web", payload(Channel.web, "F-console-q", text=QUALITY))
             qid = (await events.wait_for(s.REQUEST_ASSIGNED, department="quality"))[0]["request_id"]
@@ -152,7 +152,7 @@ async def test_console_forwards_the_api_and_streams_only_what_each_person_may_re
     assert accepted.status_code == replied.status_code == 200
     assert surveys.status_code == 502 and surveys.json()["error"] == "upstream_unavailable"
     assert not_forwarded == {"/v1/tokens": 403, "/v1/customers/c1": 404, "/v1/reports/weekly": 404,
-                             "/v1/requests/../tokens": 404}  # tokens: forwarded, and routing refuses an agent
+                             "/v1/requests/%2e%2e/tokens": 404}  # tokens: forwarded, and routing refuses an agent
     assert found.status_code == 200 and [f["request_id"] for f in found.json()["requests"]] in ([rid], [])
     assert anonymous.status_code == 401 and anonymous.json()["error"] == "unauthorized"
     # scoped: another department's agent and supervisor never hear of rid; the admin hears everything

@@ -23,7 +23,7 @@ from tests.support.services import common_settings, running, wait_until
 
 pytestmark = pytest.mark.integration
 EVENTS = 4000
-READ_GRANT = '"$JS.API.DIRECT.GET.KEFU_EVENTS"'
+READ_GRANT = '"$JS.API.DIRECT.GET.KEFU_EVENTS"\n'  # metrics' (the console's line goes on with a comma)
 
 
 def provision(url: str) -> None:

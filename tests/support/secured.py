@@ -30,7 +30,7 @@ def copy_configs(target: Path, *, drop: str | None = None) -> Path:
     if drop is not None:
         accounts = target / "accounts.conf"
         text = accounts.read_text()
-        assert drop in text, f"{drop!r} not in accounts.conf"
+        assert text.count(drop) == 1, f"{drop!r} is not in accounts.conf exactly once"
         accounts.write_text(text.replace(drop, ""))
     return target
 

@@ -283,7 +283,7 @@
       if (e.status === 409) alertBox(t("conflict"), "");
       else alertBox(t("failed", {detail: e.message}), "error");
     }
-    refresh();
+    refresh(true);
   }
 
   /* -- the floor (supervisors) --------------------------------------------------------------- */
@@ -325,7 +325,7 @@
     } catch (e) {
       if (e.status !== 401) alertBox(t("failed", {detail: e.message}), "error");
     }
-    refresh();
+    refresh(true);
   }
 
   /* -- search -------------------------------------------------------------------------------- */
@@ -439,7 +439,7 @@
         if (!resp.ok || !resp.body) throw new Error(String(resp.status));
         setLive(true);
         delay = 1000;
-        refresh();  // what happened while away is in the views read now
+        refresh(true);  // what happened while away is in the views read now
         const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
         let buffer = "";
         for (;;) {
@@ -475,15 +475,21 @@
     else if (kind === "sla_warning") toast(t("sla_warning", {ref}));
     else if (kind === "sla_breached") toast(t("sla_breached", {ref}), "emergency");
     else if (kind === "assigned" && n.emergency) toast(t("emergency_arrived", {ref}), "emergency");
-    refresh();
+    const view = location.hash.slice(1);
+    if (view.startsWith("/requests/")) { if (n.request_id === shownRequest) refresh(true); }
+    else if (view === "/work" || view === "/floor") refresh(false);
   }
 
   /* -- views and refresh ----------------------------------------------------------------------- */
-  let refreshTimer = null;
-  function refresh() {
+  /* a view is read again after a change: at once for the request on screen, at most every 2 s for
+     a list (a busy floor has many events a second; each read is a call, and an audit record) */
+  let refreshTimer = null, lastRefresh = 0;
+  function refresh(soon) {
     clearTimeout(refreshTimer);
+    const wait = soon ? 250 : Math.max(250, lastRefresh + 2000 - Date.now());
     refreshTimer = setTimeout(async () => {
       if (!me) return;
+      lastRefresh = Date.now();
       const view = location.hash.slice(1);
       try {
         if (view === "/work") await workView();
@@ -492,7 +498,7 @@
           await loadRequest(shownRequest, document.getElementById("details"), document.getElementById("actions"));
         }
       } catch (e) { if (e.status !== 401) alertBox(t("failed", {detail: e.message}), "error"); }
-    }, 250);
+    }, wait);
   }
   async function route() {
     if (!me) return signInView();
