@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test unit integration docs bench bench-backlog soak lock clean
+.PHONY: run test unit integration docs bench bench-backlog bench-console soak lock clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ bench: $(STAMP)
 # does a request cost more with thousands waiting? (KEFU_BENCH_BACKLOGS, default 0,10000,100000)
 bench-backlog: $(STAMP)
 	$(PY) -m devtools.bench backlog
+
+# the console's live stream with many pages open (KEFU_BENCH_PAGES, KEFU_BENCH_EVENTS, KEFU_BENCH_RATE)
+bench-console: $(STAMP)
+	$(PY) -m devtools.bench_console
 
 # a long run (one million requests by default; KEFU_SOAK_COUNT, KEFU_SOAK_RATE): memory must stay flat
 soak: $(STAMP)

@@ -4,7 +4,6 @@ own scope and audit, the console decides nothing about data)."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -103,14 +102,9 @@ def build_api(settings: ConsoleSettings, live: Late[Live], clients: dict[str, ht
             state.open += 1
             try:
                 yield b"retry: 2000\n\n"
-                async for item in notices(state.tail, state.reader, state.access, who, after=after,
-                                          keepalive=settings.live_keepalive_seconds):
-                    if item is None:
-                        yield b": keep-alive\n\n"
-                        continue
-                    seq, n = item
-                    body = json.dumps(n.model_dump(exclude_none=True), ensure_ascii=False)
-                    yield f"id: {seq}\nevent: {n.kind}\ndata: {body}\n\n".encode()
+                async for chunk in notices(state.tail, state.reader, state.access, who, after=after,
+                                           keepalive=settings.live_keepalive_seconds):
+                    yield chunk
             finally:
                 state.open -= 1
 
