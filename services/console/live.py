@@ -106,6 +106,9 @@ class AccessCache:
         self.bucket, self.ttl, self.size = bucket, ttl, size
         self._cache: OrderedDict[str, tuple[float, asyncio.Future[Access | None]]] = OrderedDict()
 
+    def __len__(self) -> int:
+        return len(self._cache)
+
     async def get(self, request_id: str) -> Access | None:
         now = time.monotonic()
         hit = self._cache.get(request_id)

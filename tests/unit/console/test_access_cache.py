@@ -61,4 +61,4 @@ async def test_entries_expire_and_the_cache_is_bounded() -> None:
     cache = AccessCache(bucket, ttl=0, size=3)  # type: ignore[arg-type]
     for rid in ("a", "b", "c", "d", "a"):
         await cache.get(rid)
-    assert bucket.reads == 5 and len(cache._cache) == 3
+    assert bucket.reads == 5 and len(cache) == 3
