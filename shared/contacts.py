@@ -30,7 +30,8 @@ def normalise_phone(raw: str | None, region: str = "CN") -> str | None:
     return digits or None
 
 
-_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+# a local part as written, or quoted (RFC 5322: `"Big Bug bb"@bug.com` is one mailbox)
+_EMAIL = re.compile(r'^(?:"[^"\r\n\\]{1,64}"|[^@\s<>"]+)@[^@\s<>"]+\.[^@\s<>"]+$')
 
 
 def normalise_email(raw: str | None) -> str | None:

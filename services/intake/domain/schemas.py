@@ -59,11 +59,17 @@ def payload_schemas() -> dict[Channel, dict[str, Any]]:
         Channel.phone: {"media_type": "application/json", "schema": _json(
             PhonePayload, "phone", "From the telephony/IVR bridge; `caller` is the customer's number.")},
         Channel.sms: {"media_type": "application/x-www-form-urlencoded", "schema": {
-            "title": "sms", "type": "object", "required": ["MessageSid", "From", "Body"],
-            "description": f"As SMS gateways post it (Twilio-style names). {UNKNOWN}",
+            "title": "sms", "type": "object", "required": ["MessageSid", "From"],
+            "description": f"As SMS gateways post it (Twilio-style names). A message needs a Body or media. {UNKNOWN}",
             "properties": {"MessageSid": {"type": "string", "description": "source id (or SmsSid)"},
-                           "SmsSid": {"type": "string"}, "From": {"type": "string", "description": "sender"},
-                           "To": {"type": "string"}, "Body": {"type": "string"}}}},
+                           "SmsSid": {"type": "string"},
+                           "From": {"type": "string", "description": "sender: a phone number (or tel:...); another "
+                                    "network's id (whatsapp:..., messenger:...) or an alphanumeric sender id is kept "
+                                    "as `sender` and is no phone"},
+                           "To": {"type": "string"}, "Body": {"type": "string"},
+                           "NumMedia": {"type": "string", "description": "MMS: how many MediaUrl<i> follow (at most 10)"},
+                           "MediaUrl0": {"type": "string", "description": "MMS: the gateway's URL of medium 0 (1, 2 ...)"},
+                           "MediaContentType0": {"type": "string", "description": "MMS: its media type"}}}},
         Channel.email: {"media_type": "message/rfc822", "schema": {
             "title": "email", "type": "string", "format": "binary",
             "description": "The raw RFC 5322 message. Read: From (the sender), Subject, Message-ID (source id), "

@@ -26,6 +26,24 @@ _SUPERSETS = {
     "us-ascii": "utf-8",
     "ascii": "utf-8",
     "unknown-8bit": "utf-8",
+    # names mail clients write that Python's codecs do not know (WHATWG Encoding aliases)
+    "iso-8859-8-i": "iso-8859-8",
+    "iso-8859-6-i": "iso-8859-6",
+    "iso-8859-8-e": "iso-8859-8",
+    "iso-8859-6-e": "iso-8859-6",
+    "ks_c_5601-1989": "cp949",
+    "ksc5601": "cp949",
+    "x-sjis": "shift_jis",
+    "x-euc-jp": "euc_jp",
+    "x-mac-roman": "mac_roman",
+    "macintosh": "mac_roman",
+    "unicode-1-1-utf-7": "utf-7",
+    "x-unicode20utf8": "utf-8",
+    "ansi_x3.4-1968": "utf-8",
+    "x-user-defined": "cp1252",
+    "windows-874": "cp874",
+    "gb_2312-80": "gb18030",
+    "chinese": "gb18030",
 }
 # Tried in order when nothing (or nothing usable) is declared.
 _FALLBACKS = ("utf-8", "gb18030", "big5hkscs")

@@ -14,7 +14,8 @@ import email
 import hashlib
 import re
 from datetime import UTC, datetime
-from email import policy
+from email import errors, policy
+from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 
@@ -36,17 +37,22 @@ MAX_REFERENCES = 50
 def parse_email(raw: bytes, ctx: ParseContext) -> ParsedRequest:
     if not raw.strip():
         raise UnparseablePayload("email is empty")
-    try:
-        msg = email.message_from_bytes(raw, policy=policy.compat32)
-    except Exception as exc:  # the stdlib parser is lenient; anything it raises is a broken message
-        raise UnparseablePayload(f"email cannot be parsed: {exc}") from exc
+    msg = _message(_envelope_stripped(raw))
     if not msg.keys() and not msg.get_payload():
         raise UnparseablePayload("email has no headers")
-    if len(msg.keys()) == 0 or not any(h in msg for h in ("From", "Subject", "Message-ID", "Date")):
+    report = msg.get_content_type() == "multipart/report"
+    if len(msg.keys()) == 0 or not (report or any(h in msg for h in ("From", "Subject", "Message-ID", "Date"))):
         raise UnparseablePayload("not an RFC 5322 message: no From, Subject, Message-ID or Date header")
 
-    name, address = _sender(msg)
     subject = one_line(_header(msg, "Subject"), 500)
+    try:
+        name, address = _sender(msg)
+    except MissingContent:
+        # a delivery or disposition report without a From (some MTAs send bounces so) is still a
+        # machine's message: ignored as one, not rejected as a customer's without a sender
+        if not report:
+            raise
+        name, address = None, None
     auto = auto_generated(msg, sender=address, subject=subject)
     body, attachments = _content(msg)
     if not body and subject:
@@ -74,6 +80,62 @@ def parse_email(raw: bytes, ctx: ParseContext) -> ParsedRequest:
     )
 
 
+def _envelope_stripped(raw: bytes) -> bytes:
+    """The message without what a mail store put before it: a UTF-8 byte order mark, and the mbox
+    envelope line (`From sender date`, no colon) that procmail, forwarders and mbox exports leave."""
+    raw = raw.removeprefix(b"\xef\xbb\xbf")
+    stripped = raw.lstrip(b"\r\n")
+    if _ENVELOPE.match(stripped):
+        end = stripped.find(b"\n")
+        return stripped[end + 1:] if end > 0 else b""
+    return raw
+
+
+_ENVELOPE = re.compile(rb"From (?![ \t]*:)\S")  # `From sender date`; not `From  : ...` (a header, obsolete syntax)
+_HEADER_LINE = re.compile(rb"^[\x21-\x39\x3b-\x7e]+:")
+_SPACED_NAME = re.compile(rb"^([\x21-\x39\x3b-\x7e]+)[ \t]+:")
+
+
+def _message(raw: bytes) -> Message:
+    """The parsed message. When a line in the header block is not a header (a stray line, a name
+    with a space, `From  :` as RFC 5322's obsolete syntax allows), the stdlib ends the headers
+    there and From, Subject and the rest become body: the block is repaired (the stray line
+    dropped, the name's spaces removed) and parsed again. The raw bytes are kept as they came."""
+    try:
+        msg = email.message_from_bytes(raw, policy=policy.compat32)
+    except Exception as exc:  # the stdlib parser is lenient; anything it raises is a broken message
+        raise UnparseablePayload(f"email cannot be parsed: {exc}") from exc
+    if not any(isinstance(d, errors.MissingHeaderBodySeparatorDefect) for d in msg.defects):
+        return msg
+    repaired = _repair_header_block(raw)
+    if repaired is None:
+        return msg
+    try:
+        return email.message_from_bytes(repaired, policy=policy.compat32)
+    except Exception:  # noqa: BLE001 - the message as first read, then
+        return msg
+
+
+def _repair_header_block(raw: bytes) -> bytes | None:
+    """The header block with its non-header lines fixed or dropped, when real header lines come
+    after them (else the first non-header line really is where the body starts); None: nothing to do."""
+    lines = raw.split(b"\n")
+    block_end = next((i for i, line in enumerate(lines) if not line.strip(b"\r")), len(lines))
+    kept: list[bytes] = []
+    changed = False
+    for i, line in enumerate(lines[:block_end]):
+        if line[:1] in (b" ", b"\t") or _HEADER_LINE.match(line):
+            kept.append(line)
+        elif _SPACED_NAME.match(line):
+            kept.append(_SPACED_NAME.sub(rb"\1:", line))
+            changed = True
+        elif kept and any(_HEADER_LINE.match(rest) or _SPACED_NAME.match(rest) for rest in lines[i + 1:block_end]):
+            changed = True  # a stray line with headers after it: dropped
+        else:
+            return None
+    return b"\n".join(kept + lines[block_end:]) if changed else None
+
+
 def _references(msg: Message) -> list[str]:
     """The Message-IDs this mail answers: In-Reply-To, then References from the newest back."""
     ids: list[str] = []
@@ -87,24 +149,64 @@ def _references(msg: Message) -> list[str]:
 
 def _header(msg: Message, name: str) -> str | None:
     """A header decoded (RFC 2047, any charset), or None; a header too broken to decode is None.
-    The first of that name, decoded as `policy.default` would (its `get`) from the raw value."""
+    The first of that name, decoded as `policy.default` would (its `get`) from the raw value.
+    Raw 8-bit bytes in a header (GBK from some Chinese mail clients, not RFC 2047-encoded) are
+    decoded with the charset fallback bodies get, before: the stdlib makes them U+FFFD."""
+    raw = _raw_header(msg, name)
+    if raw is None:
+        return None
+    if not raw.isascii():
+        raw = decode_bytes(raw.encode("ascii", "surrogateescape"), _body_charset(msg))
+    try:
+        return str(policy.default.header_fetch_parse(name, raw))
+    except Exception:  # noqa: BLE001 - a header too broken to decode is absent
+        return None
+
+
+def _raw_header(msg: Message, name: str) -> str | None:
     wanted = name.lower()
-    for key, value in msg.raw_items():
-        if key.lower() == wanted:
-            try:
-                return str(policy.default.header_fetch_parse(key, value))
-            except Exception:  # noqa: BLE001 - a header too broken to decode is absent
-                return None
+    return next((value for key, value in msg.raw_items() if key.lower() == wanted), None)
+
+
+def _body_charset(msg: Message) -> str | None:
+    """The charset the message's first text part declares: what its 8-bit headers are most likely in."""
+    for count, part in enumerate(msg.walk()):
+        if count > MAX_PARTS:
+            break
+        if part.get_content_maintype() == "text":
+            return part.get_content_charset()
     return None
 
 
+_ADDRESS = re.compile(r'(?:"[^"\r\n]{1,64}"|[^@\s<>"(),;:]{1,64})@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}')
+
+
 def _sender(msg: Message) -> tuple[str | None, str | None]:
+    """The first usable address of From, Sender, Reply-To. A header the address parser reads
+    wrongly is read again from its raw value, then searched for an address:
+    - `a@b <a@b.it>` (an unquoted @ in the name);
+    - `Big Bug bb@bug.com` and `李明 li.ming@example.cn` (no angle brackets), which the parser
+      reads as one quoted mailbox, `"Big Bug bb"@bug.com`.
+    A local part quoted in the mail itself (`"Big Bug bb"@bug.com`) is one, and kept."""
     for header in ("From", "Sender", "Reply-To"):
-        for name, addr in getaddresses([_header(msg, header) or ""]):
-            address = normalise_email(addr)
-            if address:
-                return one_line(name, 100), address
+        decoded, raw = _header(msg, header) or "", _raw_header(msg, header) or ""
+        for value in dict.fromkeys((decoded, raw)):
+            for name, addr in getaddresses([value]):
+                address = normalise_email(addr)
+                if address and (not address.startswith('"') or '"' in raw):
+                    return one_line(name, 100), address
+        found = _ADDRESS.search(raw)
+        if found and (address := normalise_email(found.group(0))):
+            return one_line(_words(raw[:found.start()]).strip(' "<'), 100) or None, address
     raise MissingContent("email has no usable sender address (From)")
+
+
+def _words(value: str) -> str:
+    """RFC 2047 encoded words decoded (a display name left of a bare address)."""
+    try:
+        return str(make_header(decode_header(value)))
+    except Exception:  # noqa: BLE001 - undecodable: as written
+        return value
 
 
 def _message_id(msg: Message, raw: bytes) -> str:
@@ -141,7 +243,11 @@ def _content(msg: Message) -> tuple[str, list[Attachment]]:
         ctype = part.get_content_type()
         disposition = (part.get_content_disposition() or "").lower()
         filename = _filename(part)
-        if disposition == "attachment" or (filename and disposition != "inline") or not ctype.startswith("text/"):
+        # a text part named by its Content-Type but with no Content-Disposition (Outlook and some
+        # webmail write the body so): the body when it is the first text, else an attachment
+        named_text = bool(filename) and not disposition and ctype in ("text/plain", "text/html") and not (plain or html)
+        if disposition == "attachment" or (filename and disposition != "inline" and not named_text) \
+                or not ctype.startswith("text/"):
             if ctype == "message/delivery-status":
                 continue
             payload = _payload(part)

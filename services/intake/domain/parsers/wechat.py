@@ -36,6 +36,8 @@ def parse_wechat(raw: bytes, ctx: ParseContext) -> ParsedRequest:
     openid = text("FromUserName")
     if msg_type == "event":
         raise NotARequest(f"wechat event push ({one_line(text('Event'), 40) or 'unknown'}) is not a request")
+    if msg_type.startswith("device_"):  # WeChat's hardware platform: a device's data, not a person writing
+        raise NotARequest(f"wechat {one_line(msg_type, 40)} push (a device's message) is not a request")
     if not openid:
         raise MissingContent(f"{WHAT} lacks FromUserName")
 
