@@ -18,6 +18,8 @@ from faststream.specification import AsyncAPI
 
 from services.console.app import create_app as console_app
 from services.feedback.app import create_app as feedback_app
+from services.gateway.app import create_app as gateway_app
+from services.gateway.settings import GatewaySettings
 from services.intake.app import create_app as intake_app
 from services.intake.domain.schemas import payload_schemas
 from services.metrics.app import create_app as metrics_app
@@ -25,7 +27,9 @@ from services.routing.app import create_app as routing_app
 
 OUT = Path(__file__).parents[1] / "docs" / "api"
 APPS: dict[str, Callable[[], FastAPI]] = {"intake": intake_app, "routing": routing_app, "feedback": feedback_app,
-                                          "metrics": metrics_app, "console": console_app}
+                                          "metrics": metrics_app, "console": console_app,
+                                          # every platform's URLs documented (a deployment enables its own)
+                                          "gateway": lambda: gateway_app(GatewaySettings(platforms="wechat,sms"))}
 
 def asyncapi() -> dict[str, Any]:
     # each service's broker documents what it consumes and what it declares it publishes (its

@@ -188,6 +188,11 @@ def lock(var: Path) -> int | None:
     return fd
 
 
+def services_of(env: dict[str, str]) -> dict[str, int]:
+    """The processes to run and their default ports: the gateway too when a platform is configured."""
+    return SERVICES | ({"gateway": 8086} if env.get("KEFU_GATEWAY_PLATFORMS") else {})
+
+
 def preflight(var: Path, env: dict[str, str]) -> str | None:
     """Everything that must hold before anything starts, or what does not: one `make run` per
     var/ (never two NATS servers on one store), free ports, a valid configuration."""
@@ -195,7 +200,7 @@ def preflight(var: Path, env: dict[str, str]) -> str | None:
         holder = (var / "run.lock").read_text().strip() or "?"
         return (f"another `make run` (pid {holder}) is using {var}: stop it first, or give this one its own "
                 "KEFU_VAR_DIR and ports")
-    ports = {name: int(env.get(f"KEFU_{name.upper()}_HTTP_PORT", port)) for name, port in SERVICES.items()}
+    ports = {name: int(env.get(f"KEFU_{name.upper()}_HTTP_PORT", port)) for name, port in services_of(env).items()}
     if not env.get("KEFU_NATS_URL"):
         ports = {"nats": int(env.get("KEFU_DEV_NATS_PORT", "4222"))} | ports
     taken = ports_in_use(ports)
@@ -242,7 +247,7 @@ def main() -> int:
         say(f"nats-server with JetStream on {env['KEFU_NATS_URL']}, data in {var / 'jetstream'}")
     else:
         say(f"using NATS at {env['KEFU_NATS_URL']}")
-    ports = {name: int(env.get(f"KEFU_{name.upper()}_HTTP_PORT", port)) for name, port in SERVICES.items()}
+    ports = {name: int(env.get(f"KEFU_{name.upper()}_HTTP_PORT", port)) for name, port in services_of(env).items()}
     for behind in ("routing", "metrics", "feedback"):  # the console forwards the page's calls to them
         env.setdefault(f"KEFU_CONSOLE_{behind.upper()}_URL", f"http://127.0.0.1:{ports[behind]}")
     for name, port in ports.items():

@@ -10,7 +10,7 @@
     kefu survey link REQUEST  the survey link(s) the customer of a request got
     kefu dlq list [-n N]      the newest dead letters: consumer, reason, the original's place
                               (shared/ops.py says where these commands reach kefu)
-    kefu intake|routing|feedback|metrics|console
+    kefu intake|routing|feedback|metrics|console|gateway
                               one service, configured by KEFU_* environment variables
 """
 
@@ -28,6 +28,7 @@ SERVICES = {
     "feedback": ("services.feedback.app", "services.feedback.settings", "FeedbackSettings"),
     "metrics": ("services.metrics.app", "services.metrics.settings", "MetricsSettings"),
     "console": ("services.console.app", "services.console.settings", "ConsoleSettings"),
+    "gateway": ("services.gateway.app", "services.gateway.settings", "GatewaySettings"),
 }
 
 

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 import httpx
 
-PORTS = {"intake": 8081, "routing": 8082, "feedback": 8083, "metrics": 8084, "console": 8085}
+PORTS = {"intake": 8081, "routing": 8082, "feedback": 8083, "metrics": 8084, "console": 8085, "gateway": 8086}
 
 
 class OpsError(Exception):

@@ -82,6 +82,7 @@ class Runtime:
     js: JetStreamContext | None = None
     publisher: Publisher | None = None
     revocations: KeyValue | None = None  # staff token revocations (shared.http.security.require_staff)
+    staff_api: bool = True  # serves staff endpoints: reads revocations (the gateway serves platforms only)
     ready: bool = False
     progress: ConsumerProgress = field(default_factory=ConsumerProgress)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)  # background work, cancelled first on stop
@@ -105,11 +106,12 @@ class Runtime:
         await make_dead_letter(self.publisher, self.consumer)(msg, reason)
 
 
-def make_runtime(settings: KefuSettings, *, consumer: str, publishes: Sequence[Publishes] = ()) -> Runtime:
+def make_runtime(settings: KefuSettings, *, consumer: str, publishes: Sequence[Publishes] = (),
+                 staff_api: bool = True) -> Runtime:
     """`publishes`: every subject the service publishes to a contract stream (its handlers.py's
     PUBLISHES): declared to FastStream (the AsyncAPI publish side) and the only contract subjects
     its publisher will publish to."""
-    runtime = Runtime(settings=settings, consumer=consumer, publishes=list(publishes))
+    runtime = Runtime(settings=settings, consumer=consumer, publishes=list(publishes), staff_api=staff_api)
     policy = RetryPolicy(settings.max_deliver, settings.retry_backoff_seconds)
     runtime.broker = NatsBroker(
         **broker_kwargs(settings),
@@ -163,7 +165,8 @@ async def start(runtime: Runtime, on_start: OnStart | None) -> None:
     else:
         await verify(js, runtime.settings)
     runtime.js = js
-    runtime.revocations = await js.key_value(s.BUCKET_REVOCATIONS)
+    if runtime.staff_api:
+        runtime.revocations = await js.key_value(s.BUCKET_REVOCATIONS)
     runtime.publisher = Publisher(js, metrics=runtime.pipeline, contract=Contract(runtime.publishes))
     runtime.publisher.outbound_gate = OutboundGate(
         js, cap=runtime.settings.outbound_daily_cap, tz=ZoneInfo(runtime.settings.timezone),

@@ -99,13 +99,24 @@ class MessageIgnored(Event):
 
 
 class OutboundFailed(Event):
-    """A message kefu sent came back undelivered (a bounce naming its Message-ID)."""
+    """A message kefu sent did not arrive: a bounce naming its Message-ID (intake), or a platform
+    that refused it or reported it undelivered (gateway: WeChat outside its 48-hour window, an SMS
+    delivery status `failed`/`undelivered`)."""
 
     message_id: str = Field(description="kefu's outbound message id (`receipt.req_...`).")
     request_id: str | None = None
     channel: Channel = Channel.email
     reason: str = Field(examples=["bounced"])
     detail: str | None = None
+
+
+class OutboundDelivered(Event):
+    """A platform confirmed a message kefu sent reached the customer (an SMS delivery status)."""
+
+    message_id: str = Field(description="kefu's outbound message id.")
+    request_id: str | None = None
+    channel: Channel
+    platform_id: str | None = Field(None, description="The platform's id of the message (an SMS MessageSid).")
 
 
 class RequestReplied(RequestChange):

@@ -39,7 +39,8 @@ REQUEST_MESSAGE: Final = "kefu.events.request.message"  # a follow-up appended t
 REQUEST_REPLIED: Final = "kefu.events.request.replied"  # an agent answered in the thread (routing)
 REQUEST_CUSTOMER_WROTE: Final = "kefu.events.request.customer_wrote"  # for the holder (routing; kefu extension)
 MESSAGE_IGNORED: Final = "kefu.events.message.ignored"  # auto-generated mail, never answered (intake)
-OUTBOUND_FAILED: Final = "kefu.events.outbound.failed"  # a bounce of a message kefu sent (intake)
+OUTBOUND_FAILED: Final = "kefu.events.outbound.failed"  # a message kefu sent that did not arrive (intake, gateway)
+OUTBOUND_DELIVERED: Final = "kefu.events.outbound.delivered"  # a platform confirmed delivery (gateway)
 FOLLOWUP_SCHEDULED: Final = "kefu.events.followup.scheduled"
 FOLLOWUP_COMPLETED: Final = "kefu.events.followup.completed"
 
@@ -122,6 +123,7 @@ def streams_of(service: str) -> tuple[str, ...]:
         "feedback": (STREAM_EVENTS, STREAM_OUTBOUND, STREAM_DLQ, STREAM_AUDIT, STREAM_TIMERS_FEEDBACK),
         "metrics": (STREAM_EVENTS, STREAM_AUDIT),
         "console": (STREAM_EVENTS,),
+        "gateway": (STREAM_OUTBOUND,),
     }
     return uses.get(service, ())
 

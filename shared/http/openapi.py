@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from ..settings import KefuSettings
 from .errors import ErrorBody
 
-SERVICE_PORTS = {"intake": 8081, "routing": 8082, "feedback": 8083, "metrics": 8084, "console": 8085}
+SERVICE_PORTS = {"intake": 8081, "routing": 8082, "feedback": 8083, "metrics": 8084, "console": 8085, "gateway": 8086}
 
 
 def document(app: FastAPI, settings: KefuSettings) -> dict[str, Any]:

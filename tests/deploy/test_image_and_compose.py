@@ -13,7 +13,7 @@ from shared.nats.topology import MIN_SERVER
 
 ROOT = Path(__file__).parents[2]
 COMPOSE = ROOT / "deploy" / "compose" / "compose.yaml"
-SERVICES = ("intake", "routing", "feedback", "metrics", "console")
+SERVICES = ("intake", "routing", "feedback", "metrics", "console", "gateway")
 
 
 def test_the_installed_package_starts_every_service_outside_the_source_tree(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from shared.nats.topology import MIN_SERVER
 ROOT = Path(__file__).parents[2]
 K8S = ROOT / "deploy" / "k8s"
 VERSION = "1.33.0"
-SERVICES = ("intake", "routing", "feedback", "metrics", "console")
+SERVICES = ("intake", "routing", "feedback", "metrics", "console", "gateway")
 
 
 def build(overlay: str) -> list[dict]:
@@ -60,6 +60,8 @@ def test_deployments_are_hardened_probed_and_drain_gracefully(overlay: str) -> N
         name = obj["metadata"]["name"]
         if overlay == "prod" and name in ("intake", "routing"):
             assert "replicas" not in obj["spec"]  # KEDA owns the count
+        elif name == "gateway":
+            assert obj["spec"]["replicas"] == 1  # one WeChat access token per account (docs/channels.md)
         else:
             assert obj["spec"]["replicas"] == (2 if overlay == "prod" else 1)
         spread = {c["topologyKey"] for c in pod["topologySpreadConstraints"]}

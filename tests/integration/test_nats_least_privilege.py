@@ -88,6 +88,14 @@ DENIED = [
     ("console", "$JS.API.STREAM.MSG.GET.KV_kefu_customers"),
     ("console", "$JS.API.STREAM.MSG.GET.KV_kefu_threads"),
     ("console", "kefu.audit.request.read"),
+    # the gateway: WeChat's and SMS's pushes and messages, and delivery reports; nothing of kefu's own
+    ("gateway", s.REQUEST_RECEIVED),
+    ("gateway", "kefu.intake.email"),  # mail is not its channel (yet)
+    ("gateway", "kefu.outbound.sms"),  # it reads customers' messages, never writes them
+    ("gateway", "$JS.API.CONSUMER.CREATE.KEFU_OUTBOUND.adapter-email.kefu.outbound.email"),
+    ("gateway", "$JS.API.CONSUMER.CREATE.KEFU_OUTBOUND.spy.kefu.outbound.supervisor.business"),
+    ("gateway", "$JS.API.DIRECT.GET.KEFU_EVENTS"),
+    ("gateway", "$KV.kefu_customers.c1"),
     # routing publishes the events it decides, schedules and purges only its own timers
     ("routing", s.REQUEST_RECEIVED),
     ("routing", s.REQUEST_MESSAGE),  # follow-ups are intake's decision

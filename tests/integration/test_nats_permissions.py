@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 
 from devtools.natsserver import nats_server_binary
@@ -48,6 +49,14 @@ def secured_nats(tmp_path: Path):
         yield url
 
 
+def provision_as_admin(url: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "devtools.provision"], cwd=ROOT, capture_output=True, text=True,
+                          env={"KEFU_NATS_URL": url, "KEFU_NATS_USER": "admin",
+                               "KEFU_NATS_PASSWORD": PASSWORDS["KEFU_NATS_ADMIN_PASSWORD"], "PATH": "/usr/bin:/bin"},
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
 def as_user(nats_url: str, user: str, **extra):
     return common_settings(nats_url, nats_user=user, nats_password=password(user),
                            provision=False, config_dir=ROOT / "config", **extra)
@@ -55,11 +64,7 @@ def as_user(nats_url: str, user: str, **extra):
 
 async def test_services_work_with_their_own_users_and_nothing_else(secured_nats: str) -> None:
     url = secured_nats
-    provision = subprocess.run([sys.executable, "-m", "devtools.provision"], cwd=ROOT, capture_output=True, text=True,
-                               env={"KEFU_NATS_URL": url, "KEFU_NATS_USER": "admin",
-                                    "KEFU_NATS_PASSWORD": PASSWORDS["KEFU_NATS_ADMIN_PASSWORD"],
-                                    "PATH": "/usr/bin:/bin"}, timeout=60)
-    assert provision.returncode == 0, provision.stderr
+    provision_as_admin(url)
 
     admin = await connect(url, "admin", inbox="_INBOX")
     admin_url = url.replace("nats://", f"nats://admin:{PASSWORDS['KEFU_NATS_ADMIN_PASSWORD']}@")
@@ -130,3 +135,38 @@ async def test_services_work_with_their_own_users_and_nothing_else(secured_nats:
     for user, errors in refused.items():
         assert len(errors) == 2 and all("permissions violation" in e.lower() for e in errors), (user, errors)
     assert not any(e["request_id"] == "req_forged" for _, e in events.messages)
+
+
+async def test_the_gateway_works_with_its_own_user(secured_nats: str) -> None:
+    """Pushes stored in KEFU_INTAKE, the channels' durables created and read, a failure reported:
+    all under the user `gateway` of the shipped accounts.conf."""
+    from twilio.request_validator import RequestValidator
+
+    from services.gateway.app import create_app as gateway_app
+    from services.gateway.settings import GatewaySettings
+    from shared.contract.enums import Language
+    from shared.contract.models import OutboundMessage
+
+    url = secured_nats
+    provision_as_admin(url)
+    admin_url = url.replace("nats://", f"nats://admin:{PASSWORDS['KEFU_NATS_ADMIN_PASSWORD']}@")
+    public = "https://kefu.example.cn/gateway"
+    settings = as_user(url, "gateway", platforms="wechat,sms", sms_auth_token="auth", sms_public_url=public,
+                       wechat_token="t", wechat_api_base="http://127.0.0.1:9", sms_api_base="http://127.0.0.1:9")
+    async with running(gateway_app, GatewaySettings(**settings)) as gateway, \
+            tap(admin_url, s.STREAM_EVENTS, s.EVENTS_ALL) as events:
+        form = {"MessageSid": "SM-gw-perm", "From": "+8613800138033", "To": "+861069000000", "Body": "hi"}
+        async with httpx.AsyncClient(base_url=gateway.base_url) as http:
+            stored = await http.post("/sms", data=form, headers={
+                "X-Twilio-Signature": RequestValidator("auth").compute_signature(f"{public}/sms", form)})
+        admin = await connect(url, "admin", inbox="_INBOX")
+        kept = await admin.jetstream().get_last_msg(s.STREAM_INTAKE, "kefu.intake.sms")
+        await admin.jetstream().publish(s.outbound_subject("wechat"), OutboundMessage(
+            message_id="m-perm", channel="wechat", kind="reply", to={}, language=Language.zh,
+            text="x").model_dump_json().encode(), headers={"Nats-Msg-Id": "m-perm"})
+        failed = (await events.wait_for(s.OUTBOUND_FAILED, message_id="m-perm"))[0]
+        consumers = {c.name for c in await admin.jetstream().consumers_info(s.STREAM_OUTBOUND)}
+        await admin.close()
+    assert stored.status_code == 200 and failed["reason"] == "no_address"
+    assert b"MessageSid=SM-gw-perm" in kept.data and kept.headers["Nats-Msg-Id"] == "sms.SM-gw-perm"
+    assert {"adapter-wechat", "adapter-sms"} <= consumers

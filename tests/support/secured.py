@@ -16,7 +16,7 @@ ROOT = Path(__file__).parents[2]
 NATS_DIR = ROOT / "deploy" / "nats"
 CHANNELS = ("phone", "sms", "email", "web", "wechat", "app", "walkin")
 ADAPTERS = tuple(f"adapter-{c}" for c in CHANNELS)
-USERS = ("admin", "intake", "routing", "feedback", "metrics", "console", *ADAPTERS, "sys", "route")
+USERS = ("admin", "intake", "routing", "feedback", "metrics", "console", "gateway", *ADAPTERS, "sys", "route")
 PASSWORDS = {f"KEFU_NATS_{u.upper().replace('-', '_')}_PASSWORD": f"pw-{u}" for u in USERS}
 
 

@@ -24,7 +24,7 @@ from tests.support.secured import PASSWORDS
 
 ROOT = Path(__file__).parents[2]
 COMPOSE_FILE = ROOT / "deploy" / "compose" / "compose.yaml"
-SERVICES = ("intake", "routing", "feedback", "metrics", "console")
+SERVICES = ("intake", "routing", "feedback", "metrics", "console", "gateway")
 NODES = ("nats-1", "nats-2", "nats-3")
 SECRETS = PASSWORDS | {
     "KEFU_ADMIN_TOKEN": "cluster-admin-token", "KEFU_TOKEN_SECRET": "cluster-token-secret-of-32-bytes-or-more",
@@ -39,7 +39,7 @@ def compose() -> dict[str, Any]:
 
 def interpolate(value: str) -> str:
     """Compose's `${VAR}` / `${VAR:?message}`, from the test's secrets."""
-    return re.sub(r"\$\{(\w+)(?::\?[^}]*)?\}", lambda m: SECRETS[m.group(1)], value)
+    return re.sub(r"\$\{(\w+)(?::\?[^}]*|:-([^}]*))?\}", lambda m: SECRETS.get(m.group(1), m.group(2) or ""), value)
 
 
 def replace_once(text: str, old: str, new: str) -> str:

@@ -37,7 +37,7 @@ def declared(service: str) -> list[str]:
     return [p.subject for p in module.PUBLISHES]
 
 
-@pytest.mark.parametrize("service", ["intake", "routing", "feedback", "metrics", "console"])
+@pytest.mark.parametrize("service", ["intake", "routing", "feedback", "metrics", "console", "gateway"])
 def test_every_subject_a_service_declares_is_allowed_to_its_user(service: str) -> None:
     allowed = allowed_publish(service)
     missing = [subject for subject in declared(service) if not any(matches(a, subject) for a in allowed)]

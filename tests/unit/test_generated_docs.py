@@ -24,7 +24,7 @@ def test_contract_documents_name_every_public_path_and_subject() -> None:
     assert '"/v1/intake/{channel}"' in docs["openapi-intake.json"]
     assert '"/v1/customers/{customer_id}"' in docs["openapi-intake.json"]
     assert '"/v1/requests/{request_id}"' in docs["openapi-routing.json"]
-    assert all('"/healthz"' in docs[f"openapi-{n}.json"] for n in ("intake", "routing", "feedback", "metrics", "console"))
+    assert all('"/healthz"' in docs[f"openapi-{n}.json"] for n in ("intake", "routing", "feedback", "metrics", "console", "gateway"))
     assert Path(OUT).name == "api"
 
 
