@@ -29,7 +29,7 @@ OUT = Path(__file__).parents[1] / "docs" / "api"
 APPS: dict[str, Callable[[], FastAPI]] = {"intake": intake_app, "routing": routing_app, "feedback": feedback_app,
                                           "metrics": metrics_app, "console": console_app,
                                           # every platform's URLs documented (a deployment enables its own)
-                                          "gateway": lambda: gateway_app(GatewaySettings(platforms="wechat,sms"))}
+                                          "gateway": lambda: gateway_app(GatewaySettings(platforms="wechat,sms,mail"))}
 
 def asyncapi() -> dict[str, Any]:
     # each service's broker documents what it consumes and what it declares it publishes (its

@@ -4,14 +4,20 @@ so reads no token revocations."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
+from aiosmtpd.smtp import SMTP
 from fastapi import FastAPI
 
+from shared.contract import subjects as s
+from shared.contract.enums import Channel
 from shared.runtime import Late, Runtime, base_app, make_runtime
 
 from .api import build_api
 from .clients import SmsApi, WeChatApi
 from .handlers import PUBLISHES, build_router
+from .mail import ImapFollower, SmtpIntake, SmtpSender
 from .service import Gateway, GatewayMetrics
 from .settings import GatewaySettings
 
@@ -27,6 +33,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     gateway: Late[Gateway] = Late("gateway")
     timeout = httpx.Timeout(settings.api_timeout_seconds)
     clients: list[httpx.AsyncClient] = []
+    servers: list[asyncio.Server] = []
 
     async def on_start(rt: Runtime) -> None:
         assert rt.publisher is not None
@@ -41,10 +48,45 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             clients.append(http)
             sms = SmsApi(http, account_sid=settings.sms_account_sid, sender=settings.sms_from, auth_token=(
                 settings.sms_auth_token.get_secret_value() if settings.sms_auth_token else ""))
-        rt.service = gateway.set(Gateway(rt.publisher, metrics, wechat=wechat, sms=sms,
+        mail = None
+        if "mail" in platforms:
+            mail = await start_mail(rt)
+        rt.service = gateway.set(Gateway(rt.publisher, metrics, wechat=wechat, sms=sms, mail=mail,
                                          sms_public_url=settings.sms_public_url))
 
+    async def start_mail(rt: Runtime) -> SmtpSender | None:
+        assert rt.js is not None and rt.publisher is not None
+        publisher = rt.publisher
+
+        async def store(raw: bytes, key: str) -> None:
+            ack = await publisher.raw(s.intake_subject(Channel.email), raw, msg_id=f"email.{key}")
+            metrics.pushes.labels("mail", "duplicate" if ack.duplicate else "stored").inc()
+
+        if settings.mail_imap_host:
+            follower = ImapFollower(
+                host=settings.mail_imap_host, port=settings.mail_imap_port, tls=settings.mail_imap_tls,
+                user=settings.mail_imap_user, folder=settings.mail_imap_folder, processed=settings.mail_imap_processed,
+                password=settings.mail_imap_password.get_secret_value() if settings.mail_imap_password else "",
+                poll=settings.mail_imap_poll_seconds, bucket=await rt.js.key_value(s.BUCKET_GATEWAY_MAIL), store=store)
+            rt.tasks.append(asyncio.create_task(follower.run()))
+        if settings.mail_smtp_listen_port:
+            intake = SmtpIntake(store, domains={d.strip() for d in settings.mail_smtp_domains.split(",") if d.strip()})
+            server = await asyncio.get_running_loop().create_server(
+                lambda: SMTP(intake, data_size_limit=settings.mail_smtp_max_bytes, hostname=settings.mail_domain,
+                             enable_SMTPUTF8=True),
+                host=settings.mail_smtp_listen_host, port=settings.mail_smtp_listen_port)
+            servers.append(server)
+        if not settings.mail_smtp_host:
+            return None
+        return SmtpSender(host=settings.mail_smtp_host, port=settings.mail_smtp_port, user=settings.mail_smtp_user,
+                          password=settings.mail_smtp_password.get_secret_value() if settings.mail_smtp_password else "",
+                          starttls=settings.mail_smtp_starttls, sender=settings.mail_from,
+                          sender_name=settings.mail_from_name, timeout=settings.api_timeout_seconds)
+
     async def on_stop(_: Runtime) -> None:
+        for server in servers:
+            server.close()
+            await server.wait_closed()
         for http in clients:
             await http.aclose()
 

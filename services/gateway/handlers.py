@@ -38,6 +38,11 @@ def build_router(runtime: Runtime, gateway: Late[Gateway], *, platforms: set[str
         async def on_wechat(msg: OutboundMessage) -> None:
             await gateway().deliver_wechat(msg)
 
+    if "mail" in platforms:
+        @durable(Channel.email, "Messages to e-mail customers, sent through the site's SMTP relay in their thread.")
+        async def on_email(msg: OutboundMessage) -> None:
+            await gateway().deliver_email(msg)
+
     if "sms" in platforms:
         @durable(Channel.sms, "Messages to SMS customers, sent through the Twilio-compatible Messages API.")
         async def on_sms(msg: OutboundMessage) -> None:

@@ -16,6 +16,7 @@ from shared.contract.models import OutboundMessage
 from shared.nats.publish import Publisher
 
 from .clients import Sent, SmsApi, WeChatApi
+from .mail import SmtpSender
 
 log = logging.getLogger("kefu.gateway")
 
@@ -30,7 +31,7 @@ class GatewayMetrics:
                               "(stored, duplicate, or the refusal's reason).", ["platform", "outcome"], registry=registry)
         self.sent = Counter("kefu_gateway_messages_sent_total", "Messages to customers handed to a platform, by "
                             "outcome (sent, refused, retry).", ["platform", "outcome"], registry=registry)
-        for platform in ("wechat", "sms"):
+        for platform in ("wechat", "sms", "mail"):
             for outcome in ("stored", "duplicate"):
                 self.pushes.labels(platform, outcome)
             for outcome in ("sent", "refused", "retry"):
@@ -43,6 +44,7 @@ class Gateway:
     metrics: GatewayMetrics
     wechat: WeChatApi | None = None
     sms: SmsApi | None = None
+    mail: SmtpSender | None = None
     sms_public_url: str = ""
 
     async def store_push(self, platform: Channel, payload: bytes, key: str) -> None:
@@ -58,6 +60,12 @@ class Gateway:
             await self.failed(msg, "no_address", "no WeChat openid to send to")
             return
         await self.settle(msg, "wechat", await self.wechat.send_text(openid, msg.text))
+
+    async def deliver_email(self, msg: OutboundMessage) -> None:
+        if self.mail is None or not msg.to.get("email"):
+            await self.failed(msg, "no_address", "no e-mail address to send to")
+            return
+        await self.settle(msg, "mail", await self.mail.send(msg))
 
     async def deliver_sms(self, msg: OutboundMessage) -> None:
         phone = msg.to.get("phone")

@@ -13,7 +13,7 @@ class GatewaySettings(KefuSettings):
 
     service_name: str = "gateway"
     http_port: int = 8086
-    platforms: str = Field("", description="Comma-separated: `wechat`, `sms`. Each needs its settings below; "
+    platforms: str = Field("", description="Comma-separated: `wechat`, `sms`, `mail`. Each needs its settings below; "
                            "empty: the gateway serves nothing but its health.")
     batch_size: int = Field(16, ge=1, le=256)
     api_timeout_seconds: float = Field(10, gt=0)
@@ -36,6 +36,31 @@ class GatewaySettings(KefuSettings):
         "", description="The address the gateway posts to, as configured on its side (e.g. "
         "https://kefu.example.cn/gateway): webhook signatures cover the full URL, which a proxy in "
         "front of kefu changes. Status callbacks are sent to <this>/sms/status.")
+
+    # Mail: a mailbox read over IMAP, and/or an SMTP server for an MX or forwarder; kefu's mail sent
+    # through the site's SMTP relay
+    mail_imap_host: str = Field("", description="Read this mailbox (empty: no IMAP).")
+    mail_imap_port: int = 993
+    mail_imap_tls: bool = Field(True, description="IMAP over TLS (993); false: plain (a local server only).")
+    mail_imap_user: str = ""
+    mail_imap_password: SecretStr | None = None
+    mail_imap_folder: str = "INBOX"
+    mail_imap_processed: str = Field("flag", pattern=r"^(flag|move:.{1,200})$", description="What becomes of a "
+                                     "message once stored: `flag` (\\Seen and $KefuProcessed) or `move:<folder>`.")
+    mail_imap_poll_seconds: float = Field(60, gt=0, description="How often to look without IDLE (and the longest "
+                                          "an IDLE waits before looking anyway).")
+    mail_smtp_listen_port: int = Field(0, ge=0, le=65535, description="Take mail over SMTP on this port (0: off).")
+    mail_smtp_listen_host: str = "127.0.0.1"
+    mail_smtp_domains: str = Field("", description="Comma-separated domains whose mail is taken (empty: any).")
+    mail_smtp_max_bytes: int = Field(900_000, ge=10_000, le=1_000_000, description="Larger mail is refused (552): "
+                                     "a NATS message holds at most 1 MB (docs/channels.md#mail).")
+    mail_smtp_host: str = Field("", description="The relay kefu's mail goes out through (empty: no sending).")
+    mail_smtp_port: int = 587
+    mail_smtp_starttls: bool = True
+    mail_smtp_user: str = ""
+    mail_smtp_password: SecretStr | None = None
+    mail_from: str = Field("", description="The support address kefu's mail comes from.")
+    mail_from_name: str = ""
 
     def enabled(self) -> set[str]:
         return {p.strip() for p in self.platforms.split(",") if p.strip()}

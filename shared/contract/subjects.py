@@ -101,6 +101,7 @@ BUCKET_OPEN_SURVEYS: Final = "kefu_open_surveys"  # hashed contact -> survey_id 
 BUCKET_FOLLOWUPS: Final = "kefu_followups"  # followup_id -> Followup
 BUCKET_OUTBOUND_CAPS: Final = "kefu_outbound_caps"  # hashed contact.day -> messages sent that day
 BUCKET_THREADS: Final = "kefu_threads"  # hashed sender -> their recent requests and decisions (intake)
+BUCKET_GATEWAY_MAIL: Final = "kefu_gateway_mail"  # mailbox -> how far the gateway has read it (IMAP UIDs)
 BUCKET_REVOCATIONS: Final = "kefu_staff_revocations"  # staff subject -> tokens issued before `not_before` are void
 
 # Durable consumer names

@@ -139,6 +139,8 @@ def bucket_configs(settings: KefuSettings) -> list[KeyValueConfig]:
         # staff token revocations: read on every staff call by every service (direct gets); kept
         # 8 days, longer than any token lives (7 days at most), after which nothing it voids is left
         bucket(s.BUCKET_REVOCATIONS, 1, ttl=8 * DAY, direct=True),
+        # the gateway's mailboxes: how far each was read (UIDVALIDITY and last UID); one reader each
+        bucket(s.BUCKET_GATEWAY_MAIL, 1),
     ]
 
 

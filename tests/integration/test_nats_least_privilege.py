@@ -90,12 +90,13 @@ DENIED = [
     ("console", "kefu.audit.request.read"),
     # the gateway: WeChat's and SMS's pushes and messages, and delivery reports; nothing of kefu's own
     ("gateway", s.REQUEST_RECEIVED),
-    ("gateway", "kefu.intake.email"),  # mail is not its channel (yet)
+    ("gateway", "kefu.intake.app"),  # the app, the portal, the desk and phones are not its channels
     ("gateway", "kefu.outbound.sms"),  # it reads customers' messages, never writes them
-    ("gateway", "$JS.API.CONSUMER.CREATE.KEFU_OUTBOUND.adapter-email.kefu.outbound.email"),
+    ("gateway", "$JS.API.CONSUMER.CREATE.KEFU_OUTBOUND.adapter-app.kefu.outbound.app"),
     ("gateway", "$JS.API.CONSUMER.CREATE.KEFU_OUTBOUND.spy.kefu.outbound.supervisor.business"),
     ("gateway", "$JS.API.DIRECT.GET.KEFU_EVENTS"),
     ("gateway", "$KV.kefu_customers.c1"),
+    ("gateway", "$KV.kefu_threads.x"),  # its one bucket is kefu_gateway_mail
     # routing publishes the events it decides, schedules and purges only its own timers
     ("routing", s.REQUEST_RECEIVED),
     ("routing", s.REQUEST_MESSAGE),  # follow-ups are intake's decision

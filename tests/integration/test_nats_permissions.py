@@ -138,8 +138,14 @@ async def test_services_work_with_their_own_users_and_nothing_else(secured_nats:
 
 
 async def test_the_gateway_works_with_its_own_user(secured_nats: str) -> None:
-    """Pushes stored in KEFU_INTAKE, the channels' durables created and read, a failure reported:
-    all under the user `gateway` of the shipped accounts.conf."""
+    """Pushes stored in KEFU_INTAKE, a mailbox read (its place kept in KV), the channels' durables
+    created and read, a failure reported: all under the user `gateway` of the shipped accounts.conf."""
+    from contextlib import ExitStack
+
+    from tests.integration.test_gateway_mail import deliver, mail
+    from tests.support.dovecot import dovecot
+
+    stack = ExitStack()
     from twilio.request_validator import RequestValidator
 
     from services.gateway.app import create_app as gateway_app
@@ -151,8 +157,12 @@ async def test_the_gateway_works_with_its_own_user(secured_nats: str) -> None:
     provision_as_admin(url)
     admin_url = url.replace("nats://", f"nats://admin:{PASSWORDS['KEFU_NATS_ADMIN_PASSWORD']}@")
     public = "https://kefu.example.cn/gateway"
-    settings = as_user(url, "gateway", platforms="wechat,sms", sms_auth_token="auth", sms_public_url=public,
-                       wechat_token="t", wechat_api_base="http://127.0.0.1:9", sms_api_base="http://127.0.0.1:9")
+    imap = stack.enter_context(dovecot())
+    settings = as_user(url, "gateway", platforms="wechat,sms,mail", sms_auth_token="auth", sms_public_url=public,
+                       wechat_token="t", wechat_api_base="http://127.0.0.1:9", sms_api_base="http://127.0.0.1:9",
+                       mail_imap_host=imap.host, mail_imap_port=imap.port, mail_imap_tls=False, mail_imap_user=imap.user,
+                       mail_imap_password=imap.password)
+    await asyncio.to_thread(deliver, imap, mail(1))
     async with running(gateway_app, GatewaySettings(**settings)) as gateway, \
             tap(admin_url, s.STREAM_EVENTS, s.EVENTS_ALL) as events:
         form = {"MessageSid": "SM-gw-perm", "From": "+8613800138033", "To": "+861069000000", "Body": "hi"}
@@ -161,6 +171,14 @@ async def test_the_gateway_works_with_its_own_user(secured_nats: str) -> None:
                 "X-Twilio-Signature": RequestValidator("auth").compute_signature(f"{public}/sms", form)})
         admin = await connect(url, "admin", inbox="_INBOX")
         kept = await admin.jetstream().get_last_msg(s.STREAM_INTAKE, "kefu.intake.sms")
+
+        async def mailbox_read() -> bool:  # the mail stored, and how far the mailbox was read kept in KV
+            try:
+                await admin.jetstream().get_last_msg(s.STREAM_INTAKE, "kefu.intake.email")
+                return bool(await (await admin.jetstream().key_value(s.BUCKET_GATEWAY_MAIL)).keys())
+            except Exception:  # noqa: BLE001 - not yet
+                return False
+        await wait_until(mailbox_read, what="the mailbox read under the gateway's user")
         await admin.jetstream().publish(s.outbound_subject("wechat"), OutboundMessage(
             message_id="m-perm", channel="wechat", kind="reply", to={}, language=Language.zh,
             text="x").model_dump_json().encode(), headers={"Nats-Msg-Id": "m-perm"})
@@ -169,4 +187,5 @@ async def test_the_gateway_works_with_its_own_user(secured_nats: str) -> None:
         await admin.close()
     assert stored.status_code == 200 and failed["reason"] == "no_address"
     assert b"MessageSid=SM-gw-perm" in kept.data and kept.headers["Nats-Msg-Id"] == "sms.SM-gw-perm"
-    assert {"adapter-wechat", "adapter-sms"} <= consumers
+    assert {"adapter-wechat", "adapter-sms", "adapter-email"} <= consumers
+    stack.close()
