@@ -76,13 +76,15 @@ def test_dashboards_use_the_provisioned_datasource_and_unique_uids() -> None:
 
 def exported_metric_names() -> set[str]:
     """Every metric family some kefu service exports (HELP lines appear even before any sample)."""
+    from services.console.app import create_app as console
     from services.feedback.app import create_app as feedback
+    from services.gateway.app import create_app as gateway
     from services.intake.app import create_app as intake
     from services.metrics.app import create_app as metrics
     from services.routing.app import create_app as routing
 
     names = set()
-    for create_app in (intake, routing, feedback, metrics):
+    for create_app in (intake, routing, feedback, metrics, console, gateway):
         text = generate_latest(create_app().state.runtime.registry).decode()
         names |= set(re.findall(r"^# HELP (\S+)", text, flags=re.M))
     return names

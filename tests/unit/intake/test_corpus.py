@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email
 import json
+import re
 from collections import Counter
 from datetime import UTC, datetime
 from email import policy
@@ -25,16 +26,30 @@ from shared.contract.enums import Channel
 CORPUS = Path(__file__).parents[2] / "data" / "corpus"
 MANIFEST = json.loads((CORPUS / "manifest.json").read_text(encoding="utf-8"))
 CTX = ParseContext(now=datetime(2026, 12, 5, tzinfo=UTC), tz=ZoneInfo("Asia/Shanghai"))
-# what is rightly refused, file by file: none of these is a customer's mail
-REFUSED = {
-    "email/mikel-mail/spec__fixtures__emails__error_emails__bad_encoded_subject.eml": "no usable sender",  # no From at all
-    "email/mikel-mail/spec__fixtures__emails__mime_emails__raw_email11.eml": "no usable sender",  # "x@xxxxx": no domain
-    "email/mikel-mail/spec__fixtures__emails__sample_output_multipart": "empty",  # a zero-byte file
-    "email/nodemailer-mailparser/test__fixtures__mixed.eml": "not an RFC 5322 message",  # a MIME body, no headers
-    "email/mimekit/UnitTests__TestData__messages__multipart-related-mhtml.txt": "not an RFC 5322 message",  # MHTML
-    "email/spamscope-mail-parser/tests__mails__mail_outlook_1": "not an RFC 5322 message",  # an Outlook .msg file
-    "wechat/wechatpy/test_parser-13.xml": "unsupported MsgType 'notsure'",  # wechatpy's unknown-type case
-}
+# Every refusal must be one Python's own `email` package agrees with (`justified`), not a list of
+# files: a new corpus file cannot be waved through by adding it here.
+REASONS = ("email is empty", "not an RFC 5322 message", "no usable sender", "unsupported MsgType")
+DOTTED = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+
+
+def justified(raw: bytes, detail: str) -> bool:
+    """Whether Python's `email` package also finds nothing to make a request of."""
+    if "email is empty" in detail:
+        return not raw.strip()
+    if "unsupported MsgType" in detail:
+        return b"<MsgType>" in raw and detail.split("'")[1] not in ("text", "voice", "image", "video", "link")
+    msg = email.message_from_bytes(raw.removeprefix(b"\xef\xbb\xbf"), policy=policy.default)
+    if "not an RFC 5322 message" in detail:
+        return not any(msg.get(h) for h in ("From", "Subject", "Message-ID", "Date"))
+    if "no usable sender" in detail:  # no address with a real domain that a reply could go to
+        addresses = []
+        for header in ("From", "Sender", "Reply-To"):
+            try:
+                addresses += [a.addr_spec for a in getattr(msg.get(header), "addresses", ())]
+            except Exception:  # noqa: BLE001 - Python cannot read it either
+                continue
+        return not any(DOTTED.match(a) for a in addresses)
+    return False
 
 
 def python_reads(raw: bytes) -> dict[str, str]:
@@ -77,15 +92,17 @@ def outcome(entry: dict[str, str]) -> tuple[str, str]:
 def test_every_payload_of_the_corpus_comes_through_or_is_refused_with_its_reason() -> None:
     results = {entry["file"]: outcome(entry) for entry in MANIFEST}
     counts = Counter(kind for kind, _ in results.values())
-    reasons = Counter(detail.split(":")[0][:60] for kind, detail in results.values() if kind == "rejected")
+    reasons = Counter(next((r for r in REASONS if r in detail), detail[:60])
+                      for kind, detail in results.values() if kind == "rejected")
     print(f"\ncorpus: {len(results)} payloads; {dict(counts)}; rejected by reason: {dict(reasons)}")
     bad = {f: r for f, r in results.items() if r[0] in ("mojibake", "empty body")}
     assert bad == {}
     refused = {f: detail for f, (kind, detail) in results.items() if kind == "rejected"}
-    assert sorted(refused) == sorted(REFUSED), set(refused) ^ set(REFUSED)
-    assert all(REFUSED[f] in detail for f, detail in refused.items()), refused
-    assert counts["accepted"] + counts["auto"] + counts["not a request"] == len(results) - len(REFUSED)
+    unjustified = {f: d for f, d in refused.items() if not justified((CORPUS / f).read_bytes(), d)}
+    assert unjustified == {}
     assert all(f.startswith("wechat/") for f, (kind, _) in results.items() if kind == "not a request")
+    assert counts["accepted"] + counts["auto"] + counts["not a request"] + counts["rejected"] == len(results)
+    assert len(results) >= 300 and counts["rejected"] <= len(results) // 6
 
 
 @pytest.mark.parametrize("origin", sorted({m["origin"] for m in MANIFEST}))

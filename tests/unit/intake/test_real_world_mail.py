@@ -57,6 +57,11 @@ def test_one_malformed_header_line_does_not_end_the_headers(ctx) -> None:
     assert (r.contact.email, r.subject, r.body) == ("li@example.cn", "refund", "please refund")
 
 
+def test_an_indented_first_header_is_still_a_header(ctx) -> None:
+    r = parse_email(mail(b" From: James <james@example.cn>\nSubject: plain text\nMessage-ID: <i1@x>\n"), ctx)
+    assert (r.contact.email, r.subject) == ("james@example.cn", "plain text")
+
+
 def test_obsolete_spaces_before_the_colon_are_headers(ctx) -> None:
     raw = mail(b"From  : John Doe <jdoe@machine.example>\nSubject     : Saying Hello\nMessage-ID  : <o1@x>\n",
                b"hello\r\n")

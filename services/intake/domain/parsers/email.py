@@ -98,14 +98,15 @@ _SPACED_NAME = re.compile(rb"^([\x21-\x39\x3b-\x7e]+)[ \t]+:")
 
 def _message(raw: bytes) -> Message:
     """The parsed message. When a line in the header block is not a header (a stray line, a name
-    with a space, `From  :` as RFC 5322's obsolete syntax allows), the stdlib ends the headers
+    with a space, `From  :` as RFC 5322's obsolete syntax allows, an indented first header), the stdlib ends the headers
     there and From, Subject and the rest become body: the block is repaired (the stray line
     dropped, the name's spaces removed) and parsed again. The raw bytes are kept as they came."""
     try:
         msg = email.message_from_bytes(raw, policy=policy.compat32)
     except Exception as exc:  # the stdlib parser is lenient; anything it raises is a broken message
         raise UnparseablePayload(f"email cannot be parsed: {exc}") from exc
-    if not any(isinstance(d, errors.MissingHeaderBodySeparatorDefect) for d in msg.defects):
+    if not any(isinstance(d, (errors.MissingHeaderBodySeparatorDefect, errors.FirstHeaderLineIsContinuationDefect))
+               for d in msg.defects):
         return msg
     repaired = _repair_header_block(raw)
     if repaired is None:
@@ -124,7 +125,10 @@ def _repair_header_block(raw: bytes) -> bytes | None:
     kept: list[bytes] = []
     changed = False
     for i, line in enumerate(lines[:block_end]):
-        if line[:1] in (b" ", b"\t") or _HEADER_LINE.match(line):
+        if i == 0 and line[:1] in (b" ", b"\t") and _HEADER_LINE.match(line.lstrip()):
+            kept.append(line.lstrip())  # an indented first header: nothing before it to continue
+            changed = True
+        elif line[:1] in (b" ", b"\t") or _HEADER_LINE.match(line):
             kept.append(line)
         elif _SPACED_NAME.match(line):
             kept.append(_SPACED_NAME.sub(rb"\1:", line))
