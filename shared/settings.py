@@ -72,6 +72,10 @@ class KefuSettings(BaseSettings):
         None, ge=35, validation_alias=_common("retention_records_days"),
         description="Request, survey and revisit records untouched this long are removed (KV TTL). "
         "Unset: kept. Set it longer than any request may stay open.")
+    attachments_max_bytes: int | None = Field(
+        None, gt=0, validation_alias=_common("attachments_max_bytes"),
+        description="Size bound of the object store of large mail's attachments (kefu_attachments); kept as long "
+        "as raw payloads (KEFU_RETENTION_RAW_DAYS). Unbounded by default for development; deployments set it.")
     timezone: str = Field("Asia/Shanghai", validation_alias=_common("timezone"),
                           description="Local time zone: calendar days of the outbound cap.")
     outbound_daily_cap: int = Field(

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from shared.contract import subjects as s
 from shared.contract.enums import Channel
+from shared.nats import attachments
 from shared.runtime import Late, Runtime, base_app, make_runtime
 
 from .api import build_api
@@ -20,6 +21,13 @@ from .handlers import PUBLISHES, build_router
 from .mail import ImapFollower, SmtpIntake, SmtpSender
 from .service import Gateway, GatewayMetrics
 from .settings import GatewaySettings
+
+MAIL_IN_NATS = 500 * 1024  # what intake keeps of a mail (KEFU_INTAKE_MAX_PAYLOAD_BYTES' default)
+
+
+class MailTooLarge(ValueError):
+    """A mail whose text alone is beyond what a NATS message holds."""
+
 
 DESCRIPTION = ("The platforms' own protocols at kefu's edge: WeChat official-account pushes and sends, "
                "Twilio-compatible SMS webhooks, sends and delivery statuses.")
@@ -58,7 +66,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         assert rt.js is not None and rt.publisher is not None
         publisher = rt.publisher
 
+        js = rt.js
+
         async def store(raw: bytes, key: str) -> None:
+            raw = await attachments.fit(js, raw, limit=MAIL_IN_NATS)  # large attachments to kefu_attachments
+            if len(raw) > MAIL_IN_NATS:
+                raise MailTooLarge(f"{len(raw)} bytes even without its attachments")
             ack = await publisher.raw(s.intake_subject(Channel.email), raw, msg_id=f"email.{key}")
             metrics.pushes.labels("mail", "duplicate" if ack.duplicate else "stored").inc()
 

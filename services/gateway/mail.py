@@ -159,6 +159,9 @@ class SmtpIntake:
         data = raw if isinstance(raw, bytes) else str(raw).encode("utf-8", "surrogateescape")
         try:
             await self.store(data, digest(data))
+        except ValueError as exc:  # the mail itself cannot be kept (its text alone too large): for good
+            log.warning("mail refused", extra={"error": repr(exc)[:300]})
+            return "552 5.3.4 message too large to keep"
         except Exception as exc:  # noqa: BLE001 - not stored: the sender must keep it and try again
             log.warning("mail not stored; answered 451", extra={"error": repr(exc)[:300]})
             return "451 4.3.0 not stored now; try again later"

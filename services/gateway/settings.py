@@ -52,8 +52,9 @@ class GatewaySettings(KefuSettings):
     mail_smtp_listen_port: int = Field(0, ge=0, le=65535, description="Take mail over SMTP on this port (0: off).")
     mail_smtp_listen_host: str = "127.0.0.1"
     mail_smtp_domains: str = Field("", description="Comma-separated domains whose mail is taken (empty: any).")
-    mail_smtp_max_bytes: int = Field(900_000, ge=10_000, le=1_000_000, description="Larger mail is refused (552): "
-                                     "a NATS message holds at most 1 MB (docs/channels.md#mail).")
+    mail_smtp_max_bytes: int = Field(25 * 1024 * 1024, ge=10_000, le=100 * 1024 * 1024, description="Larger mail "
+                                     "is refused (552). Attachments of large mail go to the object store "
+                                     "kefu_attachments (docs/channels.md#mail).")
     mail_smtp_host: str = Field("", description="The relay kefu's mail goes out through (empty: no sending).")
     mail_smtp_port: int = 587
     mail_smtp_starttls: bool = True

@@ -16,6 +16,7 @@ from shared.contract import subjects as s
 from shared.contract.enums import Channel, Tier
 from shared.http.errors import ApiError, ErrorBody
 from shared.http.security import Admin, audit, require_adapter
+from shared.nats import attachments
 from shared.runtime import Late
 
 from .domain.canonical import CustomerRecord
@@ -107,11 +108,16 @@ def build_api(intake: Late[Intake]) -> APIRouter:
     async def submit(channel: str, request: Request) -> Response:
         service = intake()
         settings = service.settings
-        raw, too_large, received = await _read_limited(request, settings.max_payload_bytes)
+        limit = settings.max_mail_bytes if channel == "email" else settings.max_payload_bytes
+        raw, too_large, received = await _read_limited(request, limit)
         adapter = await _authenticate(request, raw, too_large, service)
         if not may_submit(adapter, channel):
             raise ApiError(403, "forbidden", f"adapter {adapter} may not submit {channel[:32]} payloads")
         raw = mask_id_numbers(raw)  # after the signature check (over the bytes as sent), before anything is kept
+        if channel == "email" and len(raw) > settings.max_payload_bytes:
+            # a large mail: its large attachments to the object store, the rest kept and read as usual
+            raw = await attachments.fit(service.publisher.js, raw, limit=settings.max_payload_bytes)
+            received = len(raw)
         wait = service.limiter(adapter).take(time.monotonic())
         if wait > 0:
             return JSONResponse({"error": "rate_limited", "detail": f"adapter {adapter} over its rate limit"},

@@ -12,6 +12,9 @@ class IntakeSettings(KefuSettings):
     service_name: str = "intake"
     http_port: int = 8081
     max_payload_bytes: int = 512 * 1024
+    # a mail up to this size is taken over HTTP: its large attachments go to the object store
+    # (kefu_attachments) and what is kept is the mail without them (docs/channels.md#email)
+    max_mail_bytes: int = 25 * 1024 * 1024
     kept_reject_bytes: int = 512 * 1024
     timezone: str = "Asia/Shanghai"  # the channels' local time, for payload times without an offset
     phone_region: str = "CN"  # numbers without a country code are read as this region's

@@ -11,8 +11,17 @@ from typing import Any
 
 import nats.js.errors
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, KeyValueConfig, RawStreamMsg, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import (
+    DiscardPolicy,
+    KeyValueConfig,
+    ObjectStoreConfig,
+    RawStreamMsg,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
 
+from .. import mailparts
 from ..contract import subjects as s
 from ..settings import KefuSettings
 
@@ -220,6 +229,10 @@ async def provision(js: JetStreamContext, settings: KefuSettings) -> None:
         except nats.js.errors.BadRequestError:
             # exists with another configuration (e.g. an older version of kefu): bring it in line
             await js.update_stream(cfg)
+    with contextlib.suppress(nats.js.errors.BadRequestError):  # exists: kept as it is
+        await js.create_object_store(mailparts.BUCKET, config=ObjectStoreConfig(
+            bucket=mailparts.BUCKET, ttl=settings.retention_raw_days * DAY, max_bytes=settings.attachments_max_bytes or -1,
+            replicas=settings.stream_replicas, description="Large mail's attachments (shared/mailparts.py)"))
     for kv in bucket_configs(settings):
         try:
             await js.create_key_value(kv)

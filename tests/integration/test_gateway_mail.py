@@ -38,7 +38,14 @@ def mail(n: int, text: str = "我的订单还没到") -> bytes:
     msg["Subject"] = f"订单问题 {n}"
     msg["Message-ID"] = f"<order-{n}@example.cn>"
     msg.set_content(f"{text} ({n})")
-    return msg.as_bytes()
+    return msg.as_bytes(policy=policy.SMTP)  # CRLF, as mail travels
+
+
+def with_attachment(n: int, size: int) -> bytes:
+    msg = email.message_from_bytes(mail(n), policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    msg.add_attachment(b"\xff" * size, maintype="image", subtype="jpeg", filename="photo.jpg")
+    return msg.as_bytes(policy=policy.SMTP)
 
 
 def deliver(imap: Imap, *raws: bytes) -> None:
@@ -85,7 +92,7 @@ async def test_mail_in_over_imap_and_smtp_and_out_in_the_thread(nats_server) -> 
             gateway_settings = dict(
                 platforms="mail", mail_imap_host=imap.host, mail_imap_port=imap.port, mail_imap_tls=False,
                 mail_imap_user=imap.user, mail_imap_password=imap.password, mail_imap_poll_seconds=1,
-                mail_smtp_listen_port=smtp_in, mail_smtp_domains="kefu.example.cn", mail_smtp_max_bytes=20_000,
+                mail_smtp_listen_port=smtp_in, mail_smtp_domains="kefu.example.cn", mail_smtp_max_bytes=3_000_000,
                 mail_smtp_host="127.0.0.1", mail_smtp_port=controller.port, mail_smtp_starttls=False,
                 mail_from="support@kefu.example.cn", mail_from_name="客服")
             async with running(intake_app, IntakeSettings(**settings)), \
@@ -96,26 +103,30 @@ async def test_mail_in_over_imap_and_smtp_and_out_in_the_thread(nats_server) -> 
                     await asyncio.to_thread(deliver, imap, mail(3))  # while IDLE
                     await events.wait_for(s.REQUEST_RECEIVED, count=3)
                     smtp = await asyncio.to_thread(send_smtp, smtp_in)
-                    await events.wait_for(s.REQUEST_RECEIVED, count=4)
+                    await events.wait_for(s.REQUEST_RECEIVED, count=5)
                 # the gateway stopped; mail arrives; another start reads on from where it was
                 await asyncio.to_thread(deliver, imap, mail(5))
                 async with running(gateway_app, GatewaySettings(**settings, **gateway_settings)) as second:
-                    await events.wait_for(s.REQUEST_RECEIVED, count=5)
+                    await events.wait_for(s.REQUEST_RECEIVED, count=6)
                     async with second.client() as http:
                         counted = (await http.get("/metrics")).text
                     async with asyncio.timeout(30):
-                        while len(relay.received) < 5:  # the five receipts, the first after a 451
+                        while len(relay.received) < 6:  # the six receipts, the first after a 451
                             await asyncio.sleep(0.05)
                 received = events.of(s.REQUEST_RECEIVED)
                 marked = await asyncio.to_thread(flags, imap)
     finally:
         controller.stop()
 
-    assert sorted(e["source_id"] for e in received) == [f"order-{n}@example.cn" for n in (1, 2, 3, 4, 5)]
+    assert sorted(e["source_id"] for e in received) == [f"order-{n}@example.cn" for n in (1, 2, 3, 4, 5, 8)]
+    big = next(e for e in received if e["source_id"] == "order-8@example.cn")
+    assert [(a["name"], a["size"]) for a in big["attachments"]] == [("photo.jpg", 2_000_000)]
+    assert big["attachments"][0]["url"].startswith("nats-object://kefu_attachments/")
     # the second start read only the one new mail: nothing stored again, not even as a duplicate
     assert 'kefu_gateway_pushes_total{outcome="stored",platform="mail"} 1.0' in counted
     assert 'kefu_gateway_pushes_total{outcome="duplicate",platform="mail"} 0.0' in counted
-    assert smtp["accepted"] == {} and smtp["foreign"].startswith("550") and smtp["large"].startswith("552")
+    assert smtp["accepted"] == smtp["attachment"] == {}
+    assert smtp["foreign"].startswith("550") and smtp["large"].startswith("552")
     assert len(marked) == 4 and all(b"$KefuProcessed" in line and b"\\Seen" in line for line in marked)
     receipt = next(m for m in relay.received if m["To"] == "customer1@example.cn")
     assert receipt["Message-ID"].startswith("<kefu.") and receipt["In-Reply-To"] == "<order-1@example.cn>"
@@ -134,8 +145,10 @@ def send_smtp(port: int) -> dict[str, Any]:
             client.sendmail("x@example.cn", ["someone@elsewhere.example"], mail(6))
         except smtplib.SMTPRecipientsRefused as refused:
             seen["foreign"] = f"{refused.recipients['someone@elsewhere.example'][0]}"
+        seen["attachment"] = client.sendmail("customer8@example.cn", ["support@kefu.example.cn"],
+                                             with_attachment(8, 2_000_000))  # kept: the photo to the object store
         try:
-            client.sendmail("customer7@example.cn", ["support@kefu.example.cn"], mail(7, "很长" * 20_000))
+            client.sendmail("customer7@example.cn", ["support@kefu.example.cn"], with_attachment(7, 4_000_000))
         except smtplib.SMTPDataError as large:
             seen["large"] = f"{large.smtp_code}"
         except smtplib.SMTPSenderRefused as large:

@@ -68,7 +68,8 @@ async def test_services_work_with_their_own_users_and_nothing_else(secured_nats:
 
     admin = await connect(url, "admin", inbox="_INBOX")
     admin_url = url.replace("nats://", f"nats://admin:{PASSWORDS['KEFU_NATS_ADMIN_PASSWORD']}@")
-    async with running(intake_app, IntakeSettings(**as_user(url, "intake") | {"conversation_windows": "sms=72h"})), \
+    async with running(intake_app, IntakeSettings(**as_user(url, "intake") | {"conversation_windows": "sms=72h"})) \
+            as intake, \
             running(routing_app, RoutingSettings(**as_user(url, "routing"))) as routing, \
             running(feedback_app, FeedbackSettings(**as_user(url, "feedback"))) as feedback, \
             running(metrics_app, MetricsSettings(**as_user(url, "metrics"))) as metrics, \
@@ -103,6 +104,12 @@ async def test_services_work_with_their_own_users_and_nothing_else(secured_nats:
         assert links.status_code == 200 and "?t=" in links.json()["surveys"][0]["link"]
         assert sample.status_code == 200 and sample.json()["surveyed"] == 0  # the one resolved was surveyed
         assert (await metrics_http.get("/readyz")).status_code == 200
+        # a mail larger than a NATS message: its attachment into kefu_attachments under intake's user
+        from tests.integration.test_gateway_mail import with_attachment
+        async with intake.client("test-adapter-key") as adapter_http:
+            large = await adapter_http.post("/v1/intake/email", content=with_attachment(9, 1_200_000),
+                                            headers={"Content-Type": "message/rfc822"})
+        assert large.status_code == 202, large.text
         # the console under its own user: a supervisor's live stream from the log's start (direct
         # gets), scoped by routing's record (a read of kefu_requests)
         sup = (await http.post("/v1/tokens", json={"subject": "sup", "role": "supervisor", "departments": [

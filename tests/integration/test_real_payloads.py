@@ -40,3 +40,27 @@ async def test_real_platform_payloads_come_through_intake(start, events) -> None
     assert wa["customer"]["phone"] is None and wa["channel_meta"]["via"] == "whatsapp"
     mail = next(e for e in received.values() if e["channel"] == "email")
     assert mail["customer"]["email"] == "xxx@xxx.xxx" and mail["subject"]
+
+
+async def test_a_mail_with_a_large_attachment_keeps_its_text_and_the_attachment_goes_to_the_object_store(
+        start, events, js) -> None:
+    import hashlib
+    from email.message import EmailMessage
+
+    picture = bytes(range(256)) * 4400  # 1.1 MB: the mail is larger than a NATS message may be
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = "li@example.cn", "kf@example.cn", "发票有误", "<big@x>"
+    msg.set_content("发票抬头写错了，见截图。")
+    msg.add_attachment(picture, maintype="image", subtype="png", filename="截图.png")
+    raw = msg.as_bytes()
+    async with start["intake"]() as intake, intake.client(ADAPTER_KEY) as http:
+        answer = await http.post("/v1/intake/email", content=raw, headers={"Content-Type": "message/rfc822"})
+        received = (await events.wait_for(s.REQUEST_RECEIVED, source_id="big@x"))[0]
+        kept = await js.get_last_msg(s.STREAM_INTAKE, "kefu.intake.email")
+        stored = await (await js.object_store("kefu_attachments")).get(hashlib.sha256(picture).hexdigest())
+    assert len(raw) > 1_400_000 and answer.status_code == 202, answer.text
+    assert received["body"] == "发票抬头写错了，见截图。"
+    key = hashlib.sha256(picture).hexdigest()
+    assert received["attachments"] == [{"name": "截图.png", "content_type": "image/png", "size": len(picture),
+                                        "url": f"nats-object://kefu_attachments/{key}"}]
+    assert stored.data == picture and len(kept.data) < 10_000  # what is kept: the mail without the picture

@@ -171,6 +171,7 @@ class Topology:
         # JetStream reserves max_bytes per stream and replica on disk: 10 GiB x 8 streams x 3 does
         # not fit a test machine; the size is sizing, not topology
         env["KEFU_STREAM_MAX_BYTES"] = str(256 * 1024 * 1024)
+        env["KEFU_ATTACHMENTS_MAX_BYTES"] = str(256 * 1024 * 1024)
         env["_COMMAND"] = spec["command"][0]
         return env
 

@@ -20,6 +20,7 @@ from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 
 from shared.contract.models import Attachment
+from shared.mailparts import BUCKET, reference
 
 from ..autoreply import auto_generated, bounced_message_ids
 from ..contacts import normalise_email
@@ -243,8 +244,13 @@ def _content(msg: Message) -> tuple[str, list[Attachment]]:
             break
         if part.is_multipart():
             continue
+        detached = reference(part)
         part = _decoded_mime(part)
         ctype = part.get_content_type()
+        if detached is not None:  # moved out to the object store when the mail was too large for NATS
+            attachments.append(Attachment(name=one_line(_filename(part), 200), content_type=ctype, size=detached[1],
+                                          url=f"nats-object://{BUCKET}/{detached[0]}"))
+            continue
         disposition = (part.get_content_disposition() or "").lower()
         filename = _filename(part)
         # a text part named by its Content-Type but with no Content-Disposition (Outlook and some
