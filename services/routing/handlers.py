@@ -74,4 +74,11 @@ def build_router(runtime: Runtime, routing: Late[Routing], *, batch_size: int, w
     async def on_message(message: cv.RequestMessage) -> None:
         await routing().on_message(message)
 
+    @durable_subscriber(router, settings, subject=s.OUTBOUND_FAILED, stream=s.STREAM_EVENTS,
+                        durable=s.CONSUMER_ROUTING_UNDELIVERED, batch_size=batch_size,
+                        description="Messages that did not arrive: in the request's history, and sent again on the "
+                        "customer's other channel when WeChat's 48-hour window closed.")
+    async def on_undelivered(failed: cv.OutboundFailed) -> None:
+        await routing().on_undelivered(failed)
+
     return router

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import nats.js.errors
 from prometheus_client import CollectorRegistry, Counter
 
-from shared.contract.conversation import RequestMessage
+from shared.contract.conversation import OutboundFailed, RequestMessage
 from shared.contract.enums import Category, Priority
 from shared.contract.models import RequestReceived, RequestReopened
 from shared.nats import kv, outbox, timers
@@ -35,6 +35,7 @@ from .domain.lifecycle import (
     resume_on_reply,
     sla_timer,
     timers_for,
+    undelivered,
 )
 from .domain.messages import Templates
 from .domain.record import RequestRecord
@@ -159,6 +160,15 @@ class Routing:
         except NotFound:
             raise NotYetRouted(message.request_id) from None
         await self.dispatch()
+
+    async def on_undelivered(self, failed: OutboundFailed) -> None:
+        """A message to a customer that did not arrive (a bounce, a platform's refusal)."""
+        if failed.request_id is None:
+            return
+        try:
+            await self.apply(failed.request_id, lambda r, c: undelivered(r, c, failed=failed))
+        except NotFound:  # a request no longer kept: nothing to tell anyone
+            log.info("undelivered message of an unknown request", extra={"request_id": failed.request_id})
 
     # -- every change ---------------------------------------------------------------------------
     async def apply(self, request_id: str, change: Transition, *, flush: bool = True) -> RequestRecord:

@@ -108,6 +108,7 @@ BUCKET_REVOCATIONS: Final = "kefu_staff_revocations"  # staff subject -> tokens 
 CONSUMER_INTAKE: Final = "intake"
 CONSUMER_INTAKE_THREADS: Final = "intake-threads"
 CONSUMER_ROUTING_MESSAGES: Final = "routing-messages"
+CONSUMER_ROUTING_UNDELIVERED: Final = "routing-undelivered"
 CONSUMER_ROUTING: Final = "routing"
 CONSUMER_ROUTING_TIMERS: Final = "routing-timers"
 CONSUMER_ROUTING_REOPENED: Final = "routing-reopened"

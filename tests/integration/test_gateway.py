@@ -137,12 +137,13 @@ async def test_wechat_pushes_become_requests_and_replies_go_out_through_the_api(
     platform = Platform()
     settings = common_settings(nats_server.url, config_dir=CONFIG)
     async with serving(wechat_api(platform)) as api_base, \
-            running(intake_app, IntakeSettings(**settings)), running(routing_app, RoutingSettings(**settings)), \
+            running(intake_app, IntakeSettings(**settings)) as intake, running(routing_app, RoutingSettings(**settings)), \
             running(gateway_app, GatewaySettings(**settings, platforms="wechat", wechat_token=TOKEN, wechat_app_id=APP_ID,
                                                  wechat_app_secret=SECRET, wechat_encoding_aes_key=AES_KEY,
                                                  wechat_api_base=api_base)) as gateway, \
             httpx.AsyncClient(base_url=gateway.base_url) as wx, \
-            tap(nats_server.url, s.STREAM_EVENTS, s.EVENTS_ALL) as events:
+            tap(nats_server.url, s.STREAM_EVENTS, s.EVENTS_ALL) as events, \
+            tap(nats_server.url, s.STREAM_OUTBOUND, s.OUTBOUND_ALL) as outbound:
         now, nonce = str(int(time.time())), "38211"
         check = await wx.get("/wechat", params={"signature": signed(TOKEN, now, nonce), "timestamp": now,
                                                 "nonce": nonce, "echostr": "8817261"})
@@ -165,12 +166,16 @@ async def test_wechat_pushes_become_requests_and_replies_go_out_through_the_api(
                               content=envelope)
         received = await events.wait_for(s.REQUEST_RECEIVED, count=2)
         delivered = await sent(platform, 2)  # the two receipts, on the customer's WeChat
-        await js.publish(s.outbound_subject(Channel.wechat), OutboundMessage(
-            message_id="reply.req_test.1", request_id=None, channel=Channel.wechat, kind="reply",
-            to={"wechat_openid": "o_old"}, language=Language.zh, text="您好").model_dump_json().encode(),
-            headers={"Nats-Msg-Id": "reply.req_test.1"})
-        failed = (await events.wait_for(s.OUTBOUND_FAILED, message_id="reply.req_test.1"))[0]
-        await asyncio.sleep(0)
+        # a registered customer who last wrote more than 48 hours ago (the platform answers 45015):
+        # the receipt is refused, and routing sends it to their registered phone instead
+        async with intake.client() as admin:
+            registered = await admin.put("/v1/customers/c-old", json={"name": "老客户", "wechat_openids": ["o_old"],
+                                                                       "phones": ["+8613800138099"]})
+        old_push = push("上次的问题还没解决", "2461100003", openid="o_old")
+        await wx.post("/wechat", params={k: query[k] for k in ("signature", "timestamp", "nonce")}, content=old_push)
+        old_rid = (await events.wait_for(s.REQUEST_RECEIVED, source_id="2461100003"))[0]["request_id"]
+        failed = (await events.wait_for(s.OUTBOUND_FAILED, request_id=old_rid))[0]
+        by_sms = (await outbound.wait_for("kefu.outbound.sms", request_id=old_rid))[0]
         only = events.of(s.REQUEST_RECEIVED)
 
     assert check.status_code == 200 and check.text == "8817261"
@@ -178,11 +183,14 @@ async def test_wechat_pushes_become_requests_and_replies_go_out_through_the_api(
     assert [r.status_code for r in safe] == [200, 200, 200] and all(r.text == "success" for r in safe)
     assert plain.status_code == 200 and plain.text == "success"
     assert forged.status_code == 403 and stale.status_code == 403 and stale.json()["error"] == "stale_request"
-    assert sorted(e["source_id"] for e in received) == ["2461100001", "2461100002"] and len(only) == 2
+    assert sorted(e["source_id"] for e in received) == ["2461100001", "2461100002"] and len(only) == 3
     assert {e["customer"]["wechat_openid"] for e in received} == {"oUser123"}
     assert {m["touser"] for m in delivered} == {"oUser123"} and all(m["msgtype"] == "text" for m in delivered)
     assert platform.tokens[:2] == ["T1", "T2"]  # the expired token was renewed once, and kept
+    assert registered.status_code in (200, 201), registered.text
     assert failed["reason"] == "outside_window" and failed["channel"] == "wechat"
+    assert by_sms["to"] == {"phone": "+8613800138099"} and by_sms["kind"] == "receipt"
+    assert by_sms["message_id"] == f"{failed['message_id']}.via.sms"
 
 
 async def test_sms_webhooks_signed_by_twilio_become_requests_and_statuses_become_events(nats_server, js) -> None:

@@ -62,6 +62,16 @@ def customer_ref(contact: Contact, record: CustomerRecord | None, *, proof: Proo
     given = {"phone": contact.phone, "email": contact.email, "wechat_openid": contact.wechat_openid}
     reachable = sorted(proof.reachable)
     if record is not None:
+        # a registered customer can also be reached at the contacts the company registered for them
+        # (its own directory, not the sender's word): where a message goes when their channel
+        # refuses it (WeChat's 48-hour window, docs/conversations.md)
+        directory = {"phone": record.phones[0] if record.phones else None,
+                     "email": record.emails[0] if record.emails else None}
+        for kind, value in directory.items():
+            if value and not given[kind]:
+                given[kind] = value
+            if value and given[kind] == value and kind not in reachable:
+                reachable = sorted({*reachable, kind})
         return CustomerRef(customer_id=record.customer_id, name=contact.name or record.name, **given,
                            tier=record.tier, registered=True, account_manager=record.account_manager,
                            reachable=reachable)

@@ -20,7 +20,14 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel
 
 from shared.contract import subjects as s
-from shared.contract.conversation import DEFAULT_SUBJECT, CustomerWrote, RequestMessage, RequestReplied, mail_thread
+from shared.contract.conversation import (
+    DEFAULT_SUBJECT,
+    CustomerWrote,
+    OutboundFailed,
+    RequestMessage,
+    RequestReplied,
+    mail_thread,
+)
 from shared.contract.enums import Channel, Priority
 from shared.contract.models import (
     Event,
@@ -39,7 +46,7 @@ from shared.contract.models import (
 )
 from shared.nats.outbox import item as outbox_item
 
-from .messages import Templates, notice, progress, receipt, reply_message, supervisor_alert
+from .messages import Templates, notice, progress, receipt, recipient, reply_message, supervisor_alert
 from .record import MAX_ENTRY_TEXT, MAX_MESSAGES, OPEN_STATES, ConversationEntry, HistoryEntry, RequestRecord
 from .rules import RoutingConfig
 from .sla import (
@@ -512,3 +519,36 @@ def timers_for(record: RequestRecord, ctx: Context) -> dict[str, tuple[datetime,
         timers["offer"] = (record.offered_at + ctx.offer_timeout,
                            {"agent_id": record.agent_id, "offer": record.offers})
     return timers
+
+
+# -- a message that did not arrive ---------------------------------------------------------------
+# Where a message goes instead when its channel refuses it for now (WeChat lets an account write
+# only within 48 hours of the customer's last message): the customer's other proven contacts, in
+# this order. A message that was itself such a second try is not tried a third time.
+FALLBACK = (("phone", Channel.sms), ("email", Channel.email), ("app_user_id", Channel.app))
+RETRY_ELSEWHERE = ("outside_window",)
+
+
+def undelivered(record: RequestRecord, ctx: Context, *, failed: OutboundFailed) -> RequestRecord:
+    """A message to the customer did not arrive (outbound.failed). The history says so, for the
+    agent; when the channel refused it only for now (`outside_window`) and the customer has
+    another proven contact, the same words go there, once. The same failure twice is one."""
+    if any(h.action == "undelivered" and h.detail.get("message_id") == failed.message_id for h in record.history):
+        return record
+    sent = next((m for m in record.messages if m.direction == "out" and m.message_id == failed.message_id), None)
+    to = recipient(record.request)
+    events: list[tuple[str, BaseModel]] = []
+    detail: dict[str, Any] = {"message_id": failed.message_id, "channel": failed.channel.value, "reason": failed.reason}
+    if sent is not None and failed.reason in RETRY_ELSEWHERE and ".via." not in failed.message_id:
+        found = next(((key, channel) for key, channel in FALLBACK if channel is not failed.channel and key in to), None)
+        if found is not None:
+            key, channel = found
+            kinds = ("receipt", "progress", "result", "survey", "revisit", "notice", "reply")
+            again = OutboundMessage(
+                message_id=f"{failed.message_id}.via.{channel.value}", request_id=record.request_id, channel=channel,
+                kind=sent.kind if sent.kind in kinds else "progress", to={key: to[key]},
+                language=record.request.language, text=sent.text, occurred_at=ctx.now,
+                automatic=sent.kind in ("receipt", "notice"))
+            events.append((s.outbound_subject(channel), again))
+            detail["sent_again_on"] = channel.value
+    return _change(record, ctx, actor="system", action="undelivered", detail=detail, events=events)

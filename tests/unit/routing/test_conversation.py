@@ -192,3 +192,46 @@ def test_the_index_resumes_from_its_position_and_ignores_what_it_applied(tmp_pat
     again.apply_batch([(1, *received(rid(1), "2026-12-01T01:00:00+00:00", customer_id="c-1")),
                        (2, *received(rid(2), "2026-12-02T01:00:00+00:00", customer_id="c-1"))])
     assert [r["request_id"] for r in again.find(Query(customer_id="c-1"), ALL)[0]] == [rid(2), rid(1)]
+
+
+def wechat_request(config: RoutingConfig, *, reachable: list[str]):
+    request = RequestReceived(
+        request_id="req_" + "d" * 26, channel=Channel.wechat, source_id="2461100009", received_at=T0,
+        customer=CustomerRef(customer_id="c-2", wechat_openid="o_old", phone="+8613800138099", email="li@example.cn",
+                             reachable=reachable),
+        body="请问会员积分怎么查询", language=Language.zh)
+    return route_request(request, rules=config, ctx=ctx(config))
+
+
+def test_a_message_wechat_refuses_for_its_window_goes_once_to_the_customers_phone(config) -> None:
+    from shared.contract.conversation import OutboundFailed
+
+    record = lc.reply(wechat_request(config, reachable=["wechat_openid", "phone"]), ctx(config), actor="a-1",
+                      text="积分在“我的”页面查看")
+    sent = next(m for m in record.messages if m.kind == "reply")
+    failed = OutboundFailed(message_id=sent.message_id, request_id=record.request_id, channel=Channel.wechat,
+                            reason="outside_window", detail="45015")
+    again = lc.undelivered(record, ctx(config), failed=failed)
+    item = next(i for i in again.outbox if i.subject == s.outbound_subject(Channel.sms))
+    assert item.payload["to"] == {"phone": "+8613800138099"} and item.payload["text"] == "积分在“我的”页面查看"
+    assert item.payload["message_id"] == f"{sent.message_id}.via.sms" and item.payload["kind"] == "reply"
+    assert again.history[-1].action == "undelivered" and again.history[-1].detail["sent_again_on"] == "sms"
+    assert lc.undelivered(again, ctx(config), failed=failed) is again  # the same failure twice: once
+    # the second try failing too is not tried a third time; a refusal for good is only recorded
+    twice = lc.undelivered(again, ctx(config), failed=failed.model_copy(update={
+        "message_id": f"{sent.message_id}.via.sms", "channel": Channel.sms}))
+    assert not any(i.subject.startswith("kefu.outbound") for i in twice.outbox[len(again.outbox):])
+    refused = lc.undelivered(record, ctx(config), failed=failed.model_copy(update={"reason": "refused"}))
+    assert "sent_again_on" not in refused.history[-1].detail
+
+
+def test_never_to_a_contact_the_customer_did_not_prove(config) -> None:
+    from shared.contract.conversation import OutboundFailed
+
+    record = lc.reply(wechat_request(config, reachable=["wechat_openid"]), ctx(config), actor="a-1", text="您好")
+    sent = next(m for m in record.messages if m.kind == "reply")
+    again = lc.undelivered(record, ctx(config), failed=OutboundFailed(
+        message_id=sent.message_id, request_id=record.request_id, channel=Channel.wechat, reason="outside_window"))
+    assert [i.subject for i in again.outbox if i.subject.startswith("kefu.outbound")] == \
+        [i.subject for i in record.outbox if i.subject.startswith("kefu.outbound")]
+    assert "sent_again_on" not in again.history[-1].detail
