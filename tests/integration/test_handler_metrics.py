@@ -34,7 +34,7 @@ async def test_handler_metrics_are_labelled_by_consumer_not_by_each_requests_sub
     handlers = set(re.findall(r'faststream_received_messages_total\{[^}]*handler="([^"]+)"', text))
     assert s.CONSUMER_ROUTING_TIMERS in handlers
     assert handlers <= {s.CONSUMER_ROUTING, s.CONSUMER_ROUTING_TIMERS, s.CONSUMER_ROUTING_REOPENED,
-                        s.CONSUMER_ROUTING_MESSAGES}
+                        s.CONSUMER_ROUTING_MESSAGES, s.CONSUMER_ROUTING_UNDELIVERED}
 
 
 @pytest.mark.parametrize("service", ["intake", "routing", "feedback"])
