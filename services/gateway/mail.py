@@ -69,6 +69,8 @@ class ImapFollower:
             login = await client.login(self.user, self.password)
             if login.result != "OK":
                 raise RuntimeError(f"IMAP login refused: {login.lines[-1:]!r}")
+            if self.processed.startswith("move:"):  # the folder read mail goes to: made if missing
+                await client.create(self.processed.removeprefix("move:"))  # "already exists" is fine
             selected = await client.select(self.folder)
             if selected.result != "OK":
                 raise RuntimeError(f"cannot select {self.folder!r}: {selected.lines[-1:]!r}")
@@ -115,10 +117,14 @@ class ImapFollower:
         return len(uids) == BATCH
 
     async def mark(self, client: Any, uid: int) -> None:
+        """Stored mail marked as such; a mark refused is logged (the place in KV still moves on:
+        nothing is read twice, the mail just stays where it was)."""
         if self.processed.startswith("move:"):
-            await client.uid("move", str(uid), self.processed.removeprefix("move:"))
+            answer = await client.uid("move", str(uid), self.processed.removeprefix("move:"))
         else:
-            await client.uid("store", str(uid), "+FLAGS", "(\\Seen $KefuProcessed)")
+            answer = await client.uid("store", str(uid), "+FLAGS", "(\\Seen $KefuProcessed)")
+        if answer.result != "OK":
+            log.warning("stored mail not marked", extra={"uid": uid, "answer": repr(answer.lines[-1:])[:200]})
 
     async def wait(self, client: Any) -> None:
         if not client.has_capability("IDLE"):

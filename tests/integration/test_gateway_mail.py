@@ -154,3 +154,48 @@ def send_smtp(port: int) -> dict[str, Any]:
         except smtplib.SMTPSenderRefused as large:
             seen["large"] = f"{large.smtp_code}"
     return seen
+
+
+class Refusing:
+    """A relay that refuses every recipient for good (550)."""
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        return "550 5.1.1 no such user"
+
+
+async def test_without_idle_the_mailbox_is_polled_and_read_mail_is_moved_and_a_refusal_is_reported(nats_server) -> None:
+    controller = Controller(Refusing(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    settings = common_settings(nats_server.url, config_dir=CONFIG)
+    try:
+        with dovecot(idle=False) as imap:
+            deliver(imap, mail(20))  # read at start
+            async with running(intake_app, IntakeSettings(**settings)), \
+                    running(routing_app, RoutingSettings(**settings)), \
+                    running(gateway_app, GatewaySettings(
+                        **settings, platforms="mail", mail_imap_host=imap.host, mail_imap_port=imap.port,
+                        mail_imap_tls=False, mail_imap_user=imap.user, mail_imap_password=imap.password,
+                        mail_imap_poll_seconds=0.2, mail_imap_processed="move:Done", mail_smtp_host="127.0.0.1",
+                        mail_smtp_port=controller.port, mail_smtp_starttls=False, mail_from="support@kefu.example.cn")), \
+                    tap(nats_server.url, s.STREAM_EVENTS, s.EVENTS_ALL) as events:
+                await events.wait_for(s.REQUEST_RECEIVED, source_id="order-20@example.cn")
+                await asyncio.to_thread(deliver, imap, mail(21))  # found by the next poll: no IDLE here
+                received = (await events.wait_for(s.REQUEST_RECEIVED, source_id="order-21@example.cn"))[0]
+                failed = (await events.wait_for(s.OUTBOUND_FAILED, request_id=received["request_id"]))[0]
+                folders = await asyncio.to_thread(counts, imap)
+    finally:
+        controller.stop()
+    assert received["source_id"] == "order-21@example.cn"
+    assert folders == {"INBOX": 0, "Done": 2}  # read mail moved, as configured
+    assert failed["request_id"] == received["request_id"] and failed["reason"] == "refused" and "550" in failed["detail"]
+
+
+def counts(imap: Imap) -> dict[str, int]:
+    box = imaplib.IMAP4(imap.host, imap.port)
+    box.login(imap.user, imap.password)
+    found = {}
+    for folder in ("INBOX", "Done"):
+        status = box.status(folder, "(MESSAGES)")[1][0]
+        found[folder] = int(status.split(b"MESSAGES ")[1].rstrip(b")")) if status else 0
+    box.logout()
+    return found

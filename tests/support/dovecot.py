@@ -27,7 +27,8 @@ class Imap:
 
 
 @contextmanager
-def dovecot() -> Iterator[Imap]:
+def dovecot(*, idle: bool = True) -> Iterator[Imap]:
+    """`idle=False`: a server that does not offer IDLE (clients must poll)."""
     binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
     assert Path(binary).exists(), "Debian's dovecot-imapd is needed (.ci/run installs it)"
     port = free_port()
@@ -59,6 +60,7 @@ userdb {{
   args = uid={owner.pw_uid} gid={owner.pw_gid} home={home}/mail/%u
 }}
 mail_location = maildir:~/Maildir
+{"" if idle else "imap_capability = IMAP4rev1 LITERAL+ SASL-IR UIDPLUS MOVE"}
 service imap-login {{
   inet_listener imap {{
     port = {port}
