@@ -84,7 +84,9 @@ def build_api(settings: GatewaySettings, gateway: Late[Gateway]) -> APIRouter:
                 params = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=200)
             except (UnicodeDecodeError, ValueError) as exc:
                 raise ApiError(400, "invalid_request", f"not a form post: {exc}") from None
-            url = f"{public}{path}" + (f"?{request.url.query}" if request.url.query else "")
+            # the URL Twilio posted to: as configured (a proxy in front changes what kefu sees), else as received
+            base = public or str(request.base_url).rstrip("/")
+            url = f"{base}{path}" + (f"?{request.url.query}" if request.url.query else "")
             if not twilio.valid(auth_token, url, params, request.headers.get("X-Twilio-Signature")):
                 gateway().metrics.pushes.labels("sms", "bad_signature").inc()
                 raise ApiError(403, "bad_signature", "X-Twilio-Signature does not sign this request with the "

@@ -35,7 +35,8 @@ class GatewaySettings(KefuSettings):
     sms_public_url: str = Field(
         "", description="The address the gateway posts to, as configured on its side (e.g. "
         "https://kefu.example.cn/gateway): webhook signatures cover the full URL, which a proxy in "
-        "front of kefu changes. Status callbacks are sent to <this>/sms/status.")
+        "front of kefu changes. Empty: the URL as the request arrived (no proxy), and no status "
+        "callbacks (kefu does not know its own address). Status callbacks go to <this>/sms/status.")
 
     # Mail: a mailbox read over IMAP, and/or an SMTP server for an MX or forwarder; kefu's mail sent
     # through the site's SMTP relay

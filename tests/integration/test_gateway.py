@@ -226,6 +226,17 @@ async def test_sms_webhooks_signed_by_twilio_become_requests_and_statuses_become
             to={"phone": "+15005550001"}, language=Language.zh, text="您好").model_dump_json().encode(),
             headers={"Nats-Msg-Id": "reply.req_test.2"})
         refused = (await events.wait_for(s.OUTBOUND_FAILED, message_id="reply.req_test.2"))[0]
+    # no public URL configured (no proxy in front): the URL as the request arrived is what is signed
+    async with running(gateway_app, GatewaySettings(**settings, platforms="sms", sms_auth_token=AUTH)) as direct, \
+            httpx.AsyncClient(base_url=direct.base_url) as twilio:
+        form2 = form | {"MessageSid": "SM-gw-direct"}
+        direct_ok = await twilio.post("/sms", content=urlencode(form2), headers={
+            "X-Twilio-Signature": validator.compute_signature(f"{direct.base_url}/sms", form2),
+            "Content-Type": "application/x-www-form-urlencoded"})
+        direct_proxied = await twilio.post("/sms", content=urlencode(form2), headers={
+            "X-Twilio-Signature": validator.compute_signature(f"{public}/sms", form2),
+            "Content-Type": "application/x-www-form-urlencoded"})
+    assert direct_ok.status_code == 200 and direct_proxied.status_code == 403
 
     assert [r.status_code for r in accepted] == [200, 200] and "<Response>" in accepted[0].text
     assert unsigned.status_code == 403 and tampered.status_code == 403
