@@ -9,6 +9,9 @@
     kefu rejected replay REF  publish it to intake again (after fixing a parser or the config)
     kefu survey link REQUEST  the survey link(s) the customer of a request got
     kefu dlq list [-n N]      the newest dead letters: consumer, reason, the original's place
+    kefu policy dry-run --config DIR --from DATE --to DATE [--json F] [--csv F]
+                              the period's recorded requests judged and timed under the
+                              configuration in DIR: what would change (docs/routing.md#dry-run)
                               (shared/ops.py says where these commands reach kefu)
     kefu intake|routing|feedback|metrics|console|gateway
                               one service, configured by KEFU_* environment variables
@@ -20,6 +23,7 @@ import argparse
 import asyncio
 import importlib
 import sys
+from datetime import datetime
 from pathlib import Path
 
 SERVICES = {
@@ -50,6 +54,13 @@ def parser() -> argparse.ArgumentParser:
         rejected.add_parser(action, help=text).add_argument("ref", help="the rej_… id (or the stream sequence)")
     survey = commands.add_parser("survey", help="surveys").add_subparsers(dest="action", required=True)
     survey.add_parser("link", help="the link(s) a request's customer got").add_argument("request_id")
+    policy = commands.add_parser("policy", help="candidate configurations").add_subparsers(dest="action", required=True)
+    dry = policy.add_parser("dry-run", help="replay a period's requests through a candidate configuration")
+    dry.add_argument("--config", required=True, help="the candidate configuration directory")
+    dry.add_argument("--from", dest="start", required=True, help="first day (YYYY-MM-DD, local time) or ISO instant")
+    dry.add_argument("--to", dest="end", required=True, help="day after the last (YYYY-MM-DD) or ISO instant")
+    dry.add_argument("--json", help="also write the report as JSON to this file")
+    dry.add_argument("--csv", help="also write the report as CSV to this file")
     dlq = commands.add_parser("dlq", help="dead letters").add_subparsers(dest="action", required=True)
     dlq.add_parser("list", help="the newest dead letters").add_argument("-n", "--limit", type=int, default=20)
     return cli
@@ -73,6 +84,32 @@ def config_problems(config_dir: Path) -> list[str]:
         except ConfigError as exc:
             problems += str(exc).splitlines()
     return problems
+
+
+def instant(text: str) -> datetime:
+    """A day (local midnight, KEFU_TIMEZONE) or an ISO 8601 instant."""
+    from zoneinfo import ZoneInfo
+
+    from shared.settings import KefuSettings
+
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(KefuSettings().timezone))
+
+
+def dry_run_command(args: argparse.Namespace) -> int:
+    from services.routing import dryrun
+    from shared.config import ConfigError
+
+    try:
+        dryrun.run(Path(args.config), instant(args.start), instant(args.end),
+                   json_path=Path(args.json) if args.json else None, csv_path=Path(args.csv) if args.csv else None)
+    except ConfigError as exc:
+        print(f"kefu policy dry-run: the candidate configuration is not valid:\n{exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"kefu policy dry-run: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"kefu {args.command} {args.action}: {exc}", file=sys.stderr)
             return 1
         return 0
+    if args.command == "policy":
+        return dry_run_command(args)
     if args.command == "provision":
         from devtools import provision
 
