@@ -98,6 +98,10 @@ class KefuSettings(BaseSettings):
         (0.5, 2, 5, 15, 30, 60), validation_alias=_common("retry_backoff_seconds")
     )
 
+    config_reload_seconds: float = Field(
+        5, gt=0, validation_alias=_common("config_reload_seconds"),
+        description="How often a service looks for changed configuration files (also on SIGHUP); a valid "
+        "change is applied without a restart, an invalid one is refused and the running one kept.")
     log_level: str = Field("INFO", validation_alias=_common("log_level"))
     provision: bool = Field(
         True,

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from shared.config import load_yaml_model
 from shared.contract import subjects as s
+from shared.reload import ConfigReloader
 from shared.runtime import Late, Runtime, base_app, make_runtime
 
 from .api import build_api
@@ -34,6 +35,23 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
     runtime.broker.include_router(build_router(runtime, routing, batch_size=settings.batch_size, workers=settings.workers))
     stop = asyncio.Event()
 
+    def load() -> tuple[RoutingConfig, Templates]:
+        return (RoutingConfig.load(settings.config_dir),
+                load_yaml_model(settings.config_dir / "messages.yaml", Templates))
+
+    def apply(new: tuple[RoutingConfig, Templates]) -> str | None:
+        """Rules, SLA policies, tuning, responsibilities and messages change in place; a department
+        taken away needs a restart (its queues, agents and open requests)."""
+        service = routing()
+        removed = set(service.config.departments.departments) - set(new[0].departments.departments)
+        if removed:
+            return f"departments.yaml: removing {', '.join(sorted(removed))} needs a restart"
+        service.config, service.templates = new
+        return None
+
+    reloader = ConfigReloader(settings.config_dir, load=load, apply=apply, registry=runtime.registry,
+                              interval=settings.config_reload_seconds)
+
     async def on_start(rt: Runtime) -> None:
         assert rt.js is not None and rt.publisher is not None
         store = await RoutingStore.open(rt.js)
@@ -41,6 +59,7 @@ def create_app(settings: RoutingSettings | None = None) -> FastAPI:
                                       metrics=metrics, mail_domain=settings.mail_domain))
         rt.service = service
         rt.tasks.append(asyncio.create_task(service.run_background(stop)))
+        rt.tasks.append(asyncio.create_task(reloader.run()))
 
     async def on_stop(rt: Runtime) -> None:
         stop.set()  # (its background task is cancelled before on_stop runs)
