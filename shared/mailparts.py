@@ -34,7 +34,7 @@ def detach(raw: bytes, *, part_limit: int = PART_LIMIT) -> tuple[bytes, list[Det
     for count, part in enumerate(msg.walk()):
         if count > MAX_PARTS:
             break
-        if part.is_multipart() or (part is msg and not msg.is_multipart() and part.get_content_maintype() == "text"):
+        if part.is_multipart():
             continue
         attachment = (part.get_content_disposition() or "") == "attachment"
         if part.get_content_maintype() == "text" and not attachment:

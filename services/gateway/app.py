@@ -11,23 +11,14 @@ from aiosmtpd.smtp import SMTP
 from fastapi import FastAPI
 
 from shared.contract import subjects as s
-from shared.contract.enums import Channel
-from shared.nats import attachments
 from shared.runtime import Late, Runtime, base_app, make_runtime
 
 from .api import build_api
 from .clients import SmsApi, WeChatApi
 from .handlers import PUBLISHES, build_router
-from .mail import ImapFollower, SmtpIntake, SmtpSender
+from .mail import ImapFollower, SmtpIntake, SmtpSender, Store
 from .service import Gateway, GatewayMetrics
 from .settings import GatewaySettings
-
-MAIL_IN_NATS = 500 * 1024  # what intake keeps of a mail (KEFU_INTAKE_MAX_PAYLOAD_BYTES' default)
-
-
-class MailTooLarge(ValueError):
-    """A mail whose text alone is beyond what a NATS message holds."""
-
 
 DESCRIPTION = ("The platforms' own protocols at kefu's edge: WeChat official-account pushes and sends, "
                "Twilio-compatible SMS webhooks, sends and delivery statuses.")
@@ -57,24 +48,20 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             sms = SmsApi(http, account_sid=settings.sms_account_sid, sender=settings.sms_from, auth_token=(
                 settings.sms_auth_token.get_secret_value() if settings.sms_auth_token else ""))
         mail = None
-        if "mail" in platforms:
-            mail = await start_mail(rt)
-        rt.service = gateway.set(Gateway(rt.publisher, metrics, wechat=wechat, sms=sms, mail=mail,
+        if "mail" in platforms and settings.mail_smtp_host:
+            mail = SmtpSender(
+                host=settings.mail_smtp_host, port=settings.mail_smtp_port, user=settings.mail_smtp_user,
+                password=settings.mail_smtp_password.get_secret_value() if settings.mail_smtp_password else "",
+                starttls=settings.mail_smtp_starttls, sender=settings.mail_from, sender_name=settings.mail_from_name,
+                timeout=settings.api_timeout_seconds)
+        rt.service = gateway.set(Gateway(rt.publisher, metrics, js=rt.js, wechat=wechat, sms=sms, mail=mail,
                                          sms_public_url=settings.sms_public_url))
+        if "mail" in platforms:
+            await start_mail_intake(rt, gateway().store_mail)
 
-    async def start_mail(rt: Runtime) -> SmtpSender | None:
-        assert rt.js is not None and rt.publisher is not None
-        publisher = rt.publisher
-
-        js = rt.js
-
-        async def store(raw: bytes, key: str) -> None:
-            raw = await attachments.fit(js, raw, limit=MAIL_IN_NATS)  # large attachments to kefu_attachments
-            if len(raw) > MAIL_IN_NATS:
-                raise MailTooLarge(f"{len(raw)} bytes even without its attachments")
-            ack = await publisher.raw(s.intake_subject(Channel.email), raw, msg_id=f"email.{key}")
-            metrics.pushes.labels("mail", "duplicate" if ack.duplicate else "stored").inc()
-
+    async def start_mail_intake(rt: Runtime, store: Store) -> None:
+        """The mailbox reader and the SMTP server, each storing what comes in through the gateway."""
+        assert rt.js is not None
         if settings.mail_imap_host:
             follower = ImapFollower(
                 host=settings.mail_imap_host, port=settings.mail_imap_port, tls=settings.mail_imap_tls,
@@ -89,12 +76,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                              enable_SMTPUTF8=True),
                 host=settings.mail_smtp_listen_host, port=settings.mail_smtp_listen_port)
             servers.append(server)
-        if not settings.mail_smtp_host:
-            return None
-        return SmtpSender(host=settings.mail_smtp_host, port=settings.mail_smtp_port, user=settings.mail_smtp_user,
-                          password=settings.mail_smtp_password.get_secret_value() if settings.mail_smtp_password else "",
-                          starttls=settings.mail_smtp_starttls, sender=settings.mail_from,
-                          sender_name=settings.mail_from_name, timeout=settings.api_timeout_seconds)
 
     async def on_stop(_: Runtime) -> None:
         for server in servers:

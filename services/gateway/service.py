@@ -7,18 +7,27 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from nats.js import JetStreamContext
 from prometheus_client import CollectorRegistry, Counter
 
 from shared.contract import subjects as s
 from shared.contract.conversation import OutboundDelivered, OutboundFailed
 from shared.contract.enums import Channel
 from shared.contract.models import OutboundMessage
+from shared.nats import attachments
 from shared.nats.publish import Publisher
 
 from .clients import Sent, SmsApi, WeChatApi
 from .mail import SmtpSender
 
 log = logging.getLogger("kefu.gateway")
+
+
+MAIL_IN_NATS = 500 * 1024  # what intake keeps of a mail (KEFU_INTAKE_MAX_PAYLOAD_BYTES' default)
+
+
+class MailTooLarge(ValueError):
+    """A mail whose text alone is beyond what a NATS message holds (SMTP answers 552)."""
 
 
 class PlatformBusy(Exception):
@@ -42,6 +51,7 @@ class GatewayMetrics:
 class Gateway:
     publisher: Publisher
     metrics: GatewayMetrics
+    js: JetStreamContext | None = None  # large mail's attachments go to the object store through it
     wechat: WeChatApi | None = None
     sms: SmsApi | None = None
     mail: SmtpSender | None = None
@@ -52,7 +62,17 @@ class Gateway:
         a retry of the same push (same key) is dropped by the stream's duplicate window, and
         intake makes one request of it in any case."""
         ack = await self.publisher.raw(s.intake_subject(platform), payload, msg_id=f"{platform.value}.{key}")
-        self.metrics.pushes.labels(platform.value, "duplicate" if ack.duplicate else "stored").inc()
+        label = "mail" if platform is Channel.email else platform.value
+        self.metrics.pushes.labels(label, "duplicate" if ack.duplicate else "stored").inc()
+
+    async def store_mail(self, raw: bytes, key: str) -> None:
+        """A mail from the mailbox or the SMTP server: its large attachments to kefu_attachments
+        first when it is too large for a NATS message, then stored like any push."""
+        if self.js is not None:
+            raw = await attachments.fit(self.js, raw, limit=MAIL_IN_NATS)
+        if len(raw) > MAIL_IN_NATS:
+            raise MailTooLarge(f"{len(raw)} bytes even without its attachments")
+        await self.store_push(Channel.email, raw, key)
 
     async def deliver_wechat(self, msg: OutboundMessage) -> None:
         openid = msg.to.get("wechat_openid")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -11,7 +11,6 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.contract.conversation import short_ref
 from shared.contract.enums import Priority
 from shared.contract.models import instant
 from shared.http import auth
@@ -29,7 +28,6 @@ from .domain.views import (
     DepartmentFloor,
     WorkItem,
     agent_load,
-    deadline_views,
     department_queues,
     floor_waiting,
     queue_view,
@@ -185,15 +183,16 @@ def build_api(routing: Late[Routing]) -> APIRouter:
         record = await record_for(request_id, who, act=False)
         await audit(request, who, "request.read", request_id)
         shown = record.public()
-        shown["deadlines"] = {name: view.model_dump(mode="json") for name, view in deadline_views(
-            record.sla, config=routing().config.sla, now=datetime.now(UTC)).items()}
-        shown["offer_expires_at"] = _item(record).offer_expires_at
-        shown["ref"] = short_ref(request_id)
+        item = items_now()(record)
+        shown["deadlines"] = {name: view.model_dump(mode="json") for name, view in item.deadlines.items()}
+        shown["offer_expires_at"] = item.offer_expires_at
+        shown["ref"] = item.ref
         return shown
 
-    def _item(record: RequestRecord) -> WorkItem:
+    def items_now() -> Callable[[RequestRecord], WorkItem]:
+        """Records as staff see them, all at one instant with one configuration (one context per call)."""
         ctx = routing().context()
-        return work_item(record, config=ctx.sla, offer_timeout=ctx.offer_timeout, now=ctx.now)
+        return lambda record: work_item(record, config=ctx.sla, offer_timeout=ctx.offer_timeout, now=ctx.now)
 
     @api.get("/v1/agents/{agent_id}/work", tags=["agents"], response_model=Work, responses=ERRORS,
              summary="The requests offered to or held by an agent, with subject, deadlines as time left and "
@@ -205,7 +204,8 @@ def build_api(routing: Late[Routing]) -> APIRouter:
         agent = found[0]
         await audit(request, who, "agent.work", agent_id)
         records = await together(*(routing().store.get(rid) for rid in agent.active))
-        items = [_item(r[0]) for r in records if r is not None and r[0].held_by == agent_id]
+        item = items_now()
+        items = [item(r[0]) for r in records if r is not None and r[0].held_by == agent_id]
         return Work(agent_id=agent_id, status=agent.status, capacity=agent.capacity, items=urgency_order(items))
 
     @api.get("/v1/floor", tags=["queues"], response_model=Floor, responses=ERRORS,
@@ -222,10 +222,9 @@ def build_api(routing: Late[Routing]) -> APIRouter:
         held_found = await together(*(store.get(rid) for rid, _ in held_ids))
         held = [r[0] for (_, agent_id), r in zip(held_ids, held_found, strict=True)
                 if r is not None and r[0].held_by == agent_id]
-        waiting_all = list(store.waiting.items.values())
         shown: list[tuple[str, str, int, list[str]]] = []  # department, queue, count, first ids in service order
         for department in departments:
-            mine = [w for w in waiting_all if w.department == department]
+            mine = store.waiting_index.in_department(department)  # the index: not a scan of the whole backlog
             seen = {w.queue for w in mine} | {r.queue for r in held if r.department == department}
             for queue in department_queues(department, priorities=priorities, seen=seen):
                 ordered = floor_waiting(mine, queue)
@@ -234,10 +233,11 @@ def build_api(routing: Late[Routing]) -> APIRouter:
         waiting_records = {rid: r[0] for rid, r in zip(wanted, await together(*(store.get(rid) for rid in wanted)),
                                                        strict=True) if r is not None}
         floors = []
+        item = items_now()
         for department in departments:
             queues = [queue_view(queue, waiting_count=count,
-                                 waiting=[_item(waiting_records[rid]) for rid in ids if rid in waiting_records],
-                                 held=[_item(r) for r in held if r.queue == queue and r.department == department])
+                                 waiting=[item(waiting_records[rid]) for rid in ids if rid in waiting_records],
+                                 held=[item(r) for r in held if r.queue == queue and r.department == department])
                       for d, queue, count, ids in shown if d == department]
             staff = sorted((agent_load(a) for a in agents if a.department == department and a.role == "agent"),
                            key=lambda a: a.agent_id)
@@ -249,20 +249,12 @@ def build_api(routing: Late[Routing]) -> APIRouter:
              "supervisors, admins. An agent who becomes available takes waiting requests at once.")
     async def put_status(agent_id: AGENT_ID, body: StatusChange, who: Staff) -> Agent:
         store = routing().store
-        for _attempt in range(10):
-            found = await store.get_agent(agent_id)
-            if found is None or not auth.may_see_agent(who, agent_id=agent_id, department=found[0].department):
-                raise ApiError(404, "not_found", f"no agent {agent_id}")
-            agent = found[0].model_copy(update={"status": body.status})
-            try:
-                await store.put_agent(agent, found[1])
-                break
-            except Conflict:
-                continue
-        else:
-            raise ApiError(409, "conflict", "the agent changed concurrently; retry")
-        await routing().dispatch()
-        return agent
+        found = await store.get_agent(agent_id)
+        if found is None or not auth.may_see_agent(who, agent_id=agent_id, department=found[0].department):
+            raise ApiError(404, "not_found", f"no agent {agent_id}")
+        changed = await store.change_agent(agent_id, lambda a: a.model_copy(update={"status": body.status}))
+        await routing().dispatch()  # an agent who came back takes waiting requests now
+        return changed or found[0]
 
     @api.post("/v1/requests/{request_id}/reply", tags=["requests"], responses=ERRORS,
               response_model=RequestSummary,

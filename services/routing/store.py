@@ -223,9 +223,10 @@ class RoutingStore:
         else:
             await self.agent_records.update(agent.agent_id, agent, revision)
 
-    async def change_agent(self, agent_id: str, change: Callable[[Agent], Agent | None]) -> None:
-        """Apply `change` with a revision check, retrying on conflicts (None: no change)."""
-        await self.agent_records.change(agent_id, change)
+    async def change_agent(self, agent_id: str, change: Callable[[Agent], Agent | None]) -> Agent | None:
+        """Apply `change` with a revision check, retrying on conflicts (None: no change). Returns the
+        agent as stored (None: no such agent)."""
+        return await self.agent_records.change(agent_id, change)
 
     async def remove_agent(self, agent_id: str, revision: int) -> None:
         """Delete an agent, only if unchanged since `revision` (else Conflict)."""

@@ -121,6 +121,10 @@ class WaitingIndex:
             if not group:
                 index.pop(key, None)
 
+    def in_department(self, department: str) -> list[Waiting]:
+        """A department's waiting requests (every queue of theirs, the VIP queue's included)."""
+        return list(self._by_department.get(department, {}).values())
+
     def candidates(self, agents: list[Agent]) -> list[Waiting]:
         """The waiting requests any of these agents could be offered: their queues (or, for agents
         without queues, their department's), and the VIP requests of whom they manage."""

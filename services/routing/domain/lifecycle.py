@@ -46,7 +46,7 @@ from shared.contract.models import (
 )
 from shared.nats.outbox import item as outbox_item
 
-from .messages import Templates, notice, progress, receipt, recipient, reply_message, supervisor_alert
+from .messages import AUTOMATIC, Templates, notice, progress, receipt, recipient, reply_message, supervisor_alert
 from .record import MAX_ENTRY_TEXT, MAX_MESSAGES, OPEN_STATES, ConversationEntry, HistoryEntry, RequestRecord
 from .rules import RoutingConfig
 from .sla import (
@@ -543,12 +543,10 @@ def undelivered(record: RequestRecord, ctx: Context, *, failed: OutboundFailed) 
         found = next(((key, channel) for key, channel in FALLBACK if channel is not failed.channel and key in to), None)
         if found is not None:
             key, channel = found
-            kinds = ("receipt", "progress", "result", "survey", "revisit", "notice", "reply")
             again = OutboundMessage(
                 message_id=f"{failed.message_id}.via.{channel.value}", request_id=record.request_id, channel=channel,
-                kind=sent.kind if sent.kind in kinds else "progress", to={key: to[key]},
-                language=record.request.language, text=sent.text, occurred_at=ctx.now,
-                automatic=sent.kind in ("receipt", "notice"))
+                kind=sent.kind, to={key: to[key]},  # an "out" entry's kind is a message's
+                language=record.request.language, text=sent.text, occurred_at=ctx.now, automatic=sent.kind in AUTOMATIC)
             events.append((s.outbound_subject(channel), again))
             detail["sent_again_on"] = channel.value
     return _change(record, ctx, actor="system", action="undelivered", detail=detail, events=events)

@@ -57,3 +57,14 @@ def test_a_backlog_in_a_queue_nobody_free_serves_is_not_looked_at() -> None:
     index.remove("req_b1")
     index.remove("req_b1")  # twice: harmless
     assert index.candidates([free]) == [] and len(index) == 10_000
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(waitings, max_size=40, unique_by=lambda w: w.request_id))
+def test_a_departments_waiting_requests_are_those_of_the_backlog_with_that_department(backlog) -> None:
+    index = WaitingIndex()
+    for w in backlog:
+        index.put(w)
+    for department in ("business", "quality", "hr"):
+        assert sorted(w.request_id for w in index.in_department(department)) == sorted(
+            w.request_id for w in backlog if w.department == department)
