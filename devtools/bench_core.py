@@ -65,3 +65,38 @@ def core_cpu_ms(items: list[tuple[str, bytes, str]]) -> dict[str, float]:
     end = time.process_time()
     return {"intake": round((middle - start) * 1000 / len(items), 3),
             "routing": round((end - middle) * 1000 / len(items), 3)}
+
+
+def judgement_costs(texts: list[str], rounds: int = 5) -> dict[str, float]:
+    """Microseconds per request of routing's judgement over `texts` (the labelled sets), split into
+    normalising the text (OpenCC) and matching the rules; beside it what Chinese word segmentation
+    (jieba, the usual choice) would add, and its dictionary's load time: the figures behind not
+    adopting it (docs/performance.md#judgement)."""
+    from services.routing.domain.classify import judge
+    from services.routing.domain.rules import normalise
+    from shared.contract.enums import Tier
+    from shared.contract.models import Hints
+
+    rules = RoutingConfig.load(RoutingSettings().config_dir).rules
+    for text in texts:
+        judge(text=text, hints=Hints(), tier=Tier.standard, rules=rules)
+
+    def per_request(work) -> float:
+        start = time.process_time()
+        for _ in range(rounds):
+            for text in texts:
+                work(text)
+        return round((time.process_time() - start) * 1e6 / (rounds * len(texts)), 1)
+
+    result = {"judge_us": per_request(lambda t: judge(text=t, hints=Hints(), tier=Tier.standard, rules=rules)),
+              "normalise_us": per_request(normalise)}
+    try:
+        import jieba
+    except ImportError:
+        return result
+    jieba.setLogLevel(60)
+    start = time.perf_counter()
+    jieba.initialize()
+    result["jieba_load_s"] = round(time.perf_counter() - start, 2)
+    result["jieba_segment_us"] = per_request(jieba.lcut)
+    return result

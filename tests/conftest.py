@@ -58,7 +58,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     from tests.support.logscan import log_dir
+    from tests.support.report import FIGURES
 
+    for line in config.stash.get(FIGURES, []):
+        terminalreporter.write_line(line)
     found = config.stash.get(_LOG_FINDINGS, [])
     if found:
         terminalreporter.write_sep("=", f"personal data or credentials in clear in {len(found)} log line(s)", red=True)

@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 from shared.contract.enums import Category, Priority, Tier
 from shared.contract.models import Hints
 
-from .rules import RuleSet
+from .rules import PhraseRule, RuleSet, normalise
 
 
 class Judgement(BaseModel):
@@ -17,6 +17,8 @@ class Judgement(BaseModel):
     complex: bool
     topics: list[str] = Field(description="Natures of the problem found, most responsible first.")
     matched_rules: list[str]
+    evidence: dict[str, str] = Field(default_factory=dict, description="Each matched rule: the words it found.")
+    scores: dict[Category, float] = Field(default_factory=dict, description="Each category's score.")
 
 
 def judge(*, text: str, hints: Hints, tier: Tier, rules: RuleSet) -> Judgement:
@@ -28,32 +30,36 @@ def judge(*, text: str, hints: Hints, tier: Tier, rules: RuleSet) -> Judgement:
     - priority: urgent for emergencies; important when an `important` rule matches, for VIP
       customers' complaints, or when the adapter said urgent/important; else normal.
     """
-    lowered = text.lower()
+    lowered = normalise(text)
     present = rules.present(lowered)
-    matched: list[str] = []
+    evidence: dict[str, str] = {}
 
-    emergency_rules = [r.name for r in rules.emergency if r.matches(lowered, present)]
-    matched += [f"emergency:{n}" for n in emergency_rules]
-    emergency = bool(emergency_rules)
+    def found(kind: str, rule: PhraseRule) -> bool:
+        words = rule.find(lowered, present)
+        if words is not None:
+            evidence[f"{kind}:{rule.name}"] = words
+        return words is not None
+
+    emergency = any([found("emergency", r) for r in rules.emergency])
 
     scores: dict[Category, float] = {}
     order: list[Category] = []
     for rule in rules.categories:
         if rule.category not in order:
             order.append(rule.category)
-        if rule.matches(lowered, present):
+        if found("category", rule):
             scores[rule.category] = scores.get(rule.category, 0.0) + rule.weight
-            matched.append(f"category:{rule.name}")
     if hints.category is not None:
         scores[hints.category] = scores.get(hints.category, 0.0) + rules.hint_weight
+    if emergency and rules.emergency_help_weight:
+        scores[Category.help] = scores.get(Category.help, 0.0) + rules.emergency_help_weight
     if scores:
         best = max(scores.values())
         category = next(c for c in [*order, *Category] if scores.get(c) == best)
     else:
         category = Category.help if emergency else rules.default_category
 
-    important = [r.name for r in rules.important if r.matches(lowered, present)]
-    matched += [f"important:{n}" for n in important]
+    important = any([found("important", r) for r in rules.important])
     if emergency:
         priority = Priority.urgent
     elif important or (tier is Tier.vip and category is Category.complaint):
@@ -64,20 +70,20 @@ def judge(*, text: str, hints: Hints, tier: Tier, rules: RuleSet) -> Judgement:
         # an adapter's "urgent" without an emergency in the words is important, not an emergency
         priority = Priority.important
 
-    complex_ = [r.name for r in rules.complex if r.matches(lowered, present)]
-    matched += [f"complex:{n}" for n in complex_]
+    complex_ = any([found("complex", r) for r in rules.complex])
 
     topics = []
     for topic_rule in rules.topics:
-        if topic_rule.topic not in topics and topic_rule.matches(lowered, present):
+        if topic_rule.topic not in topics and found("topic", topic_rule):
             topics.append(topic_rule.topic)
-            matched.append(f"topic:{topic_rule.name}")
 
     return Judgement(
         category=category,
         priority=priority,
         emergency=emergency,
-        complex=bool(complex_),
+        complex=complex_,
         topics=topics,
-        matched_rules=matched,
+        matched_rules=list(evidence),
+        evidence=evidence,
+        scores=scores,
     )

@@ -6,12 +6,13 @@ Loaded from `config/*.yaml` at start-up; ops change behaviour there, not in Pyth
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, field_validator, model_validator
 
 from shared.calendar import parse_duration
 from shared.config import At, ConfigError, line_of, load_yaml_model
@@ -20,21 +21,83 @@ from shared.contract.enums import Category
 from .sla import SlaConfig
 
 _ASCII_WORD = re.compile(r"^[\x00-\x7f]+$")
+_ALNUM = re.compile(r"[a-z0-9*]")
+_TOKEN = re.compile(r"(\{[A-Za-z0-9_]+\}|~)")
+# a gap (`~`): a few words or characters, not across the end of a sentence
+_GAP = r"[^。！？!?\n]{0,16}?"
+# the clause before a match, where a negation ("没有", "no") would apply to it
+_CLAUSE_END = re.compile(r"[，,。！？!?；;:：\n]")
+_NEGATION_WINDOW = 12
+_TO_SIMPLIFIED = None
 
 
-def compile_phrases(phrases: list[str]) -> re.Pattern[str] | None:
-    """One regex for a phrase list. ASCII phrases match whole words ("fire" not in "firewall");
-    Chinese phrases match anywhere (Chinese has no spaces between words). Case-insensitive: the
-    phrases are lowered here and `PhraseRule.matches` is given lowered text."""
-    parts = []
-    for phrase in phrases:
-        p = phrase.strip().lower()
-        if not p:
-            continue
-        escaped = re.escape(p).replace(r"\ ", r"\s+")
-        parts.append(rf"(?<![a-z0-9]){escaped}(?![a-z0-9])" if _ASCII_WORD.match(p) else escaped)
-    # callers match lowered text (phrases are lowered here): no IGNORECASE, which costs on Unicode
+def normalise(text: str) -> str:
+    """What rules match: full-width forms folded (NFKC), Traditional Chinese as Simplified with
+    Taiwan's words (網路 -> 网络, 簡訊 -> 短信; OpenCC `tw2sp`), lower case. The request keeps
+    its own text; only matching reads this."""
+    global _TO_SIMPLIFIED
+    if _TO_SIMPLIFIED is None:
+        import opencc  # OpenCC's own binding: maintained character and phrase tables
+
+        _TO_SIMPLIFIED = opencc.OpenCC("tw2sp")
+    text = unicodedata.normalize("NFKC", text)
+    if not text.isascii():
+        text = _TO_SIMPLIFIED.convert(text)
+    return text.lower()
+
+
+def _literal(piece: str) -> str:
+    return re.escape(piece).replace(r"\ ", r"\s+").replace(r"\*", "[a-z]*")
+
+
+def phrase_regex(phrase: str, words: dict[str, list[str]], seen: tuple[str, ...] = ()) -> str:
+    """One phrase as a regex. A phrase is literal text, `{class}` (any phrase of that word class in
+    `words`) and `~` (a short gap); `*` at the end of an English word matches any ending
+    ("frustrat*"). English at the phrase's edges matches whole words only ("fire" not in
+    "firewall"); Chinese matches anywhere (no spaces between words)."""
+    parts = [part for part in _TOKEN.split(" ".join(phrase.strip().lower().split())) if part]
+    out: list[str] = []
+    for i, part in enumerate(parts):
+        if part == "~":
+            out.append(_GAP)
+        elif _TOKEN.fullmatch(part):
+            name = part[1:-1]
+            if name not in words:
+                raise ValueError(f"unknown word class {{{name}}} (known: {', '.join(sorted(words)) or 'none'})")
+            if name in seen:
+                raise ValueError(f"word class {{{name}}} refers to itself")
+            out.append("(?:" + "|".join(phrase_regex(w, words, (*seen, name)) for w in words[name] if w.strip()) + ")")
+        else:
+            before = parts[i - 1] if i else None
+            after = parts[i + 1] if i + 1 < len(parts) else None
+            lead = r"\s*" if before not in (None, "~") and part[0] == " " else ""
+            trail = r"\s*" if after not in (None, "~") and part[-1] == " " else ""
+            if part.strip():
+                out.append(lead + _literal(part.strip()) + trail)
+            elif lead or trail:
+                out.append(r"\s*")
+    first, last = (parts[0], parts[-1]) if parts else ("", "")
+    head = r"(?<![a-z0-9])" if first and not _TOKEN.fullmatch(first) and _ALNUM.match(first.lstrip()[:1]) else ""
+    tail = r"(?![a-z0-9])" if last and not _TOKEN.fullmatch(last) and _ALNUM.match(last.rstrip()[-1:]) else ""
+    return head + "".join(out) + tail
+
+
+def compile_phrases(phrases: list[str], words: dict[str, list[str]] | None = None) -> re.Pattern[str] | None:
+    """One regex for a phrase list. Case-insensitive: callers give normalised (lowered) text."""
+    parts = [phrase_regex(p, words or {}) for p in phrases if p.strip()]
+    # no IGNORECASE, which costs on Unicode: the text is lowered by `normalise`
     return re.compile("|".join(parts)) if parts else None
+
+
+def _needles(phrase: str, words: dict[str, list[str]]) -> tuple[str, ...]:
+    """Literal pieces of which any match of the phrase contains at least one: its longest literal
+    word, else the needles of its first word class."""
+    p = phrase.strip().lower()
+    literals = [w for part in _TOKEN.split(p) if not _TOKEN.fullmatch(part) for w in part.replace("*", " ").split()]
+    if literals:
+        return (max(literals, key=len),)
+    ref = next(part[1:-1] for part in _TOKEN.split(p) if part.startswith("{"))
+    return tuple(n for w in words.get(ref, []) for n in _needles(w, words))
 
 
 class PhraseRule(BaseModel):
@@ -46,32 +109,88 @@ class PhraseRule(BaseModel):
     # ("fire extinguisher", "gas leak detector")
     unless: list[str] = Field(default_factory=list)
     weight: float = 1.0
+    # a match right after a negation in the same clause ("没有燃气味", "no smell of gas") does not count
+    negatable: bool = False
+    _words: dict[str, list[str]] = PrivateAttr(default_factory=dict)
+    _negation: re.Pattern[str] | None = PrivateAttr(None)
+    _not_negation: re.Pattern[str] | None = PrivateAttr(None)
+
+    def bind(self, words: dict[str, list[str]], negations: list[str], not_negations: list[str]) -> None:
+        """The rule set's word classes and negations (called once, when the set is validated)."""
+        self._words = words
+        self._negation = compile_phrases(negations, words)
+        self._not_negation = compile_phrases(not_negations, words)
+        for name in ("pattern", "unless_pattern", "needles", "alternatives"):
+            self.__dict__.pop(name, None)
 
     @cached_property
     def pattern(self) -> re.Pattern[str] | None:
-        return compile_phrases(self.phrases)
+        """All the phrases as one regex (what `found` means; matching uses `alternatives`)."""
+        return compile_phrases(self.phrases, self._words)
 
     @cached_property
     def unless_pattern(self) -> re.Pattern[str] | None:
-        return compile_phrases(self.unless)
+        return compile_phrases(self.unless, self._words)
 
     @cached_property
-    def needles(self) -> tuple[str, ...]:
-        """A literal piece of each phrase that any match contains (its longest word): most rules
-        miss most texts, and a substring test rules them out far faster than the regex would."""
-        return tuple(max(p.lower().split(), key=len) for p in self.phrases if p.strip())
+    def alternatives(self) -> tuple[tuple[frozenset[str], re.Pattern[str]], ...]:
+        """Each phrase (a phrase that is only `{class}` becomes the class's phrases) as its own small
+        regex with its needles. One regex of hundreds of alternatives is tried alternative by
+        alternative at every position of the text; these are tried only when their needle is there."""
+        def flat(phrase: str, seen: tuple[str, ...] = ()) -> list[str]:
+            ref = phrase.strip().lower()
+            if _TOKEN.fullmatch(ref) and ref != "~" and ref[1:-1] in self._words and ref[1:-1] not in seen:
+                return [q for w in self._words[ref[1:-1]] if w.strip() for q in flat(w, (*seen, ref[1:-1]))]
+            return [phrase]
+
+        phrases = dict.fromkeys(q for p in self.phrases if p.strip() for q in flat(p))
+        return tuple((frozenset(_needles(q, self._words)), re.compile(phrase_regex(q, self._words))) for q in phrases)
+
+    @cached_property
+    def needles(self) -> frozenset[str]:
+        """A literal piece of each phrase that any match contains: most rules miss most texts, and
+        a substring test rules them out far faster than the regex would."""
+        return frozenset(n for needles, _ in self.alternatives for n in needles)
+
+    def _negated(self, text: str, start: int) -> bool:
+        window = text[max(0, start - _NEGATION_WINDOW):start]
+        window = _CLAUSE_END.split(window)[-1]
+        if self._not_negation is not None:
+            window = self._not_negation.sub(" ", window)  # "是不是", "not sure": doubt, not negation
+        return self._negation is not None and self._negation.search(window) is not None
+
+    def found(self, text: str) -> str | None:
+        """The earliest phrase found in `text` (normalised), after `unless` and negation; None if
+        none. The plain definition, phrase by phrase, that `find` must agree with."""
+        return self._search(text, [pattern for _, pattern in self.alternatives])
+
+    def _search(self, text: str, patterns: list[re.Pattern[str]]) -> str | None:
+        if self.unless_pattern is not None:
+            text = self.unless_pattern.sub(" ", text)
+        best: re.Match[str] | None = None
+        for pattern in patterns:
+            for match in pattern.finditer(text):
+                if best is not None and match.start() >= best.start():
+                    break
+                if not (self.negatable and self._negated(text, match.start())):
+                    best = match
+                    break
+        return None if best is None else best.group(0)
 
     def matches(self, text: str, present: frozenset[str] | None = None) -> bool:
         """`present`: the needles of the whole rule set found in `text` (`RuleSet.present`), when the
         caller asks many rules about one text: each needle is then looked for once, not per rule."""
-        if present is not None:
-            if present.isdisjoint(self.needles):
-                return False
-        elif not any(needle in text for needle in self.needles):
-            return False  # removing the `unless` phrases could only take matches away
-        if self.unless_pattern is not None:
-            text = self.unless_pattern.sub(" ", text)
-        return self.pattern is not None and self.pattern.search(text) is not None
+        return self.find(text, present) is not None
+
+    def find(self, text: str, present: frozenset[str] | None = None) -> str | None:
+        if present is None:
+            present = frozenset(n for n in self.needles if n in text)
+        elif present.isdisjoint(self.needles):
+            return None
+        # removing the `unless` phrases could only take matches away: a phrase whose needle is not
+        # in the text cannot match
+        patterns = [pattern for needles, pattern in self.alternatives if not present.isdisjoint(needles)]
+        return self._search(text, patterns) if patterns else None
 
 
 class CategoryRule(PhraseRule):
@@ -87,23 +206,46 @@ class RuleSet(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    words: dict[str, list[str]] = Field(default_factory=dict, description="Word classes: `{name}` in a phrase.")
+    negations: list[str] = Field(default_factory=list, description="Cues that negate a `negatable` rule's match.")
+    not_negations: list[str] = Field(default_factory=list, description="Doubt that looks like negation (是不是).")
     emergency: list[PhraseRule]
     categories: list[CategoryRule]
     hint_weight: float = Field(1.0, description="What an adapter's category hint adds to that category's score.")
+    emergency_help_weight: float = Field(0.0, description="What an emergency adds to `help`'s score.")
     default_category: Category = Category.inquiry
     important: list[PhraseRule] = Field(default_factory=list)
     complex: list[PhraseRule] = Field(default_factory=list)
     topics: list[TopicRule]
 
+    @model_validator(mode="after")
+    def _bind(self) -> RuleSet:
+        for section in ("emergency", "categories", "important", "complex", "topics"):
+            for i, rule in enumerate(getattr(self, section)):
+                try:
+                    rule.bind(self.words, self.negations, self.not_negations)
+                    _ = rule.pattern, rule.unless_pattern  # compile now: a mistake is a config error
+                except (ValueError, re.error) as exc:
+                    raise At((section, i, "phrases"), str(exc)) from None
+        return self
+
     @cached_property
-    def needles(self) -> tuple[str, ...]:
-        """Every rule's needles, each once (rules share many words)."""
-        rules = [*self.emergency, *self.categories, *self.important, *self.complex, *self.topics]
-        return tuple(dict.fromkeys(needle for rule in rules for needle in rule.needles))
+    def _automaton(self) -> Any:
+        """Every rule's needles in one Aho-Corasick automaton: one pass over the text finds them all."""
+        import ahocorasick  # pyahocorasick: maintained C automaton; a loop of `in` tests cost 40 µs a request
+
+        automaton = ahocorasick.Automaton()
+        for rule in [*self.emergency, *self.categories, *self.important, *self.complex, *self.topics]:
+            for needle in rule.needles:
+                automaton.add_word(needle, needle)
+        automaton.make_automaton()
+        return automaton
 
     def present(self, lowered: str) -> frozenset[str]:
-        """The needles found in the text: one substring test each, for all rules at once."""
-        return frozenset([needle for needle in self.needles if needle in lowered])
+        """The needles found in the (normalised) text, for all rules at once."""
+        if not lowered or len(self._automaton) == 0:
+            return frozenset()
+        return frozenset(needle for _, needle in self._automaton.iter(lowered))
 
 
 class Responsibility(BaseModel):

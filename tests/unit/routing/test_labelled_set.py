@@ -1,75 +1,111 @@
-"""The classifier against a labelled set of realistic requests (tests/data/labelled_requests.jsonl)."""
+"""The classifier against labelled requests (tests/data/README.md says how each set was made).
+
+- the tuning set: what the rules are written against; its misses are printed;
+- the held-out set: never tuned on; only its aggregate figures are reported (at the end of
+  `make test`), so that nobody tunes on its rows by reading the output.
+"""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from services.routing.domain.classify import judge
+from services.routing.domain.evaluate import Labelled, Scores, score
 from services.routing.domain.rules import RoutingConfig
-from shared.contract.enums import Category, Tier
-from shared.contract.models import Hints
+from shared.contract.enums import Category
+from tests.support.report import report
 
-DATA = Path(__file__).parents[2] / "data" / "labelled_requests.jsonl"
+DATA = Path(__file__).parents[2] / "data"
 CONFIG = Path(__file__).parents[3] / "config"
+CHANNELS = {"phone", "sms", "email", "web", "wechat", "app", "walkin"}
+
+# the issue's targets for the held-out set, and what this round measured where it falls short
+TARGET = {"category": 0.95, "priority": 0.9, "emergency_recall": 1.0, "emergency_precision": 0.9}
+# held-out category accuracy measured on 2026-12-05 was 0.938 (target 0.95, docs/routing.md#judgement):
+# the floor guards that figure against regressions; raise it when the rules improve, never lower it
+CATEGORY_FLOOR = 0.935
 
 
-def load() -> list[dict]:
-    return [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+def load(name: str) -> list[Labelled]:
+    rows = [json.loads(line) for line in (DATA / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [Labelled(**{k: v for k, v in row.items() if k != "source"}) for row in rows]
 
 
 @pytest.fixture(scope="module")
-def results() -> list[tuple[dict, object]]:
-    rules = RoutingConfig.load(CONFIG).rules
-    return [(row, judge(text=row["text"], hints=Hints(), tier=Tier.standard, rules=rules)) for row in load()]
+def rules():
+    return RoutingConfig.load(CONFIG).rules
 
 
-def test_set_is_large_and_covers_every_category_and_channel() -> None:
-    rows = load()
-    assert len(rows) >= 120
-    assert {r["category"] for r in rows} == {c.value for c in Category}
-    assert {r["channel"] for r in rows} == {"phone", "sms", "email", "web", "wechat", "app", "walkin"}
-    assert sum(r["emergency"] for r in rows) >= 12
+@pytest.fixture(scope="module")
+def tuning(rules) -> Scores:
+    return score(load("labelled_requests.jsonl"), rules)
 
 
-def test_category_accuracy_is_at_least_90_percent(results) -> None:
-    wrong = [(r["id"], r["category"], j.category.value, r["text"]) for r, j in results if j.category.value != r["category"]]
-    accuracy = 1 - len(wrong) / len(results)
-    print(f"\ncategory accuracy {accuracy:.3f} ({len(results) - len(wrong)}/{len(results)})")
-    for w in wrong:
-        print("  miss", *w)
-    assert accuracy >= 0.9, wrong
+@pytest.fixture(scope="module")
+def heldout(rules) -> Scores:
+    return score(load("heldout_requests.jsonl"), rules)
 
 
-def test_every_emergency_is_caught(results) -> None:
-    missed = [(r["id"], r["text"]) for r, j in results if r["emergency"] and not j.emergency]
-    assert missed == []
+@pytest.mark.parametrize("name", ["labelled_requests.jsonl", "heldout_requests.jsonl"])
+def test_each_set_is_large_and_covers_every_category_channel_language_and_priority(name) -> None:
+    rows = load(name)
+    assert len(rows) >= 300
+    assert len({r.id for r in rows}) == len(rows)
+    assert {r.category for r in rows} == set(Category)
+    assert {r.channel for r in rows} == CHANNELS
+    assert {r.language for r in rows} == {"zh", "en", "zh-TW"}
+    assert {r.priority.value for r in rows} == {"urgent", "important", "normal"}
+    assert sum(r.emergency for r in rows) >= 30 and sum(r.near_miss for r in rows) >= 25
+    # the labelling guide: urgent exactly for emergencies
+    assert all((r.priority.value == "urgent") == r.emergency for r in rows)
+    counts = Counter((r.category, r.language) for r in rows)
+    assert min(counts[(c, lang)] for c in Category for lang in ("zh", "en", "zh-TW")) >= 2
 
 
-def test_emergency_precision(results) -> None:
-    flagged = [(r, j) for r, j in results if j.emergency]
-    false = [(r["id"], r["text"]) for r, j in flagged if not r["emergency"]]
-    precision = 1 - len(false) / len(flagged)
-    print(f"\nemergency precision {precision:.3f}; false alarms: {false}")
-    assert precision >= 0.9, false
+def test_the_sets_share_no_request() -> None:
+    tuning = {r.text.strip().lower() for r in load("labelled_requests.jsonl")}
+    assert not tuning & {r.text.strip().lower() for r in load("heldout_requests.jsonl")}
 
 
-def test_emergencies_are_urgent(results) -> None:
-    assert all(j.priority.value == "urgent" for _, j in results if j.emergency)
+def test_tuning_set(tuning: Scores, request) -> None:
+    report(request.config, f"judgement, tuning set: {tuning.summary()}")
+    for miss in tuning.misses:
+        print("  miss", miss.id, miss.field, miss.expected, "->", miss.judged)
+    assert tuning.category_accuracy >= 0.97 and tuning.priority_accuracy >= 0.97, tuning.misses
+    assert tuning.emergency_recall == 1.0 and tuning.near_miss_false_alarms == 0, tuning.misses
 
 
-HELDOUT_BILLING = Path(__file__).parents[2] / "data" / "heldout_billing_zh.jsonl"
+def test_held_out_set(heldout: Scores, request) -> None:
+    """Only figures: which held-out rows are missed is not printed (tests/data/README.md)."""
+    report(request.config, f"judgement, held-out set: {heldout.summary()}")
+    report(request.config, "judgement, held-out category accuracy by language and channel: "
+           + ", ".join(f"{k} {v:.2f}" for k, v in heldout.category_accuracy_by.items()))
+    report(request.config, f"judgement, held-out category confusion (expected->judged): {heldout.confusion}")
+    below = {name: getattr(heldout, name if name.startswith("emergency") else f"{name}_accuracy")
+             for name, target in TARGET.items()
+             if getattr(heldout, name if name.startswith("emergency") else f"{name}_accuracy") < target}
+    report(request.config, f"judgement, held-out targets {TARGET}; below target: {below or 'none'}")
+    assert heldout.emergency_recall == 1.0  # every emergency caught: no exception, ever
+    assert heldout.emergency_precision >= TARGET["emergency_precision"]
+    assert heldout.priority_accuracy >= TARGET["priority"]
+    assert heldout.category_accuracy >= CATEGORY_FLOOR
 
 
-def test_billing_errors_written_in_chinese_are_complaints_with_money_at_stake() -> None:
+HELDOUT_BILLING = DATA / "heldout_billing_zh.jsonl"
+
+
+def test_billing_errors_written_in_chinese_are_complaints_with_money_at_stake(rules) -> None:
     """Held out: the set was written before the billing rules and is not tuned on. The probe:
     "账单多扣了500元" was a normal inquiry while "charged 500 yuan too much" was an important complaint."""
-    rules = RoutingConfig.load(CONFIG).rules
+    from services.routing.domain.classify import judge
+    from shared.contract.enums import Tier
+    from shared.contract.models import Hints
+
     rows = [json.loads(line) for line in HELDOUT_BILLING.read_text(encoding="utf-8").splitlines() if line.strip()]
     judged = [(r, judge(text=r["text"], hints=Hints(), tier=Tier.standard, rules=rules)) for r in rows]
-    wrong = [(r["id"], r["text"], j.category.value, j.priority.value) for r, j in judged
-             if (j.category.value, j.priority.value) != (r["category"], r["priority"])]
+    wrong = [r["id"] for r, j in judged if (j.category.value, j.priority.value) != (r["category"], r["priority"])]
     print(f"\nheld-out billing: {len(rows) - len(wrong)}/{len(rows)}")
-    assert len(rows) >= 15 and len(wrong) / len(rows) <= 0.1, wrong
+    assert len(rows) >= 15 and len(wrong) / len(rows) <= 0.1
