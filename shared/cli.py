@@ -12,6 +12,13 @@
     kefu policy dry-run --config DIR --from DATE --to DATE [--json F] [--csv F]
                               the period's recorded requests judged and timed under the
                               configuration in DIR: what would change (docs/routing.md#dry-run)
+    kefu policy evaluate --config DIR FILE...
+                              category and priority accuracy, emergency recall and precision of
+                              the rules in DIR on labelled rows (JSON lines: the tuning set, or
+                              an export of corrections); --misses lists the rows judged wrong
+    kefu corrections export --from DATE --to DATE [-o FILE]
+                              the period's requests agents corrected, as labelled rows with
+                              personal data masked (docs/routing.md#corrections)
                               (shared/ops.py says where these commands reach kefu)
     kefu intake|routing|feedback|metrics|console|gateway
                               one service, configured by KEFU_* environment variables
@@ -61,6 +68,16 @@ def parser() -> argparse.ArgumentParser:
     dry.add_argument("--to", dest="end", required=True, help="day after the last (YYYY-MM-DD) or ISO instant")
     dry.add_argument("--json", help="also write the report as JSON to this file")
     dry.add_argument("--csv", help="also write the report as CSV to this file")
+    evaluate = policy.add_parser("evaluate", help="measure a configuration's rules on labelled rows")
+    evaluate.add_argument("--config", required=True, help="the configuration directory whose rules.yaml to measure")
+    evaluate.add_argument("files", nargs="+", help="labelled rows, one JSON object per line")
+    evaluate.add_argument("--misses", action="store_true", help="also list each row judged wrong")
+    corrections = commands.add_parser("corrections", help="agents' corrections of routing's judgement").add_subparsers(
+        dest="action", required=True)
+    export = corrections.add_parser("export", help="corrected requests as labelled rows (personal data masked)")
+    export.add_argument("--from", dest="start", required=True, help="first day (YYYY-MM-DD, local time) or ISO instant")
+    export.add_argument("--to", dest="end", required=True, help="day after the last (YYYY-MM-DD) or ISO instant")
+    export.add_argument("-o", "--output", help="write to this file instead of standard output")
     dlq = commands.add_parser("dlq", help="dead letters").add_subparsers(dest="action", required=True)
     dlq.add_parser("list", help="the newest dead letters").add_argument("-n", "--limit", type=int, default=20)
     return cli
@@ -112,6 +129,54 @@ def dry_run_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def evaluate_command(args: argparse.Namespace) -> int:
+    import json
+
+    from pydantic import ValidationError
+
+    from services.routing.domain.evaluate import Labelled, score
+    from services.routing.domain.rules import RoutingConfig
+    from shared.config import ConfigError
+
+    try:
+        rules = RoutingConfig.load(Path(args.config)).rules
+    except ConfigError as exc:
+        print(f"kefu policy evaluate: the configuration is not valid:\n{exc}", file=sys.stderr)
+        return 1
+    rows: list[Labelled] = []
+    for name in args.files:
+        for n, line in enumerate(Path(name).read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(Labelled.model_validate(json.loads(line)))
+            except (ValueError, ValidationError) as exc:
+                print(f"kefu policy evaluate: {name}:{n}: not a labelled row: {exc}", file=sys.stderr)
+                return 2
+    result = score(rows, rules)
+    print(result.summary())
+    print("category accuracy by " + ", ".join(f"{k} {v:.3f}" for k, v in result.category_accuracy_by.items()))
+    print(f"category confusion (expected->judged): {result.confusion or 'none'}")
+    if args.misses:
+        text = {row.id: row.text for row in rows}
+        for miss in result.misses:
+            print(f"  {miss.id} {miss.field}: {miss.expected} -> {miss.judged}  {text[miss.id][:80]!r}")
+    return 0
+
+
+def corrections_command(args: argparse.Namespace) -> int:
+    from services.routing import corrections
+
+    try:
+        count = corrections.export(instant(args.start), instant(args.end),
+                                   path=Path(args.output) if args.output else None)
+    except ValueError as exc:
+        print(f"kefu corrections export: {exc}", file=sys.stderr)
+        return 2
+    print(f"kefu corrections export: {count} corrected request(s)", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "run":
@@ -142,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     if args.command == "policy":
-        return dry_run_command(args)
+        return evaluate_command(args) if args.action == "evaluate" else dry_run_command(args)
+    if args.command == "corrections":
+        return corrections_command(args)
     if args.command == "provision":
         from devtools import provision
 

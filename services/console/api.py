@@ -41,7 +41,7 @@ MAX_BODY = 64 * 1024
 FORWARD: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^/v1/requests$"), "metrics"),
     (re.compile(r"^/v1/requests/req_[a-z2-7]{26}/surveys$"), "feedback"),
-    (re.compile(r"^/v1/requests/req_[a-z2-7]{26}(/(reply|accept|note|pending|transfer|escalate|resolve|close))?$"),
+    (re.compile(r"^/v1/requests/req_[a-z2-7]{26}(/(reply|accept|note|pending|transfer|correct|escalate|resolve|close))?$"),
      "routing"),
     (re.compile(r"^/v1/agents/[A-Za-z0-9_-]{1,64}(/(work|status))?$"), "routing"),
     (re.compile(r"^/v1/queues/[A-Za-z0-9_.-]{1,100}$"), "routing"),

@@ -11,6 +11,7 @@ from prometheus_client.registry import Collector
 from .domain.indicators import (
     CATEGORIES,
     CHANNELS,
+    CORRECTED_FIELDS,
     FIRST_RESPONSE_BUCKETS,
     PRIORITIES,
     REJECTION_REASONS,
@@ -27,7 +28,8 @@ RATIOS = {
     "feedback_timeliness": ("kefu_feedback_timeliness_ratio",
                             "Share of results sent (at resolution) at or before the resolution due time."),
     "processing_accuracy": ("kefu_processing_accuracy_ratio",
-                            "Share of first resolutions never reopened nor transferred to another department."),
+                            "Share of first resolutions never reopened, nor transferred to another department, "
+                            "nor corrected by an agent."),
     "complaint": ("kefu_complaint_ratio", "Share of complaints among routed requests."),
     "revisit_completion": ("kefu_revisit_completion_ratio", "Share of revisits due that were completed."),
     "csat": ("kefu_csat_score", "Mean satisfaction rating (1-5)."),
@@ -62,6 +64,9 @@ class IndicatorCollector(Collector):
                         for f in ("true", "false") for t in ("true", "false")})
         yield _counter("kefu_requests_reopened", "Requests taken up again, by department.", ["department"],
                        {(d,): p.reopened[d] for d in departments})
+        yield _counter("kefu_judgement_corrections", "Agents' corrections of routing's judgement, by field (category, "
+                       "priority, department) and the department the judgement chose.", ["field", "department"],
+                       {(f, d): p.corrections[(f, d)] for f in CORRECTED_FIELDS for d in departments})
         yield _counter("kefu_sla_breaches", "Deadlines missed, by deadline and priority.", ["sla", "priority"],
                        {(s, pr): p.breaches[(s, pr)] for s in SLAS for pr in PRIORITIES})
         yield _counter("kefu_sla_warnings", "Deadlines near, by deadline and priority.", ["sla", "priority"],
@@ -98,6 +103,15 @@ class IndicatorCollector(Collector):
                 if value is not None:
                     family.add_metric([window], value)
             yield family
+        by_department = GaugeMetricFamily(
+            "kefu_processing_accuracy_by_department_ratio", "Processing accuracy (处理准确率) per department of the "
+            "first resolution: never reopened, moved to another department or corrected. Over a rolling window.",
+            labels=["department", "window"])
+        for window, values in p.department_accuracy(self.now()).items():
+            for department, value in values.items():
+                if value is not None:
+                    by_department.add_metric([department, window], value)
+        yield by_department
         last = GaugeMetricFamily("kefu_metrics_last_event_timestamp_seconds", "Time of the newest event applied.")
         if p.last_event_at is not None:
             last.add_metric([], p.last_event_at.timestamp())

@@ -35,7 +35,8 @@ _WORD = re.compile(r"[0-9a-z_\u00c0-\u024f]+")
 STATE_OF = {s.REQUEST_ACCEPTED: "accepted", s.REQUEST_RESOLVED: "resolved", s.REQUEST_CLOSED: "closed",
             s.REQUEST_REOPENED: "queued", s.REQUEST_PENDING: "pending", s.REQUEST_RESUMED: "accepted",
             s.REQUEST_DISPATCHED: "offered"}
-SUBJECTS = (s.REQUEST_RECEIVED, s.REQUEST_ASSIGNED, s.REQUEST_TRANSFERRED, s.REQUEST_MESSAGE, *STATE_OF)
+SUBJECTS = (s.REQUEST_RECEIVED, s.REQUEST_ASSIGNED, s.REQUEST_TRANSFERRED, s.REQUEST_CORRECTED, s.REQUEST_MESSAGE,
+            *STATE_OF)
 # `n` numbers requests in the order the event log received them: "newest first" and the cursor are
 # by it, and every index below ends in it (SQLite keeps the rowid last in each), so a filtered page
 # is read backwards from an index and stops at the limit. The words of request n are row n of `words`.
@@ -186,6 +187,8 @@ class LookupIndex:
                         "agent_id = ?, state = ? where request_id = ?",
                         (e.get("department"), e.get("queue"), e.get("agent_id"),
                          "offered" if e.get("agent_id") else "queued", rid))
+        elif subject == s.REQUEST_CORRECTED:  # a new priority moves a waiting request to another queue
+            cur.execute("update requests set queue = coalesce(?, queue) where request_id = ?", (e.get("queue"), rid))
         elif subject == s.REQUEST_MESSAGE:
             more = " ".join(tokens(f"{e.get('subject') or ''} {e.get('text') or ''}"))
             if more:

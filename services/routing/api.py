@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.contract.enums import Priority
+from shared.contract.enums import Category, Priority
 from shared.contract.models import instant
 from shared.http import auth
 from shared.http.auth import SUBJECT_PATTERN, Principal, Role
@@ -76,6 +76,19 @@ class Transfer(Body):
     def _somewhere(self) -> Transfer:
         if not (self.department or self.queue or self.to_agent):
             raise ValueError("name a department, a queue or an agent (to_agent)")
+        return self
+
+
+class Correct(Body):
+    category: Category | None = Field(None, description="The category the request really has.")
+    priority: Priority | None = Field(None, description="The priority it really has.")
+    reason: str = Field(min_length=1, max_length=1000, description="Why: kept with the correction, exported "
+                        "with it (`kefu corrections export`).")
+
+    @model_validator(mode="after")
+    def _something(self) -> Correct:
+        if self.category is None and self.priority is None:
+            raise ValueError("give category, priority or both (a department is corrected by a transfer)")
         return self
 
 
@@ -306,6 +319,16 @@ def build_api(routing: Late[Routing]) -> APIRouter:
         moved = department if body.department or department != record.department else None  # a queue may move it
         return await change(request_id, who, lambda r, c: lc.transfer(
             r, c, actor=who.subject, reason=body.reason, department=moved, queue=queue, agent_id=body.to_agent))
+
+    @api.post("/v1/requests/{request_id}/correct", tags=["requests"], responses=ERRORS,
+              response_model=RequestSummary,
+              summary="Correct routing's category or priority, with a reason: published as "
+              "kefu.events.request.corrected (old and new values), counted in "
+              "kefu_judgement_corrections_total and exported by `kefu corrections export`. A transfer to "
+              "another department is recorded as a department correction.")
+    async def correct(request_id: REQUEST_ID, body: Correct, who: Staff) -> RequestSummary:
+        return await change(request_id, who, lambda r, c: lc.correct(
+            r, c, actor=who.subject, reason=body.reason, category=body.category, priority=body.priority))
 
     @api.post("/v1/requests/{request_id}/escalate", tags=["requests"], responses=ERRORS,
               response_model=RequestSummary,

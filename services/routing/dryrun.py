@@ -14,7 +14,7 @@ from typing import TextIO
 import nats
 
 from shared.contract import subjects as s
-from shared.contract.models import RequestAssigned, RequestReceived
+from shared.contract.models import RequestAssigned, RequestCorrected, RequestReceived
 from shared.nats.logreader import LogReader
 from shared.nats.topology import connect_kwargs
 from shared.settings import KefuSettings
@@ -23,7 +23,7 @@ from .domain.dryrun import Recorded, Report, dry_run, table
 from .domain.rules import RoutingConfig
 
 BATCH = 1000
-FOLLOWED = (s.REQUEST_RECEIVED, s.REQUEST_ASSIGNED, s.REQUEST_ACCEPTED, s.REQUEST_RESOLVED)
+FOLLOWED = (s.REQUEST_RECEIVED, s.REQUEST_ASSIGNED, s.REQUEST_ACCEPTED, s.REQUEST_RESOLVED, s.REQUEST_CORRECTED)
 
 
 def collect(entries: list[tuple[str, bytes]], recorded: dict[str, Recorded], *, start: datetime, end: datetime) -> None:
@@ -44,6 +44,8 @@ def collect(entries: list[tuple[str, bytes]], recorded: dict[str, Recorded], *, 
             found.accepted_at = datetime.fromisoformat(event["occurred_at"])
         elif subject == s.REQUEST_RESOLVED and found.resolved_at is None:
             found.resolved_at = datetime.fromisoformat(event["occurred_at"])
+        elif subject == s.REQUEST_CORRECTED:
+            found.corrections.append(RequestCorrected.model_validate(event))
 
 
 async def read_log(settings: KefuSettings, *, start: datetime, end: datetime) -> dict[str, Recorded]:

@@ -24,6 +24,8 @@ PUBLISHES = [
     Publishes(s.REQUEST_ASSIGNED, m.RequestAssigned, "Category, priority, emergency, departments, queue and due times."),
     Publishes(s.REQUEST_ACCEPTED, m.RequestAccepted, "An agent accepted the request."),
     Publishes(s.REQUEST_TRANSFERRED, m.RequestTransferred, "Moved to another department, queue or agent."),
+    Publishes(s.REQUEST_CORRECTED, m.RequestCorrected, "An agent corrected the category or priority, or moved the "
+              "request to another department: old and new values and the reason (kefu extension)."),
     Publishes(s.REQUEST_ESCALATED, m.RequestEscalated, "Escalated (emergency, timeout, supervisor)."),
     Publishes(s.REQUEST_RESOLVED, m.RequestResolved, "Resolved, with the resolution."),
     Publishes(s.REQUEST_CLOSED, m.RequestClosed, "Closed."),

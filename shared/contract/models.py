@@ -152,6 +152,9 @@ class RequestAssigned(Event):
     due: Due
     topic: str = Field(description="The nature of the problem that decided the departments.")
     matched_rules: list[str] = Field(default_factory=list, description="Names of the rules that decided.")
+    evidence: dict[str, str] = Field(default_factory=dict, description="Each matched rule (`kind:name`): the "
+                                     "words it found in the request, as normalised for matching.")
+    scores: dict[str, float] = Field(default_factory=dict, description="Each category's score; the highest won.")
 
 
 class RequestChange(Event):
@@ -164,6 +167,22 @@ class RequestChange(Event):
 
 class RequestAccepted(RequestChange):
     agent_id: str
+
+
+class Correction(BaseModel):
+    field: Literal["category", "priority", "department"]
+    old: str
+    new: str
+
+
+class RequestCorrected(RequestChange):
+    """An agent's correction of routing's judgement: ground truth for the rules (kefu extension).
+    A department correction comes with the transfer that made it."""
+
+    department: str = Field(description="The lead department after the correction.")
+    queue: str = Field(description="The queue after the correction (a new priority moves a request waiting in "
+                       "`<department>.<priority>` to its new priority's queue).")
+    changes: list[Correction] = Field(min_length=1)
 
 
 class RequestTransferred(RequestChange):
@@ -191,7 +210,8 @@ class RequestResolved(RequestChange):
     summary: str | None = Field(None, max_length=500, description="The start of the request as the customer put it.")
     customer: CustomerRef | None = Field(None, description="Who to report back to, as on request.received.")
     app_user_id: str | None = Field(None, description="The app user to deliver to (app channel).")
-    misrouted: bool = Field(False, description="Moved to another department since it was first routed.")
+    misrouted: bool = Field(False, description="Moved to another department since it was first routed, or its "
+                            "category or priority corrected by an agent.")
     mail_thread_ids: list[str] = Field(default_factory=list, description="E-mail: the customer's Message-IDs on "
                                        "this request, oldest first (the result and survey thread on them).")
 

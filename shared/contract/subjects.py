@@ -17,6 +17,8 @@ REQUEST_REJECTED: Final = "kefu.events.request.rejected"
 REQUEST_ASSIGNED: Final = "kefu.events.request.assigned"
 REQUEST_ACCEPTED: Final = "kefu.events.request.accepted"
 REQUEST_TRANSFERRED: Final = "kefu.events.request.transferred"
+# an agent corrected routing's judgement (category, priority, or the department by a transfer)
+REQUEST_CORRECTED: Final = "kefu.events.request.corrected"
 REQUEST_ESCALATED: Final = "kefu.events.request.escalated"
 REQUEST_RESOLVED: Final = "kefu.events.request.resolved"
 REQUEST_REOPENED: Final = "kefu.events.request.reopened"

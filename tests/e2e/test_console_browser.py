@@ -177,6 +177,14 @@ async def test_an_agent_works_a_request_from_offer_to_survey_in_chromium(nats_se
                 seen["title"] = browser.title
                 seen["lang"] = browser.find_element(By.TAG_NAME, "html").get_attribute("lang")
                 seen["shots"] = shoot(browser, "request-zh")
+                # why kefu judged so: each rule and the words it found; then the agent corrects it
+                browser.find_element(By.CSS_SELECTOR, "#why summary").click()
+                seen["why"] = wait(browser, lambda b: b.find_element(By.ID, "why").text.count("\n") >= 2
+                                   and b.find_element(By.ID, "why").text)
+                Select(browser.find_element(By.ID, "correct-category")).select_by_value("complaint")
+                browser.find_element(By.ID, "correct-reason").send_keys("客户在抱怨积分过期")
+                browser.find_element(By.CSS_SELECTOR, "#correct-form button[type=submit]").click()
+                wait(browser, text_in("#history", "corrected"))
                 browser.find_element(By.ID, "resolve-text").send_keys("已告知积分查询方式和有效期。")
                 browser.find_element(By.ID, "first-contact").click()
                 browser.find_element(By.CSS_SELECTOR, "#resolve-form button[type=submit]").click()
@@ -203,6 +211,7 @@ async def test_an_agent_works_a_request_from_offer_to_survey_in_chromium(nats_se
             await in_browser(see_follow_up_and_resolve)
             survey = (await outbound.wait_for("kefu.outbound.sms", kind="survey", request_id=rid))[0]
             resolved = (await events.wait_for(s.REQUEST_RESOLVED, request_id=rid))[0]
+            corrected = (await events.wait_for(s.REQUEST_CORRECTED, request_id=rid))[0]
         finally:
             await in_browser(browser.quit)
 
@@ -215,6 +224,10 @@ async def test_an_agent_works_a_request_from_offer_to_survey_in_chromium(nats_se
     assert HOSTILE in seen["conversation"] and "<script>" in seen["conversation"]  # the markup is shown as text
     assert seen["markup"] == 0 and seen["title"] != "pwned" and seen["lang"] == "zh-CN"
     assert resolved["first_contact"] is True and survey["request_id"] == rid
+    assert "判断依据" in seen["why"] and "category:question" in seen["why"] and "请问" in seen["why"]
+    assert corrected["changes"] == [{"field": "category", "old": "inquiry", "new": "complaint"}]
+    assert corrected["actor"] == "a1" and corrected["reason"] == "客户在抱怨积分过期"
+    assert resolved["misrouted"] is True  # a corrected request's resolution is not counted accurate
     assert seen["foreign"] == "没有这个请求，或您无权查看。" and not seen["foreign_subject"]
     assert seen["conflict"] == "此请求已被他人修改，已重新加载。请核对后再试。"
     assert rid[4:12].upper() in seen["found"] and "已解决" in seen["found"]
@@ -261,6 +274,17 @@ async def test_a_supervisor_sees_the_queue_change_and_an_emergency_arrive_on_top
                 wait(browser, text_in("#toasts .toast", "b1 is now away"))
             await in_browser(see_emergency_and_set_status)
             status = (await admin.get("/v1/agents/b1")).json()["status"]
+
+            def transfer_from_the_request_page() -> None:
+                # the waiting inquiry belongs to customer service: moved from its page, with a reason
+                browser.get(f"{console.base_url}/#/requests/{waiting}")
+                wait(browser, css("#transfer-form")).find_element(By.ID, "transfer-department").send_keys(
+                    "customer_service")
+                browser.find_element(By.ID, "transfer-reason").send_keys("store hours are customer service's")
+                browser.find_element(By.CSS_SELECTOR, "#transfer-form button[type=submit]").click()
+                wait(browser, text_in(".facts", "customer_service.normal"))
+            await in_browser(transfer_from_the_request_page)
+            moved = (await events.wait_for(s.REQUEST_CORRECTED, request_id=waiting))[0]
         finally:
             await in_browser(browser.quit)
 
@@ -268,4 +292,6 @@ async def test_a_supervisor_sees_the_queue_change_and_an_emergency_arrive_on_top
     assert "Emergency" in seen["emergency"] and gas["priority"] == "urgent"
     assert seen["first_section"] == "emergencies" and gas["request_id"][4:12].upper() in seen["toast"]
     assert seen["lang"] == "en" and status == "away"
+    assert moved["changes"] == [{"field": "department", "old": "business", "new": "customer_service"}]
+    assert moved["actor"] == "sup-1" and moved["reason"] == "store hours are customer service's"
     assert seen["shots"] == ["console-floor-en-laptop.png", "console-floor-en-tablet.png"]

@@ -35,6 +35,7 @@ async def test_a_candidate_configuration_replayed_over_the_recorded_log(nats_ser
         for n, text in enumerate(("请问会员积分怎么查询", "积分什么时候过期", "家里燃气泄漏了，闻到煤气味")):
             await js.publish(f"kefu.intake.{Channel.sms.value}", payload(Channel.sms, f"SM-dry-{n}", text=text))
         assigned = await events.wait_for(s.REQUEST_ASSIGNED, count=3)
+        await events.wait_for(s.REQUEST_ESCALATED)  # the emergency's, the last event routing publishes here
         before = (await js.stream_info(s.STREAM_EVENTS)).state.messages
     shutil.copytree(CONFIG, tmp_path / "candidate")
     departments = tmp_path / "candidate" / "departments.yaml"

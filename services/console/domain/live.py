@@ -23,6 +23,7 @@ LIVE: dict[str, str] = {
     s.REQUEST_DISPATCHED: "offered",
     s.REQUEST_ACCEPTED: "accepted",
     s.REQUEST_TRANSFERRED: "transferred",
+    s.REQUEST_CORRECTED: "corrected",
     s.REQUEST_ESCALATED: "escalated",
     s.REQUEST_RESOLVED: "resolved",
     s.REQUEST_REOPENED: "reopened",

@@ -235,10 +235,20 @@
       h("h1", {id: "request-title"}, `[${r.ref || id}] `, h("span", {class: "subject"}, req.subject || (req.body || "").slice(0, 80)), " ", badges(item)),
       h("div", {class: "card"}, h("dl", {class: "facts"}, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]), clocks,
         r.offer_expires_at && r.state === "offered" ? [h("dt", {}, t("offer_left")), h("dd", {}, offerCountdown(r.offer_expires_at))] : [])),
+      whyCard(a),
       h("h2", {}, t("conversation")), h("ol", {class: "conversation", id: "conversation"}, conversation, notes),
       h("h2", {}, t("history")), h("table", {id: "history"}, h("tbody", {}, historyRows)));
     if (actions && !actions.dataset.built) buildActions(id, r, actions);
     if (actions) actions.querySelector("#accept-row").hidden = !["queued", "offered", "pending"].includes(r.state);
+  }
+  function whyCard(a) {
+    // routing's explanation: each matched rule and the words it found, and the category scores
+    const evidence = Object.entries(a.evidence || {}).filter(([rule]) => !rule.startsWith("topic:"));
+    const scores = Object.entries(a.scores || {}).sort((x, y) => y[1] - x[1]);
+    return h("details", {class: "card why", id: "why"}, h("summary", {}, t("why")),
+      evidence.length ? h("ul", {class: "evidence"}, evidence.map(([rule, words]) =>
+        h("li", {}, h("code", {}, rule), " ", h("q", {class: "text"}, words)))) : h("p", {class: "muted"}, t("no_evidence")),
+      scores.length ? h("p", {class: "scores"}, t("scores") + ": " + scores.map(([c, v]) => `${tv("category", c)} ${v}`).join(" · ")) : null);
   }
   function buildActions(id, r, actions) {
     actions.dataset.built = "1";
@@ -257,12 +267,19 @@
       form("note", t("note"), field("note-text", t("note"), area("note-text")), t("add_note"), (f) => ({text: val(f, "note-text")})),
       form("pending", t("pending"), field("pending-reason", t("reason"), h("input", {id: "pending-reason", name: "pending-reason"})),
         t("set_pending"), (f) => ({reason: val(f, "pending-reason")})),
-      form("transfer", t("transfer"), h("div", {class: "row"},
+      form("transfer", t("transfer"), [h("div", {class: "row"},
         h("div", {}, field("transfer-department", t("to_department"), h("input", {id: "transfer-department", name: "transfer-department"}))),
         h("div", {}, field("transfer-queue", t("to_queue"), h("input", {id: "transfer-queue", name: "transfer-queue"}))),
         h("div", {}, field("transfer-agent", t("to_agent"), h("input", {id: "transfer-agent", name: "transfer-agent"})))),
-        field("transfer-reason", t("reason"), h("input", {id: "transfer-reason", name: "transfer-reason", required: true})), t("do_transfer"),
+        field("transfer-reason", t("reason"), h("input", {id: "transfer-reason", name: "transfer-reason", required: true}))], t("do_transfer"),
         (f) => ({department: val(f, "transfer-department"), queue: val(f, "transfer-queue"), to_agent: val(f, "transfer-agent"), reason: val(f, "transfer-reason")})),
+      form("correct", t("correct"), [h("div", {class: "row"},
+        h("div", {}, field("correct-category", t("category"), h("select", {id: "correct-category", name: "correct-category"},
+          h("option", {value: ""}, t("unchanged")), ["inquiry", "suggestion", "complaint", "help"].map((c) => h("option", {value: c}, tv("category", c)))))),
+        h("div", {}, field("correct-priority", t("priority"), h("select", {id: "correct-priority", name: "correct-priority"},
+          h("option", {value: ""}, t("unchanged")), ["urgent", "important", "normal"].map((p) => h("option", {value: p}, tv("priority", p))))))),
+        field("correct-reason", t("reason"), h("input", {id: "correct-reason", name: "correct-reason", required: true}))], t("do_correct"),
+        (f) => ({category: val(f, "correct-category"), priority: val(f, "correct-priority"), reason: val(f, "correct-reason")})),
       form("escalate", t("escalate"), field("escalate-reason", t("reason"), h("input", {id: "escalate-reason", name: "escalate-reason", required: true})),
         t("do_escalate"), (f) => ({reason: val(f, "escalate-reason")})),
       form("resolve", t("resolve"), [field("resolve-text", t("resolution_text"), area("resolve-text")),

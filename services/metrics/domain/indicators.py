@@ -6,8 +6,9 @@ Definitions (docs/metrics.md):
   (business time, as routing computed it);
 - first response time: the first accept or reply - received (seconds; ART is its mean);
 - first-contact resolution: of first resolutions, the share resolved at first contact;
-- processing accuracy: of first resolutions, the share never reopened nor transferred to another
-  department;
+- processing accuracy: of first resolutions, the share never reopened, nor transferred to another
+  department, nor corrected by an agent (category or priority); also per department, the one
+  credited with the first resolution;
 - feedback timeliness: of first resolutions (the result goes to the customer at resolution), the
   share at or before the resolution due time;
 - revisit completion: of revisits due, the share completed;
@@ -26,6 +27,7 @@ from typing import Any
 from shared.contract import subjects as s
 from shared.contract.enums import Category, Channel, Priority
 
+CORRECTED_FIELDS = ("category", "priority", "department")
 REJECTION_REASONS = ("unparseable", "missing_content", "too_large", "unsupported_media_type", "unknown_channel")
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
 KEEP = WINDOWS["7d"]
@@ -136,7 +138,8 @@ class Facts:
     resolved_at: datetime | None = None
     first_contact: bool | None = None
     reopened: int = 0
-    misrouted: bool = False
+    misrouted: bool = False  # transferred to another department, or its judgement corrected
+    credited: str | None = None  # the department of the first resolution (its accuracy counts there)
     open: bool = False
     rating: int | None = None
     rated_at: datetime | None = None
@@ -159,6 +162,7 @@ class Projection:
     accepted: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # channel, department, timely
     resolved: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)  # channel, department, fc, in_time
     reopened: Counter[str] = field(default_factory=Counter)  # department
+    corrections: Counter[tuple[str, str]] = field(default_factory=Counter)  # field, department
     breaches: Counter[tuple[str, str]] = field(default_factory=Counter)  # sla, priority
     warnings: Counter[tuple[str, str]] = field(default_factory=Counter)
     responses: Counter[str] = field(default_factory=Counter)  # rating
@@ -200,6 +204,7 @@ class Projection:
             s.REQUEST_ASSIGNED: self._assigned, s.REQUEST_ACCEPTED: self._accepted,
             s.REQUEST_RESOLVED: self._resolved, s.REQUEST_REOPENED: self._reopened,
             s.REQUEST_CLOSED: self._closed, s.REQUEST_TRANSFERRED: self._transferred,
+            s.REQUEST_CORRECTED: self._corrected,
             s.SLA_BREACHED: self._breached, s.SLA_WARNING: self._warned,
             s.SURVEY_SENT: self._survey_sent, s.SURVEY_ANSWERED: self._answered, s.SURVEY_EXPIRED: self._expired,
             s.FOLLOWUP_SCHEDULED: self._followup_scheduled, s.FOLLOWUP_COMPLETED: self._followup_completed,
@@ -285,6 +290,8 @@ class Projection:
         self.window["fcr"].add(at, f.first_contact)
         self.window["feedback"].add(at, in_time)
         self.window["accuracy"].add(at, f.accurate)
+        f.credited = f.department
+        self._department_accuracy(f.department).add(at, f.accurate)
         self.resolution.setdefault((f.channel, f.priority), Histogram(RESOLUTION_BUCKETS)).observe(
             max((at - f.received_at).total_seconds(), 0.0))
 
@@ -310,6 +317,10 @@ class Projection:
         in the minute it was (first) resolved."""
         if was_accurate and not f.accurate and f.resolved_at is not None:
             self.window["accuracy"].add(f.resolved_at, -1, count=0)
+            self._department_accuracy(f.credited or f.department).add(f.resolved_at, -1, count=0)
+
+    def _department_accuracy(self, department: str) -> Rolling:
+        return self.window.setdefault(f"accuracy:{department}", Rolling())
 
     def _reopened_after_close(self, rid: str, e: dict[str, Any], at: datetime) -> Facts | None:
         """A closed request's facts are gone (`_closed`): the reopened event says where it stood.
@@ -322,6 +333,7 @@ class Projection:
             return None  # from a feedback older than the one that says it: nothing to go on
         if e.get("counted_accurate"):
             self.window["accuracy"].add(resolved, -1, count=0)
+            self._department_accuracy(self._dept(department)).add(resolved, -1, count=0)
         f = Facts(channel=bounded(e.get("channel"), CHANNELS, "unknown"), received_at=resolved,
                   priority=bounded(e.get("priority"), PRIORITIES, "unknown"), department=self._dept(department),
                   accepted_at=resolved, responded_at=resolved, resolved_at=resolved, reopened=1, reopened_at=(at,), open=True)
@@ -346,6 +358,21 @@ class Projection:
             was_accurate = f.accurate
             f.misrouted = True  # routed to the wrong department first
             f.department = self._dept(department)
+            self._accuracy_lost(f, was_accurate)
+
+    def _corrected(self, e: dict[str, Any], at: datetime) -> None:
+        """An agent's correction: counted per field, under the department the judgement chose (for a
+        department correction, the one it was moved from); the request no longer counts as accurate."""
+        f = self.facts.get(str(e.get("request_id")))
+        changes = [c for c in e.get("changes") or [] if isinstance(c, dict) and c.get("field") in CORRECTED_FIELDS]
+        for change in changes:
+            where = change.get("old") if change["field"] == "department" else e.get("department")
+            self.corrections[(change["field"], self._dept(where))] += 1
+            if f is not None and change["field"] == "priority":
+                f.priority = bounded(change.get("new"), PRIORITIES, f.priority)
+        if f is not None and changes:
+            was_accurate = f.accurate
+            f.misrouted = True
             self._accuracy_lost(f, was_accurate)
 
     def _breached(self, e: dict[str, Any], at: datetime) -> None:
@@ -422,6 +449,12 @@ class Projection:
         times = [f.received_at for f in self.facts.values() if f.open and f.emergency]
         return min(times) if times else None
 
+    def department_accuracy(self, now: datetime) -> dict[str, dict[str, float | None]]:
+        """Processing accuracy per window and department (the department of the first resolution)."""
+        return {window: {d: self.window[f"accuracy:{d}"].share(now - length) if f"accuracy:{d}" in self.window else None
+                         for d in [*self.departments, "other"]}
+                for window, length in WINDOWS.items()}
+
     def ratios(self, now: datetime) -> dict[str, dict[str, float | None]]:
         """Each ratio per window; None when there is nothing to divide (no series value). Reads the
         minute buckets, never the facts: a scrape costs the same at 1,000 or 1,000,000 requests a week."""
@@ -430,7 +463,7 @@ class Projection:
         for window, length in WINDOWS.items():
             since = now - length
             due = [fid for fid, d in self.followup_due.items() if since <= d <= now]
-            share = {name: rolling.share(since) for name, rolling in self.window.items()}
+            share = {name: rolling.share(since) for name, rolling in self.window.items() if ":" not in name}
             out[window] = {
                 "acceptance_timeliness": share["acceptance"],
                 "first_contact_resolution": share["fcr"],

@@ -61,4 +61,6 @@ def assignment(
         due=Due(first_response=sla.deadlines["first_response"].due, resolution=sla.deadlines["resolution"].due),
         topic=topic,
         matched_rules=judgement.matched_rules,
+        evidence=judgement.evidence,
+        scores={c.value: v for c, v in judgement.scores.items()},
     )

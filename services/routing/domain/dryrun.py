@@ -12,7 +12,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from shared.contract.models import RequestAssigned, RequestReceived
+from shared.contract.models import RequestAssigned, RequestCorrected, RequestReceived
 
 from .assign import assignment
 from .classify import judge
@@ -31,6 +31,7 @@ class Recorded:
     assigned: RequestAssigned | None = None
     accepted_at: datetime | None = None
     resolved_at: datetime | None = None
+    corrections: list[RequestCorrected] = field(default_factory=list)
 
 
 class Change(BaseModel):

@@ -28,13 +28,15 @@ from shared.contract.conversation import (
     RequestReplied,
     mail_thread,
 )
-from shared.contract.enums import Channel, Priority
+from shared.contract.enums import Category, Channel, Priority
 from shared.contract.models import (
+    Correction,
     Event,
     OutboundMessage,
     RequestAccepted,
     RequestAssigned,
     RequestClosed,
+    RequestCorrected,
     RequestEscalated,
     RequestReceived,
     RequestReopened,
@@ -341,8 +343,10 @@ def _reopen_by_customer(record: RequestRecord, ctx: Context) -> RequestRecord:
 
 
 def _misrouted(record: RequestRecord) -> bool:
-    return any(h.action == "transferred" and h.detail.get("department") != record.assignment.department
-               for h in record.history)
+    """Moved to another department than routing chose, or its judgement corrected by an agent: the
+    first resolution does not count as accurate (processing accuracy, docs/metrics.md)."""
+    return any((h.action == "transferred" and h.detail.get("department") != record.assignment.department)
+               or h.action == "corrected" for h in record.history)
 
 
 def transfer(record: RequestRecord, ctx: Context, *, actor: str, reason: str, department: str | None,
@@ -350,17 +354,56 @@ def transfer(record: RequestRecord, ctx: Context, *, actor: str, reason: str, de
     _require(record, *OPEN_STATES, action="transfer")
     new_department = department or record.department
     new_queue = queue or (f"{new_department}.{record.priority.value}" if department else record.queue)
+    events: list[tuple[str, BaseModel]] = [(s.REQUEST_TRANSFERRED, RequestTransferred(
+        request_id=record.request_id, actor=actor, reason=reason, department=new_department,
+        queue=new_queue, agent_id=agent_id, occurred_at=ctx.now))]
+    if new_department != record.department:
+        # another department: routing's judgement of who leads was wrong, a correction
+        events.append((s.REQUEST_CORRECTED, RequestCorrected(
+            request_id=record.request_id, actor=actor, reason=reason, department=new_department, queue=new_queue,
+            occurred_at=ctx.now, changes=[Correction(field="department", old=record.department, new=new_department)])))
     changed = _change(
         record, ctx, actor=actor, action="transferred",
         detail={"department": new_department, "queue": new_queue, "agent_id": agent_id, "reason": reason},
-        events=[(s.REQUEST_TRANSFERRED, RequestTransferred(
-            request_id=record.request_id, actor=actor, reason=reason, department=new_department,
-            queue=new_queue, agent_id=agent_id, occurred_at=ctx.now))],
+        events=events,
         release=[record.agent_id] if record.agent_id else [],
         state="queued", agent_id=None, offered_at=None, offers=0, declined_by=[],
         department=new_department, queue=new_queue,
     )
     return offer(changed, ctx, agent_id=agent_id) if agent_id else changed
+
+
+def correct(record: RequestRecord, ctx: Context, *, actor: str, reason: str, category: Category | None,
+            priority: Priority | None) -> RequestRecord:
+    """An agent corrects routing's category or priority (the department is corrected by a transfer).
+
+    The request's record, its `assignment` and its queue follow the new values: a request waiting
+    in `<department>.<priority>` moves to the queue of its new priority. The SLA clocks do not
+    move: their targets are what the customer was told at receipt (docs/routing.md#corrections).
+    Nothing to change is a 409, not an empty correction."""
+    _require(record, *OPEN_STATES, action="correct")
+    changes: list[Correction] = []
+    if category is not None and category is not record.assignment.category:
+        changes.append(Correction(field="category", old=record.assignment.category.value, new=category.value))
+    if priority is not None and priority is not record.priority:
+        changes.append(Correction(field="priority", old=record.priority.value, new=priority.value))
+    if not changes:
+        raise InvalidTransition(f"the request already has category {record.assignment.category.value} and "
+                                f"priority {record.priority.value}: nothing to correct")
+    new_priority = priority or record.priority
+    queue = record.queue
+    if record.queue == f"{record.department}.{record.priority.value}":
+        queue = f"{record.department}.{new_priority.value}"
+    assignment = record.assignment.model_copy(update={
+        "category": category or record.assignment.category, "priority": new_priority})
+    return _change(
+        record, ctx, actor=actor, action="corrected",
+        detail={"reason": reason, "changes": [c.model_dump() for c in changes], "queue": queue},
+        events=[(s.REQUEST_CORRECTED, RequestCorrected(
+            request_id=record.request_id, actor=actor, reason=reason, department=record.department, queue=queue,
+            changes=changes, occurred_at=ctx.now))],
+        assignment=assignment, priority=new_priority, queue=queue,
+    )
 
 
 def escalate(record: RequestRecord, ctx: Context, *, actor: str, reason: str) -> RequestRecord:

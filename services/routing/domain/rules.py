@@ -24,7 +24,7 @@ _ASCII_WORD = re.compile(r"^[\x00-\x7f]+$")
 _ALNUM = re.compile(r"[a-z0-9*]")
 _TOKEN = re.compile(r"(\{[A-Za-z0-9_]+\}|~)")
 # a gap (`~`): a few words or characters, not across the end of a sentence
-_GAP = r"[^。！？!?\n]{0,16}?"
+_GAP = r"[^。！？!?.\n]{0,16}?"
 # the clause before a match, where a negation ("没有", "no") would apply to it
 _CLAUSE_END = re.compile(r"[，,。！？!?；;:：\n]")
 _NEGATION_WINDOW = 12

@@ -233,3 +233,39 @@ def test_messages_by_kind_and_the_first_response_is_the_first_accept_or_reply() 
     fresh.apply(s.REQUEST_REPLIED, {"request_id": "r1", "occurred_at": (T0 + timedelta(minutes=4)).isoformat()})
     fresh.apply(s.REQUEST_ACCEPTED, {"request_id": "r1", "occurred_at": (T0 + timedelta(minutes=9)).isoformat()})
     assert fresh.first_response[("email", "unknown")].total == 240
+
+
+def test_corrections_are_counted_and_take_the_request_out_of_processing_accuracy() -> None:
+    """Agents' corrections (kefu.events.request.corrected): counted per field under the department
+    the judgement chose; a corrected request's first resolution is not accurate, overall and in its
+    department's own ratio, whether the correction came before or after the resolution."""
+    p = Projection(departments=("business", "quality"))
+    t = datetime(2026, 12, 1, 2, 0, tzinfo=ZoneInfo("UTC"))
+
+    def at(minutes: int) -> str:
+        return (t + timedelta(minutes=minutes)).isoformat()
+
+    for rid in ("r1", "r2", "r3"):
+        p.apply(s.REQUEST_RECEIVED, {"occurred_at": at(0), "request_id": rid, "channel": "sms", "received_at": at(0)})
+        p.apply(s.REQUEST_ASSIGNED, {"occurred_at": at(0), "request_id": rid, "channel": "sms", "category": "inquiry",
+                                     "priority": "normal", "department": "business"})
+    p.apply(s.REQUEST_CORRECTED, {"occurred_at": at(5), "request_id": "r1", "department": "business",
+                                  "changes": [{"field": "category", "old": "inquiry", "new": "complaint"},
+                                              {"field": "priority", "old": "normal", "new": "important"}]})
+    p.apply(s.REQUEST_TRANSFERRED, {"occurred_at": at(6), "request_id": "r2", "department": "quality"})
+    p.apply(s.REQUEST_CORRECTED, {"occurred_at": at(6), "request_id": "r2", "department": "quality",
+                                  "changes": [{"field": "department", "old": "business", "new": "quality"},
+                                              {"field": "weather", "old": "x", "new": "y"}]})
+    for rid in ("r1", "r2", "r3"):
+        p.apply(s.REQUEST_RESOLVED, {"occurred_at": at(30), "request_id": rid, "first_contact": True})
+    assert p.ratios(t + timedelta(hours=1))["24h"]["processing_accuracy"] == pytest.approx(1 / 3)
+    by_department = p.department_accuracy(t + timedelta(hours=1))["24h"]
+    assert by_department["business"] == 0.5 and by_department["quality"] == 0.0
+    # corrected after its resolution (still open for a reopen, say): the accuracy is taken back
+    p.apply(s.REQUEST_CORRECTED, {"occurred_at": at(40), "request_id": "r3", "department": "business",
+                                  "changes": [{"field": "category", "old": "inquiry", "new": "help"}]})
+    assert p.department_accuracy(t + timedelta(hours=1))["24h"]["business"] == 0.0
+    assert p.ratios(t + timedelta(hours=1))["24h"]["processing_accuracy"] == 0.0
+    assert dict(p.corrections) == {("category", "business"): 2, ("priority", "business"): 1,
+                                   ("department", "business"): 1}
+    assert p.open_requests()[("business", "important")] == 0  # resolved: not open
