@@ -6,6 +6,8 @@ bare:  publish -> worker -> publish -> worker -> publish (devtools/bench_bare.py
 bare kefu-ops: two workers making the JetStream operations a kefu request makes (KV reads and
        writes, the extra publishes), with no business logic (devtools/bench_bare.py)
 core:  kefu's parse/judge/SLA/record work alone, in this process (devtools/bench_core.py)
+judgement: routing's judgement alone over both labelled sets (tests/data), and what jieba's word
+       segmentation would cost beside it
 routing alone: a backlog of received requests drained by one routing process, then by two
 
 For each: a fixed offered rate (default 300/s for 10 s) and the highest rate it sustains (as many
@@ -37,7 +39,7 @@ import nats
 from nats.aio.msg import Msg
 
 from devtools.bench_bare import run
-from devtools.bench_core import core_cpu_ms
+from devtools.bench_core import core_cpu_ms, judgement_costs
 from devtools.natsserver import NatsServer, free_port
 from devtools.payloads import payload
 from services.intake.domain.canonical import request_id_for
@@ -61,6 +63,13 @@ class Result:
     p95_ms: float
     p99_ms: float
     max_ms: float
+
+
+def labelled_texts() -> list[str]:
+    """The texts of both labelled sets (tests/data): what the judgement is timed on."""
+    data = Path(__file__).parents[1] / "tests" / "data"
+    return [json.loads(line)["text"] for name in ("labelled_requests.jsonl", "heldout_requests.jsonl")
+            for line in (data / name).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -362,6 +371,7 @@ async def main() -> int:
         if server is not None:
             server.stop()
     core = core_cpu_ms(kefu_items(burst, run + "c"))
+    judgement = judgement_costs(labelled_texts())
 
     kefu_max = next(r for r in results if r.name == "kefu" and r.mode == "max rate")
     bare_max = next(r for r in results if r.name == "bare" and r.mode == "max rate")
@@ -396,11 +406,16 @@ async def main() -> int:
     print(f"kefu's core alone (in-process, no bus): intake {core['intake']}, routing {core['routing']} ms per "
           f"request; with bare kefu-ops' CPU, {floor} ms per request (bare: "
           f"{costs['bare']['cpu_ms_per_request_total']} ms)")
+    print(f"routing's judgement alone ({len(labelled_texts())} labelled requests): {judgement['judge_us']} µs per "
+          f"request, of which normalising the text {judgement['normalise_us']} µs"
+          + (f"; jieba would add {judgement['jieba_segment_us']} µs to segment it and {judgement['jieba_load_s']} s "
+             "to load (not adopted)" if "jieba_segment_us" in judgement else ""))
     out = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                        "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0]},
            "results": [asdict(r) for r in results], "kefu_over_bare": ratio, "kefu_over_bare_kefu_ops": ops_ratio, "rss_kib": memory,
            "cpu_ms_per_request": costs.get("kefu", {}).get("cpu_ms_per_request", {}), "costs": costs,
-           "core_cpu_ms_per_request": core, "routing_alone_per_s": alone, "floor_cpu_ms_per_request": floor,
+           "core_cpu_ms_per_request": core, "judgement_us_per_request": judgement, "routing_alone_per_s": alone,
+           "floor_cpu_ms_per_request": floor,
            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (var / "result.json").write_text(json.dumps(out, indent=2))
     print(f"written {var / 'result.json'}")

@@ -76,6 +76,8 @@ def write_csv(report: Report, path: Path) -> None:
             out.writerow(["attainment", name, a.judged, a.met_recorded, a.met_candidate])
         for department, v in report.volumes.items():
             out.writerow(["volume", department, v["recorded"], v["candidate"], ""])
+        for name, agreement in report.corrections.items():
+            out.writerow(["corrections", name, agreement.corrected, agreement.candidate_agrees, ""])
 
 
 def run(config_dir: Path, start: datetime, end: datetime, *, json_path: Path | None = None,

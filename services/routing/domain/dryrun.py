@@ -63,6 +63,14 @@ class Attainment(BaseModel):
         return self.met_candidate / self.judged if self.judged else None
 
 
+class Agreement(BaseModel):
+    """Of the requests agents corrected in a field: how many the candidate decides as they did (the
+    recorded decision agreed with none of them, or they would not have been corrected)."""
+
+    corrected: int = 0
+    candidate_agrees: int = 0
+
+
 class Report(BaseModel):
     requests: int = 0
     without_decision: int = Field(0, description="Received, but no request.assigned in the log (not compared).")
@@ -71,6 +79,9 @@ class Report(BaseModel):
                                                                                                   "resolution")})
     volumes: dict[str, dict[str, int]] = Field(default_factory=dict,
                                                description="Lead department -> requests {recorded, candidate}.")
+    corrections: dict[str, Agreement] = Field(
+        default_factory=lambda: {f: Agreement() for f in ("category", "priority", "department")},
+        description="Agents' corrections in the period (the last value per field) against the candidate.")
 
 
 @dataclass
@@ -119,6 +130,13 @@ def dry_run(recorded: Iterable[Recorded], *, candidate: RoutingConfig, until: da
                 changes.transitions[key] = changes.transitions.get(key, 0) + 1
                 if len(changes.examples) < EXAMPLES:
                     changes.examples.append(Change(request_id=r.received.request_id, before=old, after=new))
+        labels = {change.field: change.new
+                  for c in sorted(r.corrections, key=lambda c: c.occurred_at) for change in c.changes}
+        decided = {"category": after.category.value, "priority": after.priority.value, "department": after.department}
+        for name, label in labels.items():
+            agreement = report.corrections[name]
+            agreement.corrected += 1
+            agreement.candidate_agrees += decided[name] == label
         tally.recorded_volume[before.department] += 1
         tally.candidate_volume[after.department] += 1
         for name, done in (("first_response", r.accepted_at), ("resolution", r.resolved_at)):
@@ -148,6 +166,8 @@ def table(report: Report) -> str:
         def pct(x: float | None) -> str:
             return f"{x:.1%}" if x is not None else "-"
         lines.append(f"{name:<15} {a.judged:>7} {pct(a.recorded_ratio):>9} {pct(a.candidate_ratio):>10}")
+    lines += ["", "agents' corrections the candidate would have made itself: " + ", ".join(
+        f"{name} {a.candidate_agrees}/{a.corrected}" for name, a in report.corrections.items())]
     lines += ["", f"{'department':<18} {'recorded':>9} {'candidate':>10}"]
     lines += [f"{d:<18} {v['recorded']:>9} {v['candidate']:>10}" for d, v in report.volumes.items()]
     return "\n".join(lines)

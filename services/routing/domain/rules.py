@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Collection
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
@@ -150,7 +151,17 @@ class PhraseRule(BaseModel):
     def needles(self) -> frozenset[str]:
         """A literal piece of each phrase that any match contains: most rules miss most texts, and
         a substring test rules them out far faster than the regex would."""
-        return frozenset(n for needles, _ in self.alternatives for n in needles)
+        return frozenset(self._by_needle)
+
+    @cached_property
+    def _by_needle(self) -> dict[str, tuple[int, ...]]:
+        """Needle -> the alternatives that contain it: a text's few needles pick the few phrases to
+        try, instead of a pass over every phrase of the rule's word classes."""
+        index: dict[str, list[int]] = {}
+        for i, (needles, _) in enumerate(self.alternatives):
+            for needle in needles:
+                index.setdefault(needle, []).append(i)
+        return {needle: tuple(found) for needle, found in index.items()}
 
     def _negated(self, text: str, start: int) -> bool:
         window = text[max(0, start - _NEGATION_WINDOW):start]
@@ -183,14 +194,20 @@ class PhraseRule(BaseModel):
         return self.find(text, present) is not None
 
     def find(self, text: str, present: frozenset[str] | None = None) -> str | None:
+        hits: Collection[str]
         if present is None:
-            present = frozenset(n for n in self.needles if n in text)
+            hits = [n for n in self.needles if n in text]
         elif present.isdisjoint(self.needles):
+            return None  # most rules, for most texts: no allocation
+        else:
+            hits = present & self.needles
+        if not hits:
             return None
         # removing the `unless` phrases could only take matches away: a phrase whose needle is not
         # in the text cannot match
-        patterns = [pattern for needles, pattern in self.alternatives if not present.isdisjoint(needles)]
-        return self._search(text, patterns) if patterns else None
+        by_needle = self._by_needle
+        chosen = sorted({i for needle in hits for i in by_needle[needle]})
+        return self._search(text, [self.alternatives[i][1] for i in chosen])
 
 
 class CategoryRule(PhraseRule):

@@ -72,3 +72,32 @@ def test_a_changed_responsibility_and_a_stricter_target_show(current, tmp_path) 
     first = report.attainment["first_response"]
     assert (first.judged, first.met_recorded, first.met_candidate) == (3, 2, 1)  # 20 min: met at 30, not at 10
     assert "business -> customer_service (3)" in table(report)
+
+
+def test_agents_corrections_are_the_ground_truth_a_candidate_is_measured_against(current, tmp_path) -> None:
+    """Two corrected requests: "积分" questions agents said were complaints, and a department move.
+    The current rules agree with none (they made the decisions corrected); a candidate with a rule
+    for the agents' word agrees with the category corrections it covers."""
+    from shared.contract.models import RequestCorrected
+
+    def corrected(r: Recorded, *changes: tuple[str, str, str]) -> Recorded:
+        r.corrections.append(RequestCorrected(
+            request_id=r.received.request_id, actor="a1", reason="x", department="business", queue="business.normal",
+            occurred_at=MONDAY_10 + timedelta(hours=1),
+            changes=[{"field": f, "old": old, "new": new} for f, old, new in changes]))
+        return r
+
+    requests = [corrected(recorded(current, 1, "积分怎么突然清零了", accepted_after=None),
+                          ("category", "inquiry", "complaint")),
+                corrected(recorded(current, 2, "积分清零以后还能恢复吗", accepted_after=None),
+                          ("category", "inquiry", "help")),
+                corrected(recorded(current, 3, "请问营业厅几点开门", accepted_after=None),
+                          ("department", "business", "customer_service"))]
+    assert [r.assigned.category.value for r in requests[:2]] == ["inquiry", "inquiry"]
+    same = dry_run(requests, candidate=current, until=MONDAY_10)
+    assert same.corrections["category"].model_dump() == {"corrected": 2, "candidate_agrees": 0}
+    assert same.corrections["department"].model_dump() == {"corrected": 1, "candidate_agrees": 0}
+    changed = candidate(tmp_path, ("rules.yaml", "phrases: [投诉, 抱怨,", "phrases: [投诉, 突然清零, 抱怨,"))
+    report = dry_run(requests, candidate=changed, until=MONDAY_10)
+    assert report.corrections["category"].model_dump() == {"corrected": 2, "candidate_agrees": 1}
+    assert "category 1/2" in table(report)
