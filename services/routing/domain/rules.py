@@ -121,13 +121,8 @@ class PhraseRule(BaseModel):
         self._words = words
         self._negation = compile_phrases(negations, words)
         self._not_negation = compile_phrases(not_negations, words)
-        for name in ("pattern", "unless_pattern", "needles", "alternatives"):
+        for name in ("unless_pattern", "needles", "alternatives", "_by_needle"):
             self.__dict__.pop(name, None)
-
-    @cached_property
-    def pattern(self) -> re.Pattern[str] | None:
-        """All the phrases as one regex (what `found` means; matching uses `alternatives`)."""
-        return compile_phrases(self.phrases, self._words)
 
     @cached_property
     def unless_pattern(self) -> re.Pattern[str] | None:
@@ -241,7 +236,7 @@ class RuleSet(BaseModel):
             for i, rule in enumerate(getattr(self, section)):
                 try:
                     rule.bind(self.words, self.negations, self.not_negations)
-                    _ = rule.pattern, rule.unless_pattern  # compile now: a mistake is a config error
+                    _ = rule.alternatives, rule.unless_pattern  # compile now: a mistake is a config error
                 except (ValueError, re.error) as exc:
                     raise At((section, i, "phrases"), str(exc)) from None
         return self
