@@ -119,7 +119,7 @@ def test_prometheus_rule_carries_the_tested_rules(tmp_path: Path) -> None:
     promtool = shutil.which("promtool")
     assert promtool, "promtool (Debian's prometheus package) is needed; .ci/run installs it"
     checked = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
-    assert checked.returncode == 0 and "32 rules found" in checked.stdout, checked.stdout + checked.stderr
+    assert checked.returncode == 0 and "34 rules found" in checked.stdout, checked.stdout + checked.stderr
 
 
 def test_network_policy_lets_in_http_only_and_out_to_nats_and_dns() -> None:
