@@ -247,6 +247,8 @@ class RoutingStore:
             outcome[:] = []
             if request_id in agent.active:
                 outcome.append("present")
+                if agent.held_in.get(request_id, queue) != queue:  # a held request moved queue (a new priority)
+                    return agent.model_copy(update={"held_in": agent.held_in | {request_id: queue}})
                 return agent
             if not ignore_capacity and not agent.has_room:
                 outcome.append("full")

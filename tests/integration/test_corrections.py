@@ -119,3 +119,22 @@ async def test_corrections_are_events_metrics_and_masked_labelled_rows(nats_serv
         capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     assert evaluated.stdout.startswith("1 rows: category")
+
+
+async def test_a_held_request_corrected_to_another_priority_is_listed_under_its_new_queue(nats_server, start, js) -> None:
+    """The probe: a request an agent held, re-prioritised, was in neither queue's listing (the
+    agent's index of held requests kept the old queue)."""
+    async with start["intake"](), start["routing"]() as routing, routing.client() as admin, \
+            tap(nats_server.url, s.STREAM_EVENTS, s.EVENTS_ALL) as events:
+        await admin.put("/v1/agents/h1", json={"name": "h1", "department": "business", "queues": ["business.normal"],
+                                                "capacity": 2, "status": "available", "languages": ["zh"]})
+        agent = routing.client(await staff_token(admin, "h1"))
+        await js.publish("kefu.intake.sms", payload(Channel.sms, "SM-held-1", text="请问会员积分怎么查询"))
+        rid = (await events.wait_for(s.REQUEST_DISPATCHED, agent_id="h1"))[0]["request_id"]
+        assert (await agent.post(f"/v1/requests/{rid}/accept", json={})).status_code == 200
+        fixed = await agent.post(f"/v1/requests/{rid}/correct", json={"priority": "important", "reason": "VIP 投诉前兆"})
+        new_queue = (await admin.get("/v1/queues/business.important")).json()
+        old_queue = (await admin.get("/v1/queues/business.normal")).json()
+    assert fixed.status_code == 200 and fixed.json()["queue"] == "business.important"
+    assert [h["request_id"] for h in new_queue["assigned"]] == [rid] and new_queue["assigned"][0]["agent_id"] == "h1"
+    assert all(h["request_id"] != rid for h in old_queue["assigned"])
