@@ -18,18 +18,19 @@ from services.routing.settings import RoutingSettings
 from shared.contract import subjects as s
 from shared.contract.enums import Channel
 from shared.http import auth
-from tests.support.services import ADAPTER_KEY, ADMIN_TOKEN, common_settings, running, staff_token, tap, wait_until
+from tests.support.services import (
+    ADAPTER_KEY,
+    ADMIN_TOKEN,
+    common_settings,
+    running,
+    tap,
+    two_departments,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 CONFIG = Path(__file__).parents[2] / "config"
 INQUIRY = "请问会员积分怎么查询"  # business.normal
-
-
-async def put_agent(http, agent_id: str, department: str) -> None:
-    resp = await http.put(f"/v1/agents/{agent_id}", json={
-        "name": agent_id, "department": department, "queues": [f"{department}.normal"], "capacity": 1,
-        "status": "available"})
-    assert resp.status_code in (200, 201), resp.text
 
 
 async def test_agents_and_supervisors_reach_only_their_departments_and_every_read_is_audited(
@@ -40,11 +41,7 @@ async def test_agents_and_supervisors_reach_only_their_departments_and_every_rea
             running(feedback_app, FeedbackSettings(**settings)) as f, r.client() as admin, \
             tap(nats_server.url, s.STREAM_EVENTS, s.EVENTS_ALL) as events, \
             tap(nats_server.url, s.STREAM_AUDIT, s.AUDIT_ALL) as audit:
-        await put_agent(admin, "a1", "business")
-        await put_agent(admin, "q1", "quality")
-        tokens = {name: await staff_token(admin, name) for name in ("a1", "q1")}
-        tokens["sup-b"] = await staff_token(admin, "sup-b", "supervisor", ["business"])
-        tokens["sup-q"] = await staff_token(admin, "sup-q", "supervisor", ["quality"])
+        tokens = await two_departments(admin, capacity=1)
         a1, q1, sup_b, sup_q = (r.client(tokens[n]) for n in ("a1", "q1", "sup-b", "sup-q"))
         await js.publish("kefu.intake.sms", payload(Channel.sms, "SM-acl", text=INQUIRY))
         assigned = (await events.wait_for(s.REQUEST_ASSIGNED))[0]

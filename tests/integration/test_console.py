@@ -27,7 +27,7 @@ from services.routing.app import create_app as routing_app
 from services.routing.settings import RoutingSettings
 from shared.contract import subjects as s
 from shared.contract.enums import Channel
-from tests.support.services import common_settings, running, staff_token, tap
+from tests.support.services import common_settings, running, tap, two_departments
 
 pytestmark = pytest.mark.integration
 CONFIG = Path(__file__).parents[2] / "config"
@@ -89,23 +89,13 @@ async def live(base_url: str, token: str, last_event_id: int | None = None) -> A
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def put_agent(http, agent_id: str, department: str) -> None:
-    resp = await http.put(f"/v1/agents/{agent_id}", json={
-        "name": agent_id, "department": department, "queues": [f"{department}.normal"], "capacity": 2,
-        "status": "available"})
-    assert resp.status_code in (200, 201), resp.text
-
-
 async def test_console_forwards_the_api_and_streams_only_what_each_person_may_read(nats_server, js) -> None:
     settings = common_settings(nats_server.url, config_dir=CONFIG)
     async with running(intake_app, IntakeSettings(**settings)), \
             running(routing_app, RoutingSettings(**settings)) as routing, \
             running(metrics_app, MetricsSettings(**settings)) as metrics, routing.client() as admin, \
             tap(nats_server.url, s.STREAM_EVENTS, s.EVENTS_ALL) as events:
-        await put_agent(admin, "a1", "business")
-        await put_agent(admin, "q1", "quality")
-        tokens = {name: await staff_token(admin, name) for name in ("a1", "q1")}
-        tokens["sup-q"] = await staff_token(admin, "sup-q", "supervisor", ["quality"])
+        tokens = await two_departments(admin)
         await js.publish("kefu.intake.sms", payload(Channel.sms, "SM-console-1", text=INQUIRY))
         rid = (await events.wait_for(s.REQUEST_DISPATCHED, agent_id="a1"))[0]["request_id"]
         console_settings = ConsoleSettings(**settings, routing_url=routing.base_url, metrics_url=metrics.base_url,

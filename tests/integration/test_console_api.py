@@ -15,19 +15,12 @@ from services.routing.app import create_app as routing_app
 from services.routing.settings import RoutingSettings
 from shared.contract import subjects as s
 from shared.contract.enums import Channel
-from tests.support.services import common_settings, running, staff_token, tap
+from tests.support.services import common_settings, running, tap, two_departments
 
 pytestmark = pytest.mark.integration
 CONFIG = Path(__file__).parents[2] / "config"
 INQUIRY = "请问会员积分怎么查询"  # business.normal
 GAS = "家里燃气泄漏了，闻到很大的煤气味"  # an emergency
-
-
-async def put_agent(http, agent_id: str, department: str, status: str = "available") -> None:
-    resp = await http.put(f"/v1/agents/{agent_id}", json={
-        "name": f"Agent {agent_id}", "department": department, "queues": [f"{department}.normal"], "capacity": 1,
-        "status": status})
-    assert resp.status_code in (200, 201), resp.text
 
 
 async def test_work_floor_and_status_are_scoped_by_role_and_audited(nats_server, js) -> None:
@@ -36,11 +29,7 @@ async def test_work_floor_and_status_are_scoped_by_role_and_audited(nats_server,
             running(routing_app, RoutingSettings(**settings)) as r, r.client() as admin, \
             tap(nats_server.url, s.STREAM_EVENTS, s.EVENTS_ALL) as events, \
             tap(nats_server.url, s.STREAM_AUDIT, s.AUDIT_ALL) as audit:
-        await put_agent(admin, "a1", "business")
-        await put_agent(admin, "q1", "quality")
-        tokens = {name: await staff_token(admin, name) for name in ("a1", "q1")}
-        tokens["sup-b"] = await staff_token(admin, "sup-b", "supervisor", ["business"])
-        tokens["sup-q"] = await staff_token(admin, "sup-q", "supervisor", ["quality"])
+        tokens = await two_departments(admin, capacity=1)
         a1, q1, sup_b, sup_q = (r.client(tokens[n]) for n in ("a1", "q1", "sup-b", "sup-q"))
         await js.publish("kefu.intake.sms", payload(Channel.sms, "SM-work-1", text=INQUIRY))
         first = (await events.wait_for(s.REQUEST_ASSIGNED))[0]["request_id"]
@@ -83,7 +72,7 @@ async def test_work_floor_and_status_are_scoped_by_role_and_audited(nats_server,
     assert [q["queue"] for q in business["queues"]][:3] == ["business.urgent", "business.important", "business.normal"]
     assert normal["waiting_count"] == 1 and [w["request_id"] for w in normal["waiting"]] == [second]
     assert [h["request_id"] for h in normal["held"]] == [first] and normal["held"][0]["agent_id"] == "a1"
-    assert business["agents"] == [{"agent_id": "a1", "name": "Agent a1", "status": "available",
+    assert business["agents"] == [{"agent_id": "a1", "name": "a1", "status": "available",
                                    "queues": ["business.normal"], "load": 1, "capacity": 1}]
     quality = floors["sup-q"].json()["departments"][0]
     assert all(q["waiting_count"] == 0 and not q["held"] for q in quality["queues"])

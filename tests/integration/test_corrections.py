@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from devtools.payloads import payload
 from shared.contract import subjects as s
 from shared.contract.enums import Channel
-from tests.support.services import staff_token, tap, wait_until
+from tests.support.services import put_agent, staff_token, tap, wait_until
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[2]
@@ -46,12 +46,10 @@ async def test_corrections_are_events_metrics_and_masked_labelled_rows(nats_serv
             events.of(s.REQUEST_RECEIVED, request_id=a["request_id"]), ensure_ascii=False))
         second = next(a for a in assigned.values() if a is not first)
         department = first["department"]
-        await admin.put("/v1/agents/a1", json={"name": "a1", "department": department, "queues": [first["queue"]],
-                                                "capacity": 2, "status": "offline", "languages": ["zh"]})
+        await put_agent(admin, "a1", department, queues=[first["queue"]], status="offline")
         agent = routing.client(await staff_token(admin, "a1"))
         other = "customer_service" if department != "customer_service" else "business"
-        await admin.put("/v1/agents/z9", json={"name": "z9", "department": other, "queues": [f"{other}.normal"],
-                                                "capacity": 2, "status": "offline", "languages": ["zh"]})
+        await put_agent(admin, "z9", other, status="offline")
         stranger = routing.client(await staff_token(admin, "z9"))
         supervisor = routing.client(await staff_token(admin, "s1", role="supervisor",
                                                       departments=[second["department"], "customer_service"]))
@@ -126,8 +124,7 @@ async def test_a_held_request_corrected_to_another_priority_is_listed_under_its_
     agent's index of held requests kept the old queue)."""
     async with start["intake"](), start["routing"]() as routing, routing.client() as admin, \
             tap(nats_server.url, s.STREAM_EVENTS, s.EVENTS_ALL) as events:
-        await admin.put("/v1/agents/h1", json={"name": "h1", "department": "business", "queues": ["business.normal"],
-                                                "capacity": 2, "status": "available", "languages": ["zh"]})
+        await put_agent(admin, "h1")
         agent = routing.client(await staff_token(admin, "h1"))
         await js.publish("kefu.intake.sms", payload(Channel.sms, "SM-held-1", text="请问会员积分怎么查询"))
         rid = (await events.wait_for(s.REQUEST_DISPATCHED, agent_id="h1"))[0]["request_id"]

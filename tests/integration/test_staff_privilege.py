@@ -18,18 +18,11 @@ from services.routing.app import create_app as routing_app
 from services.routing.settings import RoutingSettings
 from shared.contract import subjects as s
 from shared.contract.enums import Channel
-from tests.support.services import common_settings, running, staff_token, tap
+from tests.support.services import common_settings, put_agent, running, staff_token, tap
 
 pytestmark = pytest.mark.integration
 CONFIG = Path(__file__).parents[2] / "config"
 INQUIRY = "请问会员积分怎么查询"  # business.normal
-
-
-async def put_agent(http, agent_id: str, department: str, *, status: str = "available", capacity: int = 2) -> None:
-    resp = await http.put(f"/v1/agents/{agent_id}", json={
-        "name": agent_id, "department": department, "queues": [f"{department}.normal"], "capacity": capacity,
-        "status": status})
-    assert resp.status_code in (200, 201), resp.text
 
 
 async def test_a_transfer_goes_only_where_routing_itself_could_send_it(nats_server, js) -> None:

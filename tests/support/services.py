@@ -66,6 +66,28 @@ async def staff_token(admin: httpx.AsyncClient, subject: str, role: str = "agent
     return str(response.json()["token"])
 
 
+async def put_agent(admin: httpx.AsyncClient, agent_id: str, department: str = "business",
+                    **fields: Any) -> dict[str, Any]:
+    """Create or update an agent through routing's `PUT /v1/agents/{id}` (admin client): named by
+    its id, in `<department>.normal`, available, room for two, unless `fields` say otherwise."""
+    body = {"name": agent_id, "department": department, "queues": [f"{department}.normal"], "capacity": 2,
+            "status": "available"} | fields
+    response = await admin.put(f"/v1/agents/{agent_id}", json=body)
+    assert response.status_code in (200, 201), response.text
+    return dict(response.json())
+
+
+async def two_departments(admin: httpx.AsyncClient, **agent_fields: Any) -> dict[str, str]:
+    """The staff the access tests need, their tokens by name: agents a1 (business) and q1 (quality)
+    with `agent_fields`, and a supervisor of each department, sup-b and sup-q."""
+    for agent_id, department in (("a1", "business"), ("q1", "quality")):
+        await put_agent(admin, agent_id, department, **agent_fields)
+    tokens = {name: await staff_token(admin, name) for name in ("a1", "q1")}
+    for name, department in (("sup-b", "business"), ("sup-q", "quality")):
+        tokens[name] = await staff_token(admin, name, "supervisor", [department])
+    return tokens
+
+
 @asynccontextmanager
 async def running(create_app: Callable[[Any], Any], settings: Any) -> AsyncIterator[RunningService]:
     settings.http_port = free_port()
