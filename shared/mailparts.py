@@ -25,19 +25,32 @@ class Detached:
     name: str | None
 
 
+def is_attachment(part: Message, *, filename: str | None, body_seen: bool) -> bool:
+    """The one rule for what in a mail is an attachment, which intake's parser lists and `detach`
+    moves out when large: a part sent as an attachment, anything not text, and a named part not
+    sent inline, except a named text part before any body text (Outlook and some webmail write the
+    body so). `body_seen`: a text part of the body came before this one."""
+    ctype = part.get_content_type()
+    disposition = (part.get_content_disposition() or "").lower()
+    named_text = bool(filename) and not disposition and ctype in ("text/plain", "text/html") and not body_seen
+    return (disposition == "attachment" or (bool(filename) and disposition != "inline" and not named_text)
+            or not ctype.startswith("text/"))
+
+
 def detach(raw: bytes, *, part_limit: int = PART_LIMIT) -> tuple[bytes, list[Detached]]:
-    """The mail with every attachment (any non-text part, or a part sent as an attachment) larger
-    than `part_limit` emptied and marked with `X-Kefu-Detached`, and those parts' bytes. The mail
-    is serialised again (only when something was moved out), its headers and text unchanged."""
+    """The mail with every attachment (`is_attachment`) larger than `part_limit` emptied and marked
+    with `X-Kefu-Detached`, and those parts' bytes. The mail is serialised again (only when
+    something was moved out), its headers and text unchanged."""
     msg = email.message_from_bytes(raw, policy=policy.compat32)
     moved: list[Detached] = []
+    body_seen = False
     for count, part in enumerate(msg.walk()):
         if count > MAX_PARTS:
             break
         if part.is_multipart():
             continue
-        attachment = (part.get_content_disposition() or "") == "attachment"
-        if part.get_content_maintype() == "text" and not attachment:
+        if not is_attachment(part, filename=_name(part), body_seen=body_seen):
+            body_seen = True
             continue
         data = _content(part)
         if len(data) <= part_limit:

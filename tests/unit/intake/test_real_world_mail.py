@@ -34,6 +34,23 @@ def test_a_named_text_part_after_the_body_is_still_an_attachment(ctx) -> None:
     assert r.body == "see the log" and [a.name for a in r.attachments] == ["app.log"]
 
 
+def test_a_large_named_text_part_after_the_body_is_moved_out_like_any_attachment(ctx) -> None:
+    """One rule for both sides: the parser lists a named text part after the body as an attachment,
+    so `detach` moves it out when large (it kept every text part in the mail before)."""
+    from shared.mailparts import detach
+
+    log = b"ERROR 42 " * 20_000
+    raw = mail(b"From: a@example.cn\nSubject: s\nMessage-ID: <n3@x>\nMIME-Version: 1.0\n"
+               b"Content-Type: multipart/mixed; boundary=b\n",
+               b"--b\r\nContent-Type: text/plain; name=\"message.txt\"\r\n\r\nsee the log\r\n"
+               b"--b\r\nContent-Type: text/plain; name=\"app.log\"\r\n\r\n" + log + b"\r\n--b--\r\n")
+    small, moved = detach(raw, part_limit=1024)
+    assert [m.name for m in moved] == ["app.log"] and len(small) < 2048
+    r = parse_email(small, ctx)
+    assert r.body == "see the log"
+    assert [(a.name, a.url) for a in r.attachments] == [("app.log", f"nats-object://kefu_attachments/{moved[0].key}")]
+
+
 def test_raw_8bit_gbk_in_subject_and_from_decodes_like_the_body(ctx) -> None:
     raw = mail(b"From: " + GBK_NAME + b" <wf@example.cn>\nSubject: " + GBK_SUBJECT + b"\nMessage-ID: <g1@x>\n"
                b"MIME-Version: 1.0\nContent-Type: text/plain; charset=gbk\nContent-Transfer-Encoding: 8bit\n",

@@ -20,7 +20,7 @@ from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 
 from shared.contract.models import Attachment
-from shared.mailparts import BUCKET, reference
+from shared.mailparts import BUCKET, is_attachment, reference
 
 from ..autoreply import auto_generated, bounced_message_ids
 from ..contacts import normalise_email
@@ -251,13 +251,8 @@ def _content(msg: Message) -> tuple[str, list[Attachment]]:
             attachments.append(Attachment(name=one_line(_filename(part), 200), content_type=ctype, size=detached[1],
                                           url=f"nats-object://{BUCKET}/{detached[0]}"))
             continue
-        disposition = (part.get_content_disposition() or "").lower()
         filename = _filename(part)
-        # a text part named by its Content-Type but with no Content-Disposition (Outlook and some
-        # webmail write the body so): the body when it is the first text, else an attachment
-        named_text = bool(filename) and not disposition and ctype in ("text/plain", "text/html") and not (plain or html)
-        if disposition == "attachment" or (filename and disposition != "inline" and not named_text) \
-                or not ctype.startswith("text/"):
+        if is_attachment(part, filename=filename, body_seen=bool(plain or html)):
             if ctype == "message/delivery-status":
                 continue
             payload = _payload(part)
