@@ -371,7 +371,8 @@ async def main() -> int:
         if server is not None:
             server.stop()
     core = core_cpu_ms(kefu_items(burst, run + "c"))
-    judgement = judgement_costs(labelled_texts())
+    texts = labelled_texts()
+    judgement = judgement_costs(texts)
 
     kefu_max = next(r for r in results if r.name == "kefu" and r.mode == "max rate")
     bare_max = next(r for r in results if r.name == "bare" and r.mode == "max rate")
@@ -406,7 +407,7 @@ async def main() -> int:
     print(f"kefu's core alone (in-process, no bus): intake {core['intake']}, routing {core['routing']} ms per "
           f"request; with bare kefu-ops' CPU, {floor} ms per request (bare: "
           f"{costs['bare']['cpu_ms_per_request_total']} ms)")
-    print(f"routing's judgement alone ({len(labelled_texts())} labelled requests): {judgement['judge_us']} µs per "
+    print(f"routing's judgement alone ({len(texts)} labelled requests): {judgement['judge_us']} µs per "
           f"request, of which normalising the text {judgement['normalise_us']} µs"
           + (f"; jieba would add {judgement['jieba_segment_us']} µs to segment it and {judgement['jieba_load_s']} s "
              "to load (not adopted)" if "jieba_segment_us" in judgement else ""))

@@ -5,6 +5,7 @@ Loaded from `config/*.yaml` at start-up; ops change behaviour there, not in Pyth
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Collection
@@ -29,21 +30,22 @@ _GAP = r"[^。！？!?.\n]{0,16}?"
 # the clause before a match, where a negation ("没有", "no") would apply to it
 _CLAUSE_END = re.compile(r"[，,。！？!?；;:：\n]")
 _NEGATION_WINDOW = 12
-_TO_SIMPLIFIED = None
+
+
+@functools.cache
+def _to_simplified() -> Any:
+    import opencc  # OpenCC's own binding: maintained character and phrase tables
+
+    return opencc.OpenCC("tw2sp")
 
 
 def normalise(text: str) -> str:
     """What rules match: full-width forms folded (NFKC), Traditional Chinese as Simplified with
     Taiwan's words (網路 -> 网络, 簡訊 -> 短信; OpenCC `tw2sp`), lower case. The request keeps
     its own text; only matching reads this."""
-    global _TO_SIMPLIFIED
-    if _TO_SIMPLIFIED is None:
-        import opencc  # OpenCC's own binding: maintained character and phrase tables
-
-        _TO_SIMPLIFIED = opencc.OpenCC("tw2sp")
     text = unicodedata.normalize("NFKC", text)
     if not text.isascii():
-        text = _TO_SIMPLIFIED.convert(text)
+        text = _to_simplified().convert(text)
     return text.lower()
 
 
