@@ -7,7 +7,6 @@ twice is harmless) and clears them. A crash anywhere leaves the marker; a reconc
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from nats.js import JetStreamContext
 from pydantic import BaseModel
+from pydantic_core import to_json
 
 from ..caps import DailyCount, admit, cap_key
 from ..contract import subjects as s
@@ -104,5 +104,5 @@ async def _publish_in_order(publisher: Publisher, items: list[OutboxItem]) -> No
             continue
         if gate is not None and i.stream == s.STREAM_OUTBOUND and not await gate.admit(i.payload):
             continue
-        await publisher.raw(i.subject, json.dumps(i.payload, ensure_ascii=False).encode(), msg_id=i.msg_id,
+        await publisher.raw(i.subject, to_json(i.payload), msg_id=i.msg_id,
                             stream=i.stream, headers={"Content-Type": "application/json"})

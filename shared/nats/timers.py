@@ -9,9 +9,10 @@ timer; `cancel` removes it. Handlers must check that a fired timer still applies
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
+
+from pydantic_core import to_json
 
 from ..contract import subjects as s
 from .publish import Publisher
@@ -31,7 +32,7 @@ async def _publish_schedule(publisher: Publisher, *, service: str, key: str, nam
     schedule_subject, fire_subject = _subjects(service, key, name)
     await publisher.raw(
         schedule_subject,
-        json.dumps(body, ensure_ascii=False).encode(),
+        to_json(body),
         msg_id=f"timer:{service}:{key}:{name}:{spec}:{'/'.join(headers.values())}",
         stream=s.timers_stream(service),
         headers={"Nats-Schedule": spec, "Nats-Schedule-Target": fire_subject, **headers},
