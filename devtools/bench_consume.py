@@ -1,5 +1,6 @@
-"""CPU per consumed message: kefu's FastStream subscriber (as `durable_subscriber` configures it,
-with kefu's middlewares) against a bare nats-py fetch-and-ack loop, same stream, no-op handler.
+"""CPU per consumed message: kefu's `durable_subscriber` (FastStream fetches, kefu's consume path
+handles each message), FastStream's own per-message path, and a bare nats-py fetch-and-ack loop,
+same stream, no-op handler.
 
     python -m devtools.bench_consume [N]
 
@@ -16,6 +17,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import nats
 from nats.js import JetStreamContext
@@ -43,8 +45,12 @@ async def bare(url: str, count: int) -> None:
     await nc.close()
 
 
-async def kefu(url: str, count: int, *, middlewares: bool, faststream_metrics: bool = False) -> None:
-    from faststream.nats import NatsBroker
+async def kefu(url: str, count: int, *, kefu_path: bool, faststream_metrics: bool = False) -> None:
+    """`kefu_path`: kefu's `durable_subscriber` (FastStream fetches, kefu's consume path handles each
+    message); otherwise FastStream's own per-message path with the same consumer settings (what
+    kefu ran until 2026-12-05), optionally with FastStream's Prometheus middleware."""
+    from faststream import AckPolicy
+    from faststream.nats import JStream, NatsBroker, PullSub
 
     from shared.nats.consume import durable_subscriber
     from shared.nats.topology import broker_kwargs
@@ -52,26 +58,31 @@ async def kefu(url: str, count: int, *, middlewares: bool, faststream_metrics: b
     from shared.settings import KefuSettings
 
     settings = KefuSettings(nats_url=url, service_name="bench")
-    # with kefu's middlewares as its services run, or FastStream's own path with kefu's other settings
-    broker = make_runtime(settings, consumer="kefu").broker if middlewares else NatsBroker(
-        **broker_kwargs(settings), apply_types=False, log_level=logging.DEBUG)
-    if faststream_metrics:  # FastStream's own Prometheus middleware where kefu has its own
-        from faststream.nats.prometheus import NatsPrometheusMiddleware
-        from prometheus_client import CollectorRegistry
-
-        broker = NatsBroker(**broker_kwargs(settings), apply_types=False, log_level=logging.DEBUG,
-                            middlewares=[NatsPrometheusMiddleware(registry=CollectorRegistry(), app_name="bench")])
     done = asyncio.Event()
     seen = 0
 
-    @durable_subscriber(broker, settings, subject="c.kefu", stream="CONSUME", durable="kefu",
-                        description="bench")
     async def handler(body: bytes) -> None:
         nonlocal seen
         seen += 1
         if seen >= count:
             done.set()
 
+    if kefu_path:
+        runtime = make_runtime(settings, consumer="kefu")
+        broker = runtime.broker
+        durable_subscriber(broker, settings, runtime.settling, subject="c.kefu", stream="CONSUME", durable="kefu",
+                           description="bench")(handler)
+    else:
+        middlewares: list[Any] = []
+        if faststream_metrics:
+            from faststream.nats.prometheus import NatsPrometheusMiddleware
+            from prometheus_client import CollectorRegistry
+
+            middlewares.append(NatsPrometheusMiddleware(registry=CollectorRegistry(), app_name="bench"))
+        broker = NatsBroker(**broker_kwargs(settings), apply_types=False, log_level=logging.DEBUG,
+                            middlewares=middlewares)
+        broker.subscriber("c.kefu", stream=JStream("CONSUME", declare=False), durable="kefu",
+                          pull_sub=PullSub(batch_size=32, timeout=1.0), ack_policy=AckPolicy.NACK_ON_ERROR)(handler)
     await broker.start()
     await done.wait()
     await broker.stop()
@@ -87,10 +98,10 @@ async def main(count: int) -> None:
         await js.add_stream(StreamConfig(name="CONSUME", subjects=["c.>"], storage=StorageType.FILE))
         print(f"{'consumer':48} {'client us/msg':>14} {'server us/msg':>14}")
         for name, run in (("bare nats-py fetch + ack loop", lambda: bare(server.url, count)),
-                          ("FastStream subscriber, no middlewares", lambda: kefu(server.url, count, middlewares=False)),
-                          ("FastStream + its PrometheusMiddleware", lambda: kefu(server.url, count, middlewares=False,
-                                                                                faststream_metrics=True)),
-                          ("kefu durable_subscriber (metrics + settle)", lambda: kefu(server.url, count, middlewares=True))):
+                          ("FastStream's per-message path", lambda: kefu(server.url, count, kefu_path=False)),
+                          ("FastStream's path + its PrometheusMiddleware", lambda: kefu(server.url, count, kefu_path=False,
+                                                                                       faststream_metrics=True)),
+                          ("kefu durable_subscriber (kefu's consume path)", lambda: kefu(server.url, count, kefu_path=True))):
             subject = "c.bare" if name.startswith("bare") else "c.kefu"
             await js.purge_stream("CONSUME")
             for durable in ("bare", "kefu"):

@@ -32,13 +32,13 @@ from .contract import subjects as s
 from .http.app import create_app, serve
 from .http.security import check_credentials
 from .nats.client import AckingJetStream, plain_header_parsing, tune_nats_client
-from .nats.consume import durable_consumers
+from .nats.consume import Settling, current_message, durable_consumers
 from .nats.outbox import OutboundGate
 from .nats.progress import ConsumerProgress
 from .nats.publish import Contract, Publisher, Publishes
-from .nats.settle import RetryPolicy, make_dead_letter, settle_middleware
+from .nats.settle import RetryPolicy, make_dead_letter
 from .nats.topology import broker_kwargs, provision, require_server, stream_configs, verify
-from .observability.metrics import HandlerSeries, PipelineMetrics, consumer_metrics_middleware
+from .observability.metrics import HandlerSeries, PipelineMetrics
 from .settings import KefuSettings
 
 log = logging.getLogger("kefu.runtime")
@@ -93,10 +93,14 @@ class Runtime:
         self.handlers = HandlerSeries(self.registry, app_name=f"kefu_{self.settings.service_name}")
 
     def current_message(self) -> Msg:
-        """The nats-py message the running handler was given. A handler parameter annotated with
-        FastStream's `NatsMessage` does the same through a context dependency that fast_depends
-        runs in a worker thread, a thread hop per message."""
-        return self.broker.context.get_local("message").raw_message
+        """The nats-py message the running handler was given."""
+        return current_message()
+
+    @property
+    def settling(self) -> Settling:
+        """How this service's consume path counts, retries and dead-letters (`durable_subscriber`)."""
+        return Settling(self.handlers, RetryPolicy(self.settings.max_deliver, self.settings.retry_backoff_seconds),
+                        self.dead_letter, lambda consumer: self.pipeline.redelivered.labels(consumer).inc())
 
     async def dead_letter(self, msg: Msg, reason: str) -> None:
         """Put a message the service gives up on into KEFU_DLQ, with the reason."""
@@ -112,19 +116,12 @@ def make_runtime(settings: KefuSettings, *, consumer: str, publishes: Sequence[P
     PUBLISHES): declared to FastStream (the AsyncAPI publish side) and the only contract subjects
     its publisher will publish to."""
     runtime = Runtime(settings=settings, consumer=consumer, publishes=list(publishes), staff_api=staff_api)
-    policy = RetryPolicy(settings.max_deliver, settings.retry_backoff_seconds)
     runtime.broker = NatsBroker(
         **broker_kwargs(settings),
-        middlewares=[
-            consumer_metrics_middleware(runtime.handlers),
-            settle_middleware(policy, runtime.dead_letter,
-                              on_redelivery=lambda c: runtime.pipeline.redelivered.labels(c).inc()),
-        ],
         graceful_timeout=settings.ack_wait_seconds / 2,
         logger=logging.getLogger(f"kefu.{settings.service_name}.broker"),
-        # FastStream's "Received" / "Processed" lines for every message: DEBUG, not INFO. At INFO they
-        # go through the JSON formatter for every consumed message and double the log volume;
-        # handler errors are still logged at ERROR, kefu's own events at INFO
+        # FastStream's own lines (start-up, subscriptions) at DEBUG; each message's path is kefu's
+        # (shared/nats/consume.py), which logs failures itself
         log_level=logging.DEBUG,
         # every handler takes one parameter, which `decoder_for` makes from the body: fast_depends'
         # per-message solve would only validate it again

@@ -36,7 +36,7 @@ def build_router(runtime: Runtime, feedback: Late[Feedback], *, batch_size: int)
     settings = runtime.settings
 
     def durable(subject: str | list[str], stream: str, name: str, description: str) -> Any:
-        return durable_subscriber(router, settings, subject=subject, stream=stream, durable=name,
+        return durable_subscriber(router, settings, runtime.settling, subject=subject, stream=stream, durable=name,
                                   batch_size=batch_size, description=description)
 
     # only what feedback uses: the server filters out the rest (a consumer created by an older

@@ -1,102 +1,177 @@
-"""The one way kefu consumes: durable pull consumers with explicit acks, bodies decoded once.
+"""The one way kefu consumes: durable pull consumers with explicit acks, bodies decoded once, and
+kefu's own per-message path (decode, handle, settle, count) in place of FastStream's.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from faststream.nats import NatsBroker, NatsMessage
+from faststream import Response
+from faststream.nats import NatsBroker
+from faststream.prometheus.types import ProcessingStatus
 from nats.aio.msg import Msg
 from pydantic import BaseModel
 
-from ..settings import KefuSettings
-from .settle import Permanent
+from .settle import DeadLetter, Permanent, RetryPolicy, failure
 from .topology import inbox_prefix
 
+if TYPE_CHECKING:
+    from ..observability.metrics import HandlerSeries
+    from ..settings import KefuSettings
 
-def durable_subscriber(router: Any, settings: KefuSettings, *, subject: str | list[str], stream: str, durable: str,
-                       description: str, batch_size: int = 32, workers: int = 1) -> Any:
+log = logging.getLogger("kefu.consume")
+
+_consumed: ContextVar[Msg] = ContextVar("kefu_consumed_message")
+
+
+def current_message() -> Msg:
+    """The nats-py message the running handler was given (set by the consume path)."""
+    return _consumed.get()
+
+
+@dataclass(frozen=True)
+class Settling:
+    """What the consume path needs beside the handler: the handler series, when to give up, where
+    what can never work goes, and the redelivery counter."""
+
+    series: HandlerSeries
+    policy: RetryPolicy
+    dead_letter: DeadLetter
+    on_redelivery: Callable[[str], None]
+
+
+def durable_subscriber(router: Any, settings: KefuSettings, settling: Settling, *, subject: str | list[str],
+                       stream: str, durable: str, description: str, batch_size: int = 32, workers: int = 1) -> Any:
     """The one way kefu consumes: a durable pull consumer with explicit acks, bounded redelivery
-    (settled by the settle middleware), the service's own reply inbox. The messages of one fetch
-    (up to `batch_size`) are handled concurrently; with `workers` > 1 FastStream's concurrent
-    subscriber keeps up to that many in flight across fetches. Either way handlers must be safe
-    to run concurrently: each message's effects are idempotent and revision-checked. Several
-    subjects: one consumer with those filter subjects (the server delivers nothing else).
+    (`settle.failure`), the service's own reply inbox. The messages of one fetch (up to
+    `batch_size`) are handled concurrently; with `workers` > 1 FastStream's concurrent subscriber
+    keeps up to that many in flight across fetches. Either way handlers must be safe to run
+    concurrently: each message's effects are idempotent and revision-checked. Several subjects: one
+    consumer with those filter subjects (the server delivers nothing else).
 
-    The body is decoded once, by what the handler's parameter asks for (`decoder_for`)."""
+    FastStream makes the consumer, fetches, runs a fetched batch in a task group, stops gracefully
+    and documents the subscription (AsyncAPI); each message then takes kefu's path (`consume_path`),
+    not FastStream's: FastStream's per-message machinery (context scopes, middleware objects, its
+    parser and decoder, log context) cost 0.35-0.43 ms of a request's CPU in the pipeline, measured
+    in docs/performance.md. The body is decoded once, as the handler's parameter asks (`decoder_for`)."""
     from faststream import AckPolicy
     from faststream.nats import ConsumerConfig, JStream, PullSub
 
     several = isinstance(subject, list)
 
     def register(handler: Callable[..., Awaitable[None]]) -> Any:
-        return router.subscriber(
+        subscriber = router.subscriber(
             "" if several else subject,
             stream=JStream(stream, declare=False),
             durable=durable,
             pull_sub=PullSub(batch_size=batch_size, timeout=1.0),
             config=ConsumerConfig(ack_wait=settings.ack_wait_seconds, max_deliver=settings.max_deliver,
                                   max_ack_pending=1000, filter_subjects=list(subject) if several else []),
-            ack_policy=AckPolicy.NACK_ON_ERROR,
+            ack_policy=AckPolicy.MANUAL,  # the consume path settles every message itself
             inbox_prefix=inbox_prefix(settings),
             title=durable,
             description=description,
-            parser=parse_delivery,
-            decoder=decoder_for(handler),
             **({"max_workers": workers} if workers > 1 else {}),
-        )(handler)
+        )
+        registered = subscriber(handler)
+        # FastStream's `consume` (and its test client) hand each message to `process_message`
+        subscriber.process_message = consume_path(handler, settling, durable, lock=subscriber.lock)
+        return registered
 
     return register
 
 
-async def parse_delivery(msg: Msg, _: Any = None) -> NatsMessage:
-    """FastStream's message for a JetStream delivery, with the publisher's `Nats-Msg-Id` (which
-    every kefu publish carries) as its message and correlation id: the id a log line or trace then
-    names is the one the stream deduplicates on. FastStream's own parser draws a uuid4 for each
-    message without a `correlation_id` header."""
-    headers = msg.headers or {}
-    msg_id = headers.get("correlation_id") or headers.get("Nats-Msg-Id")
-    return NatsMessage(raw_message=msg, body=msg.data, reply_to=headers.get("reply_to", ""), headers=headers,
-                       content_type=headers.get("content-type") or headers.get("Content-Type"),
-                       message_id=headers.get("message_id") or msg_id, correlation_id=msg_id)
+_NO_RESPONSE = Response(None)
 
 
-def decoder_for(handler: Callable[..., Any]) -> Callable[[Any], Any]:
-    """A FastStream decoder for the handler's one parameter: a pydantic model is validated straight
-    from the JSON bytes (`model_validate_json`, one pass; FastStream would `json.loads` and then
-    validate the dict), `bytes` is the body as it came (FastStream would try JSON on it first),
-    anything else is parsed JSON. A body that does not decode raises inside the settle middleware,
-    which dead-letters it."""
+def consume_path(handler: Callable[[Any], Awaitable[None]], settling: Settling, durable: str, *,
+                 lock: Any) -> Callable[[Msg], Awaitable[Response]]:
+    """One delivery: counted in FastStream's handler series (labelled by the durable consumer),
+    decoded, handled, then acked, NAKed with a delay or dead-lettered (`settle.failure`). Held in
+    FastStream's `lock` while it runs, so that a graceful stop waits for it."""
+    decode = decoder_for(handler)
+    series = settling.series.of(durable)
+
+    async def process_message(msg: Msg) -> Response:
+        token = _consumed.set(msg)
+        series.received.inc()
+        series.size.observe(len(msg.data))
+        series.in_process.inc()
+        status = ProcessingStatus.acked
+        start = time.perf_counter()
+        try:
+            with lock:
+                if msg.reply and msg.metadata.num_delivered > 1:
+                    settling.on_redelivery(durable)
+                try:
+                    await handler(decode(msg.data))
+                except Exception as exc:  # noqa: BLE001 - every failure is settled: retried or dead-lettered
+                    status = await _settle(msg, exc, settling, series)
+                else:
+                    await msg.ack()
+        except Exception as exc:  # noqa: BLE001 - the ack itself failed (connection lost): redelivered later
+            log.warning("could not settle a message", extra={"consumer": durable, "error": type(exc).__name__})
+            status = ProcessingStatus.error
+        finally:
+            series.duration.observe(time.perf_counter() - start)
+            series.in_process.dec()
+            series.processed(status.value).inc()
+            _consumed.reset(token)
+        return _NO_RESPONSE
+
+    return process_message
+
+
+async def _settle(msg: Msg, exc: Exception, settling: Settling, series: Any) -> ProcessingStatus:
+    n = msg.metadata.num_delivered if msg.reply else settling.policy.max_deliver
+    verdict = failure(exc, n, settling.policy)
+    if verdict.dead_letter:
+        log.error("dead-lettering message", extra={"subject": msg.subject, "deliveries": n, "reason": verdict.reason})
+        try:
+            await settling.dead_letter(msg, verdict.reason)
+        except Exception as failed:  # the message stays in the stream: delivered again, dead-lettered then
+            log.exception("could not dead-letter a message", extra={"subject": msg.subject})
+            series.exception(type(failed).__name__).inc()
+            await msg.nak()
+            return ProcessingStatus.error
+        await msg.term()
+        return ProcessingStatus.rejected
+    log.warning("handler failed, retrying",
+                extra={"subject": msg.subject, "deliveries": n, "delay": verdict.delay, "error": verdict.reason})
+    await msg.nak(delay=verdict.delay)
+    return ProcessingStatus.nacked
+
+
+def decoder_for(handler: Callable[..., Any]) -> Callable[[bytes], Any]:
+    """The handler's one parameter made from the body: a pydantic model is validated straight from
+    the JSON bytes (`model_validate_json`, one pass), `bytes` is the body as it came, anything else
+    is parsed JSON. A body that does not decode raises, and the consume path dead-letters it."""
     import inspect
     import typing
 
     params = list(inspect.signature(handler).parameters)
     kind = typing.get_type_hints(handler).get(params[0]) if params else bytes
     if isinstance(kind, type) and issubclass(kind, BaseModel):
-        model = kind
+        return kind.model_validate_json
 
-        async def as_model(msg: Any) -> Any:
-            return model.model_validate_json(msg.body)
-        return as_model
+    def as_bytes(body: bytes) -> bytes:
+        return body
 
-    # coroutines: FastStream runs a plain function given as decoder in a worker thread
-    async def as_bytes(msg: Any) -> bytes:
-        return msg.body
-
-    async def as_json(msg: Any) -> Any:
-        return json.loads(msg.body)
-
-    async def as_object(msg: Any) -> dict[str, Any]:
-        value = json.loads(msg.body)
+    def as_object(body: bytes) -> dict[str, Any]:
+        value = json.loads(body)
         if not isinstance(value, dict):
             raise Permanent(f"expected a JSON object, got {type(value).__name__}")
         return value
 
     if kind is bytes:
         return as_bytes
-    return as_object if kind is dict or typing.get_origin(kind) is dict else as_json
+    return as_object if kind is dict or typing.get_origin(kind) is dict else json.loads
 
 
 def durable_consumers(broker: NatsBroker) -> list[tuple[str, str]]:

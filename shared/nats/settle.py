@@ -1,5 +1,6 @@
 """Settling a consumed message: ack on success, delayed NAK on error, dead letter for what can never
-work (`Permanent`, undecodable, out of deliveries). See docs/reliability.md.
+work (`Permanent`, undecodable, out of deliveries): the decision (`failure`) and the dead letter.
+The consume path (consume.py) carries it out. See docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -8,10 +9,8 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from faststream import BaseMiddleware
-from faststream.exceptions import HandlerException, NackMessage, RejectMessage
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
@@ -66,40 +65,24 @@ def make_dead_letter(publisher: Publisher, consumer: str) -> DeadLetter:
     return dead_letter
 
 
-def settle_middleware(
-    policy: RetryPolicy, dead_letter: DeadLetter, on_redelivery: Callable[[str], None] = lambda consumer: None
-) -> Callable[..., BaseMiddleware]:
-    """FastStream middleware: ack on success, delayed NAK on error, dead-letter what can never work."""
+@dataclass(frozen=True)
+class Verdict:
+    """What to do with a message whose handler failed: dead-letter it (with the reason), or
+    deliver it again after `delay` seconds."""
 
-    class Settle(BaseMiddleware):
-        async def consume_scope(self, call_next: Any, msg: Any) -> Any:
-            raw_msg: Msg = msg.raw_message
-            if raw_msg.reply and raw_msg.metadata.num_delivered > 1:
-                on_redelivery(raw_msg.metadata.consumer or "")
-            try:
-                return await call_next(msg)
-            except HandlerException:
-                raise
-            except Exception as exc:
-                raw: Msg = msg.raw_message
-                n = raw.metadata.num_delivered if raw.reply else policy.max_deliver
-                permanent = isinstance(exc, Permanent | ValidationError | json.JSONDecodeError)
-                if permanent or policy.gives_up(n):
-                    reason = describe(exc)
-                    log.error(
-                        "dead-lettering message",
-                        extra={"subject": raw.subject, "deliveries": n, "reason": reason},
-                    )
-                    await dead_letter(raw, reason)
-                    raise RejectMessage() from exc
-                delay = policy.delay(n)
-                log.warning(
-                    "handler failed, retrying",
-                    extra={"subject": raw.subject, "deliveries": n, "delay": delay, "error": describe(exc)},
-                )
-                raise NackMessage(delay=delay) from exc
+    dead_letter: bool
+    reason: str
+    delay: float = 0.0
 
-    return Settle
+
+def failure(exc: Exception, num_delivered: int, policy: RetryPolicy) -> Verdict:
+    """A failed delivery's verdict: what can never work (`Permanent`, a body that does not decode)
+    and the last allowed delivery go to the dead letters; anything else is retried after the
+    policy's delay."""
+    reason = describe(exc)
+    if isinstance(exc, Permanent | ValidationError | json.JSONDecodeError) or policy.gives_up(num_delivered):
+        return Verdict(dead_letter=True, reason=reason)
+    return Verdict(dead_letter=False, reason=reason, delay=policy.delay(num_delivered))
 
 
 def describe(exc: BaseException) -> str:

@@ -3,22 +3,16 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from faststream import BaseMiddleware
-from faststream.exceptions import IgnoredException
-from faststream.message import SourceType
-from faststream.prometheus.consts import PROCESSING_STATUS_BY_ACK_STATUS, PROCESSING_STATUS_BY_HANDLER_EXCEPTION_MAP
 from faststream.prometheus.container import MetricsContainer
 from faststream.prometheus.types import ProcessingStatus
-from nats.aio.msg import Msg
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 
 class PipelineMetrics:
     """Every service's own pipeline: what it published, redeliveries, dead letters, consumer backlog.
-    (FastStream's middleware adds handler latency, messages received and handler errors.)"""
+    (The consume path adds FastStream's handler series: latency, messages received, statuses.)"""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.published = Counter("kefu_messages_published_total", "JetStream publishes, by stream and outcome "
@@ -49,14 +43,6 @@ class PipelineMetrics:
                 self.published.labels(stream, outcome)
 
 
-def consumer_label(raw: Msg) -> str:
-    """The durable consumer a message came through: a bounded label value."""
-    try:
-        return raw.metadata.consumer or "unknown"
-    except Exception:  # noqa: BLE001 - not a JetStream delivery (no ack subject to read it from)
-        return "core"
-
-
 class _HandlerSeries:
     """One durable consumer's labelled children of FastStream's handler metrics, looked up once."""
 
@@ -85,7 +71,12 @@ class _HandlerSeries:
 
 
 class HandlerSeries:
-    """FastStream's handler metrics of each durable consumer, made once per consumer."""
+    """FastStream's handler metrics (`faststream_received_*`: the metrics, labels, buckets and
+    statuses of its PrometheusMiddleware, made by its own `MetricsContainer`), with `handler` = the
+    durable consumer, each consumer's series made once. Dashboards and alerts read these names.
+    FastStream's middleware labels by subject, and timer subjects carry the request id: a dozen
+    series per request, unbounded (found by `make soak`). The consume path (shared/nats/consume.py)
+    records them."""
 
     def __init__(self, registry: CollectorRegistry, *, app_name: str) -> None:
         self.metrics = MetricsContainer(registry, custom_label_names=())
@@ -106,38 +97,3 @@ class HandlerSeries:
                 series.processed(status.value)
 
 
-def consumer_metrics_middleware(handlers: HandlerSeries) -> Any:
-    """FastStream's handler metrics (`faststream_received_*`: the metrics, labels, buckets and
-    statuses of its PrometheusMiddleware, made by its own `MetricsContainer`), with `handler` =
-    the durable consumer. FastStream labels each message with its subject, and timer subjects carry
-    the request id (`kefu.timers.fire.routing.<request>.<timer>`): a dozen series per request,
-    unbounded (found by `make soak`). And its middleware looks up six labelled series per message
-    through its manager; this one looks up each consumer's series once (measured: shared/README.md)."""
-    class HandlerMetrics(BaseMiddleware):
-        async def consume_scope(self, call_next: Any, msg: Any) -> Any:
-            if msg.source_type is SourceType.RESPONSE:
-                return await call_next(msg)
-            series = handlers.of(consumer_label(msg.raw_message))
-            series.received.inc()
-            series.size.observe(len(msg.body))
-            series.in_process.inc()
-            err: Exception | None = None
-            start = time.perf_counter()
-            try:
-                return await call_next(msg)
-            except Exception as exc:
-                err = exc
-                if not isinstance(exc, IgnoredException):
-                    series.exception(type(exc).__name__).inc()
-                raise
-            finally:
-                series.duration.observe(time.perf_counter() - start)
-                series.in_process.dec()
-                status = ProcessingStatus.acked
-                if msg.committed or err:  # as FastStream's middleware decides it
-                    status = (PROCESSING_STATUS_BY_ACK_STATUS.get(msg.committed)
-                              or PROCESSING_STATUS_BY_HANDLER_EXCEPTION_MAP.get(type(err))
-                              or ProcessingStatus.error)
-                series.processed(status.value).inc()
-
-    return HandlerMetrics

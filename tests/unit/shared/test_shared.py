@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import inspect
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -167,7 +166,7 @@ def test_failure_reasons_never_quote_the_customers_data() -> None:
         assert "13900001111" not in describe(exc)
 
 
-async def test_consumers_decode_each_body_once_as_the_handler_asks() -> None:
+def test_consumers_decode_each_body_once_as_the_handler_asks() -> None:
     from shared.nats.consume import decoder_for
 
     async def wants_model(event: RequestReceived) -> None: ...
@@ -176,23 +175,19 @@ async def test_consumers_decode_each_body_once_as_the_handler_asks() -> None:
 
     body = (b'{"request_id": "req_x", "channel": "sms", "source_id": "1", '
             b'"received_at": "2026-11-24T10:00:00+08:00", "customer": {}, "body": "hi", "language": "en"}')
-    msg = SimpleNamespace(body=body)
-    decoders = [decoder_for(h) for h in (wants_model, wants_bytes, wants_json)]
-    # coroutines: FastStream would run a plain function in a worker thread
-    assert all(inspect.iscoroutinefunction(d) for d in decoders)
-    as_model, as_bytes, as_json = decoders
-    event = await as_model(msg)
+    as_model, as_bytes, as_json = (decoder_for(h) for h in (wants_model, wants_bytes, wants_json))
+    event = as_model(body)
     assert isinstance(event, RequestReceived) and event.request_id == "req_x"
-    assert await as_bytes(msg) is body
-    assert (await as_json(msg))["source_id"] == "1"
-    with pytest.raises(ValidationError):  # dead-lettered by the settle middleware
-        await as_model(SimpleNamespace(body=b'{"request_id": 1'))
-    # the handler gets exactly what it declared (FastStream calls it without fast_depends): a body
-    # that is JSON but not an object is a permanent failure, dead-lettered at once
+    assert as_bytes(body) is body
+    assert as_json(body)["source_id"] == "1"
+    with pytest.raises(ValidationError):  # dead-lettered by the consume path
+        as_model(b'{"request_id": 1')
+    # the handler gets exactly what it declared: a body that is JSON but not an object is a
+    # permanent failure, dead-lettered at once
     from shared.nats.settle import Permanent
 
     with pytest.raises(Permanent):
-        await as_json(SimpleNamespace(body=b'["req_x"]'))
+        as_json(b'["req_x"]')
 
 
 def test_a_nats_server_without_message_schedules_is_refused_at_start() -> None:
@@ -205,59 +200,133 @@ def test_a_nats_server_without_message_schedules_is_refused_at_start() -> None:
     require_server(0, 0)  # the server did not say: the stream checks decide
 
 
+class _Delivery:
+    """A JetStream delivery as the consume path sees it: body, reply (its metadata), settlement."""
+
+    def __init__(self, consumer: str, size: int, delivered: int = 1) -> None:
+        self.data, self.subject, self.reply = b"x" * size, "kefu.test", f"$JS.ACK.S.{consumer}.{delivered}.1.1.0.0"
+        self.metadata = SimpleNamespace(consumer=consumer, num_delivered=delivered)
+        self.settled: list[tuple[str, float | None]] = []
+
+    async def ack(self) -> None:
+        self.settled.append(("ack", None))
+
+    async def nak(self, delay: float | None = None) -> None:
+        self.settled.append(("nak", delay))
+
+    async def term(self) -> None:
+        self.settled.append(("term", None))
+
+
+async def test_the_consume_path_settles_each_failure_as_the_policy_says() -> None:
+    """Success acks; a failure is NAKed with the policy's delay for its delivery; a permanent
+    failure, and the last allowed delivery, are dead-lettered and terminated; a dead letter that
+    cannot be written leaves the message to be delivered again."""
+    from prometheus_client import CollectorRegistry
+
+    from shared.nats.consume import Settling, consume_path, current_message
+    from shared.nats.settle import Permanent, RetryPolicy
+    from shared.observability.metrics import HandlerSeries
+
+    dead: list[tuple[bytes, str]] = []
+    redelivered: list[str] = []
+    seen: list[Any] = []
+
+    async def dead_letter(msg: Any, reason: str) -> None:
+        if msg.data == b"x" * 13:
+            raise ConnectionError("stream unavailable")
+        dead.append((msg.data, reason))
+
+    settling = Settling(HandlerSeries(CollectorRegistry(), app_name="kefu_test"), RetryPolicy(3, (1.0, 5.0)),
+                        dead_letter, redelivered.append)
+
+    async def handler(body: bytes) -> None:
+        seen.append(current_message())
+        if len(body) in (11, 13):
+            raise Permanent("never")
+        if len(body) > 1:
+            raise KeyError("boom")
+
+    path = consume_path(handler, settling, "routing", lock=nullcontext())
+    ok, retried, again, last, permanent, stuck = (_Delivery("routing", 1), _Delivery("routing", 2),
+                                                  _Delivery("routing", 2, delivered=2), _Delivery("routing", 2, 3),
+                                                  _Delivery("routing", 11), _Delivery("routing", 13))
+    for msg in (ok, retried, again, last, permanent, stuck):
+        await path(msg)
+    assert seen == [ok, retried, again, last, permanent, stuck]  # the handler could read its own message
+    assert [m.settled for m in (ok, retried, again, last, permanent, stuck)] == [
+        [("ack", None)], [("nak", 1.0)], [("nak", 5.0)], [("term", None)], [("term", None)], [("nak", None)]]
+    assert [len(body) for body, _ in dead] == [2, 11]
+    assert dead[1][1] == "Permanent: never" and redelivered == ["routing", "routing"]
+
+
 async def test_handler_metrics_expose_what_faststreams_prometheus_middleware_does_labelled_by_consumer() -> None:
-    """kefu's lean handler-metrics middleware must expose the same series, with the same values, as
-    FastStream's PrometheusMiddleware given the durable consumer as the handler label: dashboards
-    and alerts read `faststream_received_*`. Successes, a nack, a rejection and a crash."""
+    """kefu's consume path must expose the same series, with the same values, as FastStream's
+    PrometheusMiddleware given the durable consumer as the handler label: dashboards and alerts
+    read `faststream_received_*`. Successes, a retry (nack), a dead letter (reject) and a dead
+    letter that failed (an error with its exception type)."""
     from faststream.exceptions import NackMessage, RejectMessage
     from faststream.message import SourceType
     from faststream.nats.prometheus.provider import NatsMetricsSettingsProvider
     from faststream.prometheus.middleware import PrometheusMiddleware
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from shared.observability.metrics import HandlerSeries, consumer_label, consumer_metrics_middleware
+    from shared.nats.consume import Settling, consume_path
+    from shared.nats.settle import Permanent, RetryPolicy
+    from shared.observability.metrics import HandlerSeries
 
     class ByConsumer(NatsMetricsSettingsProvider):
         def get_consume_attrs_from_message(self, msg: Any) -> Any:
-            return {"destination_name": consumer_label(msg.raw_message), "message_size": len(msg.body),
+            return {"destination_name": msg.raw_message.metadata.consumer, "message_size": len(msg.body),
                     "messages_count": 1}
 
-    def message(consumer: str, size: int) -> Any:
-        raw = SimpleNamespace(metadata=SimpleNamespace(consumer=consumer), reply="$JS.ACK.x")
-        return SimpleNamespace(raw_message=raw, body=b"x" * size, source_type=SourceType.CONSUME, committed=None)
+    # (consumer, size, what happens): FastStream's middleware sees the outcome as the exception
+    # its acknowledgement middleware would; kefu's consume path makes the same outcome happen
+    steps = [("routing", 900, "ok"), ("routing", 20, "retry"), ("routing-timers", 300, "ok"),
+             ("routing", 5000, "dead"), ("intake", 70, "dead letter failed"), ("routing", 900, "ok")]
+    raises = {"ok": None, "retry": NackMessage(delay=1), "dead": RejectMessage(), "dead letter failed": KeyError("boom")}
 
-    async def ok(_: Any) -> None:
-        return None
-
-    async def nack(_: Any) -> None:
-        raise NackMessage(delay=1)
-
-    async def reject(_: Any) -> None:
-        raise RejectMessage()
-
-    async def crash(_: Any) -> None:
-        raise KeyError("boom")
-
-    steps = [("routing", 900, ok), ("routing", 20, nack), ("routing-timers", 300, ok), ("routing", 5000, reject),
-             ("intake", 70, crash), ("routing", 900, ok)]
-
-    async def exposition(factory: Any, registry: Any) -> list[str]:
-        for consumer, size, handler in steps:
-            msg = message(consumer, size)
-            with pytest.raises(Exception) if handler is not ok else nullcontext():
-                await factory(msg, context=None).consume_scope(handler, msg)
+    def lines(registry: Any) -> list[str]:
         text = generate_latest(registry).decode()
         # durations and creation times differ between two runs; their counts do not
         return [line for line in text.splitlines()
                 if "_created" not in line and not ("duration_seconds" in line and "_count" not in line)]
 
-    theirs_registry, ours_registry = CollectorRegistry(), CollectorRegistry()
+    theirs_registry = CollectorRegistry()
     theirs = PrometheusMiddleware(settings_provider_factory=lambda _: ByConsumer(), registry=theirs_registry,
                                   app_name="kefu_test")
-    ours = consumer_metrics_middleware(HandlerSeries(ours_registry, app_name="kefu_test"))
-    expected = await exposition(theirs, theirs_registry)
+    for consumer, size, what in steps:
+        raw = SimpleNamespace(metadata=SimpleNamespace(consumer=consumer), reply="$JS.ACK.x")
+        msg = SimpleNamespace(raw_message=raw, body=b"x" * size, source_type=SourceType.CONSUME, committed=None)
+
+        async def outcome(_: Any, exc: Any = raises[what]) -> None:
+            if exc is not None:
+                raise exc
+
+        with pytest.raises(Exception) if what != "ok" else nullcontext():
+            await theirs(msg, context=None).consume_scope(outcome, msg)
+
+    async def dead_letter(msg: Any, reason: str) -> None:
+        if msg.metadata.consumer == "intake":
+            raise KeyError("boom")
+
+    ours_registry = CollectorRegistry()
+    settling = Settling(HandlerSeries(ours_registry, app_name="kefu_test"), RetryPolicy(5, (1.0,)), dead_letter,
+                        lambda consumer: None)
+
+    async def handler(body: bytes) -> None:
+        what = next(w for _, size, w in steps if size == len(body))
+        if what == "retry":
+            raise ConnectionError("later")
+        if what != "ok":
+            raise Permanent("never")
+
+    paths = {consumer: consume_path(handler, settling, consumer, lock=nullcontext()) for consumer, _, _ in steps}
+    for consumer, size, _ in steps:
+        await paths[consumer](_Delivery(consumer, size))
+    expected = lines(theirs_registry)
     assert 'status="nacked"' in "\n".join(expected) and 'exception_type="KeyError"' in "\n".join(expected)
-    assert await exposition(ours, ours_registry) == expected
+    assert lines(ours_registry) == expected
 
 
 def test_importing_kefu_changes_nothing_in_nats_py_until_a_service_starts() -> None:
