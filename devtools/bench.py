@@ -5,6 +5,8 @@ kefu:  adapter publish -> intake -> request.received -> routing -> request.assig
 bare:  publish -> worker -> publish -> worker -> publish (devtools/bench_bare.py)
 bare kefu-ops: two workers making the JetStream operations a kefu request makes (KV reads and
        writes, the extra publishes), with no business logic (devtools/bench_bare.py)
+kefu-ops, kefu consumer: the same two workers consuming through kefu's `durable_subscriber`
+       (FastStream's pull subscriber, kefu's consume path): the consumer path's price in the pipeline
 core:  kefu's parse/judge/SLA/record work alone, in this process (devtools/bench_core.py)
 judgement: routing's judgement alone over both labelled sets (tests/data), and what jieba's word
        segmentation would cost beside it
@@ -277,6 +279,25 @@ def profile(procs: dict[str, subprocess.Popen], var: Path) -> list[subprocess.Po
             for name, proc in procs.items()]
 
 
+async def ops_ready(url: str, timeout: float = 60.0) -> None:
+    """Until both kefu-ops workers have their durable consumers (a fresh `setup-ops` has none)."""
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    deadline = time.monotonic() + timeout
+    try:
+        for stream, durable in (("BENCHOPS_IN", "ops-intake"), ("BENCHOPS_EVENTS", "ops-routing")):
+            while True:
+                try:
+                    await js.consumer_info(stream, durable)
+                    break
+                except nats.js.errors.NotFoundError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"kefu-ops worker {durable} made no consumer in {timeout:.0f} s") from None
+                    await asyncio.sleep(0.1)
+    finally:
+        await nc.close()
+
+
 def stop(procs) -> None:
     for proc in procs.values() if isinstance(procs, dict) else procs:
         proc.send_signal(signal.SIGTERM)
@@ -352,21 +373,29 @@ async def main() -> int:
         costs["bare"] = meter.report(burst)
         stop(workers)
 
-        # the same JetStream operations as a kefu request makes, no business logic
-        subprocess.run([sys.executable, "-m", "devtools.bench_bare", "setup-ops", url], cwd=ROOT, check=True)
-        workers = [subprocess.Popen([sys.executable, "-m", "devtools.bench_bare", "ops-worker", url, role], cwd=ROOT)
-                   for role in ("intake", "routing")]
-        time.sleep(1.0)  # the workers create their consumers
         ops = lambda n, tag: [("benchops.in", f"{tag}{i}".encode(), f"{tag}{i}") for i in range(n)]  # noqa: E731
         key = lambda msg: msg.data.split(b" ", 1)[0].decode()  # noqa: E731
-        results.append(await drive(url, "bare kefu-ops", "fixed rate", ops(int(rate * seconds), "f"),
-                                   "benchops.events.assigned", key, rate))
-        pids = {f"{r}-ops": w.pid for r, w in zip(("intake", "routing"), workers, strict=True)} | server_pid | {"driver": os.getpid()}
-        items = ops(burst, "m")
-        with CpuMeter(pids, server) as meter:
-            results.append(await drive(url, "bare kefu-ops", "max rate", items, "benchops.events.assigned", key, None))
-        costs["bare kefu-ops"] = meter.report(burst)
-        stop(workers)
+
+        async def ops_pipeline(command: str, name: str, tag: str, *, fixed: bool) -> None:
+            """The two kefu-ops workers (`command`): a fixed-rate run when asked, then the metered max-rate run."""
+            subprocess.run([sys.executable, "-m", "devtools.bench_bare", "setup-ops", url], cwd=ROOT, check=True)
+            workers = [subprocess.Popen([sys.executable, "-m", "devtools.bench_bare", command, url, role], cwd=ROOT)
+                       for role in ("intake", "routing")]
+            await ops_ready(url)
+            if fixed:
+                results.append(await drive(url, name, "fixed rate", ops(int(rate * seconds), "f"),
+                                           "benchops.events.assigned", key, rate))
+            pids = {f"{r}-ops": w.pid for r, w in zip(("intake", "routing"), workers, strict=True)} | server_pid | {"driver": os.getpid()}
+            items = ops(burst, tag)
+            with CpuMeter(pids, server) as meter:
+                results.append(await drive(url, name, "max rate", items, "benchops.events.assigned", key, None))
+            costs[name] = meter.report(burst)
+            stop(workers)
+
+        # the same JetStream operations as a kefu request makes, no business logic
+        await ops_pipeline("ops-worker", "bare kefu-ops", "m", fixed=True)
+        # the same operations consumed the way kefu's services consume (durable_subscriber)
+        await ops_pipeline("ops-worker-kefu", "kefu-ops, kefu consumer", "k", fixed=False)
     finally:
         if server is not None:
             server.stop()
@@ -407,6 +436,11 @@ async def main() -> int:
     print(f"kefu's core alone (in-process, no bus): intake {core['intake']}, routing {core['routing']} ms per "
           f"request; with bare kefu-ops' CPU, {floor} ms per request (bare: "
           f"{costs['bare']['cpu_ms_per_request_total']} ms)")
+    overhead = round(float(costs["kefu"]["cpu_ms_per_request_total"]) - floor, 2)  # type: ignore[arg-type]
+    consumer_path = round(float(costs["kefu-ops, kefu consumer"]["cpu_ms_per_request_total"])  # type: ignore[arg-type]
+                          - float(costs["bare kefu-ops"]["cpu_ms_per_request_total"]), 2)  # type: ignore[arg-type]
+    print(f"kefu's overhead above that floor: {overhead} ms per request, of which kefu's consumer path (the same "
+          f"operations consumed through durable_subscriber, less through a nats-py loop): {consumer_path} ms")
     print(f"routing's judgement alone ({len(texts)} labelled requests): {judgement['judge_us']} µs per "
           f"request, of which normalising the text {judgement['normalise_us']} µs"
           + (f"; jieba would add {judgement['jieba_segment_us']} µs to segment it and {judgement['jieba_load_s']} s "
@@ -416,7 +450,8 @@ async def main() -> int:
            "results": [asdict(r) for r in results], "kefu_over_bare": ratio, "kefu_over_bare_kefu_ops": ops_ratio, "rss_kib": memory,
            "cpu_ms_per_request": costs.get("kefu", {}).get("cpu_ms_per_request", {}), "costs": costs,
            "core_cpu_ms_per_request": core, "judgement_us_per_request": judgement, "routing_alone_per_s": alone,
-           "floor_cpu_ms_per_request": floor,
+           "floor_cpu_ms_per_request": floor, "overhead_above_floor_ms": overhead,
+           "consumer_path_ms_per_request": consumer_path,
            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (var / "result.json").write_text(json.dumps(out, indent=2))
     print(f"written {var / 'result.json'}")

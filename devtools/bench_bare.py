@@ -19,6 +19,9 @@ in streams laid out as kefu's (intake, events, outbound, timers). intake-ops: tw
 create (the record); at once: publish the decision, KV create (the daily cap) then publish the
 receipt, two KV puts (queue, pending index), publish the timer; KV update with the revision (the
 record's outbox cleared); ack.
+
+bare kefu-ops on kefu's consumer: the same two workers, consuming through kefu's own
+`durable_subscriber` (FastStream) instead of a nats-py fetch loop; nothing else differs.
 """
 
 from __future__ import annotations
@@ -105,13 +108,29 @@ async def setup_ops(url: str) -> None:
     await nc.close()
 
 
-async def ops_worker(url: str, role: str, batch: int = 32) -> None:
-    nc = await nats.connect(url)
+async def ops_worker(url: str, role: str, batch: int = 32, *, consumer: str = "bare") -> None:
+    """One of the two kefu-ops workers. `consumer="bare"`: a nats-py fetch loop (the floor);
+    `consumer="kefu"`: the same operations, consumed the way kefu's services consume, through
+    `durable_subscriber` (FastStream's pull subscriber and kefu's consume path, on the broker's
+    connection) -- the difference between the two is the consumer path's price in the pipeline."""
+    broker: Any = None
+    if consumer == "kefu":
+        from shared.nats.client import tune_nats_client
+        from shared.nats.consume import durable_subscriber
+        from shared.runtime import make_runtime
+        from shared.settings import KefuSettings
+
+        tune_nats_client()
+        settings = KefuSettings(nats_url=url, service_name=f"ops-{role}")
+        runtime = make_runtime(settings, consumer=f"ops-{role}")
+        broker = runtime.broker
+        await broker.connect()
+        nc = broker.connection
+    else:
+        nc = await nats.connect(url)
     js = nc.jetstream()
     kv = {b: await js.key_value(b) for b in OPS_BUCKETS}
     source, stream = ("benchops.in", "BENCHOPS_IN") if role == "intake" else ("benchops.events.received", "BENCHOPS_EVENTS")
-    sub = await js.pull_subscribe(source, durable=f"ops-{role}", stream=stream,
-                                  config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=1000))
 
     async def missing(bucket: str, key: str) -> None:
         try:
@@ -126,15 +145,15 @@ async def ops_worker(url: str, role: str, batch: int = 32) -> None:
         await kv["ops_caps"].create(f"cap-{key}", b"c" * 58)
         await publish("benchops.outbound", data, f"outbound:{key}")
 
-    async def intake(msg: Msg) -> None:
-        key = msg.data.split(b" ", 1)[0]
+    async def intake(data: bytes) -> None:
+        key = data.split(b" ", 1)[0]
         name = key.decode()
         await asyncio.gather(missing("ops_sources", name), missing("ops_contacts", name))
         await publish("benchops.events.received", pad(key, 656), f"received:{name}")
         await kv["ops_sources"].put(name, b"s" * 30)
 
-    async def routing(msg: Msg) -> None:
-        key = msg.data.split(b" ", 1)[0]
+    async def routing(data: bytes) -> None:
+        key = data.split(b" ", 1)[0]
         name = key.decode()
         revision = await kv["ops_requests"].create(name, b"r" * 3094)
         await asyncio.gather(publish("benchops.events.assigned", pad(key, 601), f"assigned:{name}"),
@@ -146,8 +165,21 @@ async def ops_worker(url: str, role: str, batch: int = 32) -> None:
 
     work = intake if role == "intake" else routing
 
+    if broker is not None:
+        @durable_subscriber(broker, settings, runtime.settling, subject=source, stream=stream, durable=f"ops-{role}",
+                            description="bench", batch_size=batch)
+        async def handler(body: bytes) -> None:
+            await work(body)
+
+        await broker.start()
+        await asyncio.Event().wait()  # until the bench stops the process
+        return
+
+    sub = await js.pull_subscribe(source, durable=f"ops-{role}", stream=stream,
+                                  config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=1000))
+
     async def handle(msg: Msg) -> None:
-        await work(msg)
+        await work(msg.data)
         await msg.ack()
 
     await consume(sub, handle, batch=batch, concurrently=True)
@@ -170,6 +202,8 @@ def main() -> None:
         run(setup_ops(url))
     elif command == "ops-worker":
         run(ops_worker(url, sys.argv[3]))
+    elif command == "ops-worker-kefu":  # the same operations through kefu's consumer path
+        run(ops_worker(url, sys.argv[3], consumer="kefu"))
     else:
         run(worker(url, sys.argv[3], sys.argv[4]))
 
