@@ -117,7 +117,7 @@ async def ops_worker(url: str, role: str, batch: int = 32, *, consumer: str = "b
     if consumer == "kefu":
         from shared.nats.client import tune_nats_client
         from shared.nats.consume import durable_subscriber
-        from shared.runtime import make_runtime
+        from shared.runtime import make_runtime, settle_garbage_collector
         from shared.settings import KefuSettings
 
         tune_nats_client()
@@ -172,6 +172,7 @@ async def ops_worker(url: str, role: str, batch: int = 32, *, consumer: str = "b
             await work(body)
 
         await broker.start()
+        settle_garbage_collector()  # as kefu's services do once started
         await asyncio.Event().wait()  # until the bench stops the process
         return
 
