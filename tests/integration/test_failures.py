@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
@@ -137,3 +138,31 @@ async def _marker(kv, key: str) -> bytes | None:
 
 async def _no_marker(kv, key: str) -> bool:
     return await _marker(kv, key) is None
+
+
+async def test_with_concurrent_workers_every_delivery_takes_kefus_consume_path(start, events, js) -> None:
+    """KEFU_ROUTING_WORKERS > 1 runs FastStream's concurrent subscriber, which hands deliveries to
+    the subscriber through another route than the single-worker one: they must still be settled by
+    kefu's consume path (dead letter with a reason, the handler series counted)."""
+    async with start["intake"](), start["routing"](workers=2) as routing:
+        await js.publish(s.REQUEST_RECEIVED, b'{"request_id": "req_w", "this is": "not a request"}')
+        sources = [f"SM-workers-{i}" for i in range(6)]
+        for source in sources:
+            await js.publish("kefu.intake.sms", payload(Channel.sms, source))
+        for source in sources:
+            received = await events.wait_for(s.REQUEST_RECEIVED, source_id=source)
+            await events.wait_for(s.REQUEST_ASSIGNED, request_id=received[0]["request_id"])
+        dead = await wait_until(lambda: _last_dlq(js), what="a dead-lettered message")
+
+        async def counted() -> dict[str, float] | None:  # a delivery is counted once it is settled
+            async with routing.client() as admin:
+                text = (await admin.get("/metrics")).text
+            found = dict(re.findall(r'faststream_received_processed_messages_total\{[^}]*handler="routing",'
+                                    r'status="(\w+)"\} ([0-9.]+)', text))
+            statuses = {k: float(v) for k, v in found.items()}
+            return statuses if statuses.get("acked", 0) >= len(sources) else None
+
+        statuses = await wait_until(counted, what="every delivery counted")
+    assert dead.data == b'{"request_id": "req_w", "this is": "not a request"}'
+    assert "ValidationError" in dead.headers["Kefu-Dlq-Reason"]
+    assert statuses["rejected"] == 1.0 and statuses["acked"] == len(sources)
