@@ -166,7 +166,7 @@ async def ops_worker(url: str, role: str, batch: int = 32, *, consumer: str = "b
     work = intake if role == "intake" else routing
 
     if broker is not None:
-        @durable_subscriber(broker, settings, runtime.settling, subject=source, stream=stream, durable=f"ops-{role}",
+        @durable_subscriber(broker, runtime.consuming, subject=source, stream=stream, durable=f"ops-{role}",
                             description="bench", batch_size=batch)
         async def handler(body: bytes) -> None:
             await work(body)

@@ -70,7 +70,7 @@ async def kefu(url: str, count: int, *, kefu_path: bool, faststream_metrics: boo
     if kefu_path:
         runtime = make_runtime(settings, consumer="kefu")
         broker = runtime.broker
-        durable_subscriber(broker, settings, runtime.settling, subject="c.kefu", stream="CONSUME", durable="kefu",
+        durable_subscriber(broker, runtime.consuming, subject="c.kefu", stream="CONSUME", durable="kefu",
                            description="bench")(handler)
     else:
         middlewares: list[Any] = []

@@ -32,11 +32,11 @@ from .contract import subjects as s
 from .http.app import create_app, serve
 from .http.security import check_credentials
 from .nats.client import AckingJetStream, plain_header_parsing, tune_nats_client
-from .nats.consume import Settling, current_message, durable_consumers
+from .nats.consume import Consuming, current_message, durable_consumers
 from .nats.outbox import OutboundGate
 from .nats.progress import ConsumerProgress
 from .nats.publish import Contract, Publisher, Publishes
-from .nats.settle import RetryPolicy, make_dead_letter
+from .nats.settle import make_dead_letter
 from .nats.topology import broker_kwargs, provision, require_server, stream_configs, verify
 from .observability.metrics import HandlerSeries, PipelineMetrics
 from .settings import KefuSettings
@@ -97,10 +97,11 @@ class Runtime:
         return current_message()
 
     @property
-    def settling(self) -> Settling:
-        """How this service's consume path counts, retries and dead-letters (`durable_subscriber`)."""
-        return Settling(self.handlers, RetryPolicy(self.settings.max_deliver, self.settings.retry_backoff_seconds),
-                        self.dead_letter, lambda consumer: self.pipeline.redelivered.labels(consumer).inc())
+    def consuming(self) -> Consuming:
+        """What this service's consumers share (`durable_subscriber`): settings, handler series,
+        dead letters, the redelivery counter."""
+        return Consuming(self.settings, self.handlers, self.dead_letter,
+                         lambda consumer: self.pipeline.redelivered.labels(consumer).inc())
 
     async def dead_letter(self, msg: Msg, reason: str) -> None:
         """Put a message the service gives up on into KEFU_DLQ, with the reason."""

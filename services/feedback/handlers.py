@@ -33,10 +33,9 @@ PUBLISHES = [
 
 def build_router(runtime: Runtime, feedback: Late[Feedback], *, batch_size: int) -> NatsRouter:
     router = NatsRouter()
-    settings = runtime.settings
 
     def durable(subject: str | list[str], stream: str, name: str, description: str) -> Any:
-        return durable_subscriber(router, settings, runtime.settling, subject=subject, stream=stream, durable=name,
+        return durable_subscriber(router, runtime.consuming, subject=subject, stream=stream, durable=name,
                                   batch_size=batch_size, description=description)
 
     # only what feedback uses: the server filters out the rest (a consumer created by an older

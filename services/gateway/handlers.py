@@ -30,7 +30,7 @@ def build_router(runtime: Runtime, gateway: Late[Gateway], *, platforms: set[str
     router = NatsRouter()
 
     def durable(channel: Channel, description: str) -> Any:
-        return durable_subscriber(router, runtime.settings, runtime.settling, subject=s.outbound_subject(channel), stream=s.STREAM_OUTBOUND,
+        return durable_subscriber(router, runtime.consuming, subject=s.outbound_subject(channel), stream=s.STREAM_OUTBOUND,
                                   durable=f"adapter-{channel.value}", batch_size=batch_size, description=description)
 
     if "wechat" in platforms:

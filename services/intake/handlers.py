@@ -35,7 +35,7 @@ def build_router(runtime: Runtime, intake: Late[Intake], *, batch_size: int, wor
     """`intake` is set at start-up, once the store is open."""
     router = NatsRouter()
 
-    @durable_subscriber(router, runtime.settings, runtime.settling, subject=s.INTAKE_ALL, stream=s.STREAM_INTAKE,
+    @durable_subscriber(router, runtime.consuming, subject=s.INTAKE_ALL, stream=s.STREAM_INTAKE,
                         durable=s.CONSUMER_INTAKE, batch_size=batch_size, workers=workers,
                         description="Every payload an adapter published, in its channel's own format.")
     async def on_payload(body: bytes) -> None:
@@ -56,7 +56,7 @@ def build_router(runtime: Runtime, intake: Late[Intake], *, batch_size: int, wor
             await intake().replace_stored(subject=raw.subject, masked=masked, seq=raw.metadata.sequence.stream,
                                           headers=headers)
 
-    @durable_subscriber(router, runtime.settings, runtime.settling, subject=[s.REQUEST_CLOSED, s.REQUEST_REOPENED, s.REQUEST_REPLIED],
+    @durable_subscriber(router, runtime.consuming, subject=[s.REQUEST_CLOSED, s.REQUEST_REOPENED, s.REQUEST_REPLIED],
                         stream=s.STREAM_EVENTS, durable=s.CONSUMER_INTAKE_THREADS, batch_size=batch_size,
                         description="Keeps each sender's conversations current: a closed request takes no "
                         "follow-up, a reopened one does again, an agent's reply is activity in the window.")

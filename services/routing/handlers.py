@@ -48,35 +48,34 @@ PUBLISHES = [
 
 def build_router(runtime: Runtime, routing: Late[Routing], *, batch_size: int, workers: int = 1) -> NatsRouter:
     router = NatsRouter()
-    settings = runtime.settings
 
-    @durable_subscriber(router, settings, runtime.settling, subject=s.REQUEST_RECEIVED, stream=s.STREAM_EVENTS,
+    @durable_subscriber(router, runtime.consuming, subject=s.REQUEST_RECEIVED, stream=s.STREAM_EVENTS,
                         durable=s.CONSUMER_ROUTING, batch_size=batch_size, workers=workers,
                         description="Judges, routes and sets SLA deadlines for every received request; "
                         "offers it to an agent.")
     async def on_received(request: RequestReceived) -> None:
         await routing().on_received(request)
 
-    @durable_subscriber(router, settings, runtime.settling, subject=fire_filter(TIMER_SERVICE), stream=s.timers_stream(TIMER_SERVICE),
+    @durable_subscriber(router, runtime.consuming, subject=fire_filter(TIMER_SERVICE), stream=s.timers_stream(TIMER_SERVICE),
                         durable=s.CONSUMER_ROUTING_TIMERS, batch_size=batch_size,
                         description="SLA warnings and breaches, and offers not accepted in time "
                         "(server-side schedules).")
     async def on_timer(body: dict[str, Any]) -> None:
         await routing().on_timer(timer_of(body))
 
-    @durable_subscriber(router, settings, runtime.settling, subject=s.REQUEST_REOPENED, stream=s.STREAM_EVENTS,
+    @durable_subscriber(router, runtime.consuming, subject=s.REQUEST_REOPENED, stream=s.STREAM_EVENTS,
                         durable=s.CONSUMER_ROUTING_REOPENED, batch_size=batch_size,
                         description="Requests reopened by feedback go back to their department's queue.")
     async def on_reopened(event: RequestReopened) -> None:
         await routing().on_reopened(event)
 
-    @durable_subscriber(router, settings, runtime.settling, subject=s.REQUEST_MESSAGE, stream=s.STREAM_EVENTS,
+    @durable_subscriber(router, runtime.consuming, subject=s.REQUEST_MESSAGE, stream=s.STREAM_EVENTS,
                         durable=s.CONSUMER_ROUTING_MESSAGES, batch_size=batch_size,
                         description="Customers' follow-ups: appended to the request, which resumes or reopens.")
     async def on_message(message: cv.RequestMessage) -> None:
         await routing().on_message(message)
 
-    @durable_subscriber(router, settings, runtime.settling, subject=s.OUTBOUND_FAILED, stream=s.STREAM_EVENTS,
+    @durable_subscriber(router, runtime.consuming, subject=s.OUTBOUND_FAILED, stream=s.STREAM_EVENTS,
                         durable=s.CONSUMER_ROUTING_UNDELIVERED, batch_size=batch_size,
                         description="Messages that did not arrive: in the request's history, and sent again on the "
                         "customer's other channel when WeChat's 48-hour window closed.")

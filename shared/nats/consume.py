@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from faststream import Response
@@ -36,18 +37,22 @@ def current_message() -> Msg:
 
 
 @dataclass(frozen=True)
-class Settling:
-    """What the consume path needs beside the handler: the handler series, when to give up, where
-    what can never work goes, and the redelivery counter."""
+class Consuming:
+    """What a service's consumers share: its settings (ack wait, deliveries and their backoff, its
+    reply inbox), its handler series, where what can never work goes, and the redelivery counter."""
 
+    settings: KefuSettings
     series: HandlerSeries
-    policy: RetryPolicy
     dead_letter: DeadLetter
     on_redelivery: Callable[[str], None]
 
+    @cached_property
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(self.settings.max_deliver, self.settings.retry_backoff_seconds)
 
-def durable_subscriber(router: Any, settings: KefuSettings, settling: Settling, *, subject: str | list[str],
-                       stream: str, durable: str, description: str, batch_size: int = 32, workers: int = 1) -> Any:
+
+def durable_subscriber(router: Any, consuming: Consuming, *, subject: str | list[str], stream: str, durable: str,
+                       description: str, batch_size: int = 32, workers: int = 1) -> Any:
     """The one way kefu consumes: a durable pull consumer with explicit acks, bounded redelivery
     (`settle.failure`), the service's own reply inbox. The messages of one fetch (up to
     `batch_size`) are handled concurrently; with `workers` > 1 FastStream's concurrent subscriber
@@ -64,6 +69,7 @@ def durable_subscriber(router: Any, settings: KefuSettings, settling: Settling, 
     from faststream import AckPolicy
     from faststream.nats import ConsumerConfig, JStream, PullSub
 
+    settings = consuming.settings
     several = isinstance(subject, list)
 
     def register(handler: Callable[..., Awaitable[None]]) -> Any:
@@ -82,7 +88,7 @@ def durable_subscriber(router: Any, settings: KefuSettings, settling: Settling, 
         )
         registered = subscriber(handler)
         # FastStream's `consume` (and its test client) hand each message to `process_message`
-        subscriber.process_message = consume_path(handler, settling, durable, lock=subscriber.lock)
+        subscriber.process_message = consume_path(handler, consuming, durable, lock=subscriber.lock)
         return registered
 
     return register
@@ -91,13 +97,13 @@ def durable_subscriber(router: Any, settings: KefuSettings, settling: Settling, 
 _NO_RESPONSE = Response(None)
 
 
-def consume_path(handler: Callable[[Any], Awaitable[None]], settling: Settling, durable: str, *,
+def consume_path(handler: Callable[[Any], Awaitable[None]], consuming: Consuming, durable: str, *,
                  lock: Any) -> Callable[[Msg], Awaitable[Response]]:
     """One delivery: counted in FastStream's handler series (labelled by the durable consumer),
     decoded, handled, then acked, NAKed with a delay or dead-lettered (`settle.failure`). Held in
     FastStream's `lock` while it runs, so that a graceful stop waits for it."""
     decode = decoder_for(handler)
-    series = settling.series.of(durable)
+    series = consuming.series.of(durable)
 
     async def process_message(msg: Msg) -> Response:
         token = _consumed.set(msg)
@@ -109,11 +115,11 @@ def consume_path(handler: Callable[[Any], Awaitable[None]], settling: Settling, 
         try:
             with lock:
                 if msg.reply and msg.metadata.num_delivered > 1:
-                    settling.on_redelivery(durable)
+                    consuming.on_redelivery(durable)
                 try:
                     await handler(decode(msg.data))
                 except Exception as exc:  # noqa: BLE001 - every failure is settled: retried or dead-lettered
-                    status = await _settle(msg, exc, settling, series)
+                    status = await _settle(msg, exc, consuming, series)
                 else:
                     await msg.ack()
         except Exception as exc:  # noqa: BLE001 - the ack itself failed (connection lost): redelivered later
@@ -129,13 +135,13 @@ def consume_path(handler: Callable[[Any], Awaitable[None]], settling: Settling, 
     return process_message
 
 
-async def _settle(msg: Msg, exc: Exception, settling: Settling, series: Any) -> ProcessingStatus:
-    n = msg.metadata.num_delivered if msg.reply else settling.policy.max_deliver
-    verdict = failure(exc, n, settling.policy)
+async def _settle(msg: Msg, exc: Exception, consuming: Consuming, series: Any) -> ProcessingStatus:
+    n = msg.metadata.num_delivered if msg.reply else consuming.policy.max_deliver
+    verdict = failure(exc, n, consuming.policy)
     if verdict.dead_letter:
         log.error("dead-lettering message", extra={"subject": msg.subject, "deliveries": n, "reason": verdict.reason})
         try:
-            await settling.dead_letter(msg, verdict.reason)
+            await consuming.dead_letter(msg, verdict.reason)
         except Exception as failed:  # the message stays in the stream: delivered again, dead-lettered then
             log.exception("could not dead-letter a message", extra={"subject": msg.subject})
             series.exception(type(failed).__name__).inc()

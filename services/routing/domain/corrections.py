@@ -37,18 +37,12 @@ def labelled_rows(recorded: Iterable[Recorded]) -> list[dict[str, Any]]:
     for r in sorted(recorded, key=lambda r: r.received.received_at):
         if r.assigned is None:
             continue
-        final = {"category": r.assigned.category.value, "priority": r.assigned.priority.value}
-        corrected: dict[str, dict[str, str]] = {}
-        reasons: list[str] = []
-        for correction in sorted(r.corrections, key=lambda c: c.occurred_at):
-            for change in correction.changes:
-                corrected.setdefault(change.field, {"judged": change.old})["label"] = change.new
-                if change.field in final:
-                    final[change.field] = change.new
-            if correction.reason:
-                reasons.append(correction.reason)
+        corrected = {name: {"judged": judged, "label": label} for name, (judged, label) in r.corrected().items()}
         if not ({"category", "priority"} & corrected.keys()):
             continue
+        final = {"category": r.assigned.category.value, "priority": r.assigned.priority.value}
+        final |= {name: c["label"] for name, c in corrected.items() if name in final}
+        reasons = [c.reason for c in sorted(r.corrections, key=lambda c: c.occurred_at) if c.reason]
         customer = r.received.customer
         text = "\n".join(part for part in (r.received.subject, r.received.body) if part)
         rows.append({

@@ -33,6 +33,14 @@ class Recorded:
     resolved_at: datetime | None = None
     corrections: list[RequestCorrected] = field(default_factory=list)
 
+    def corrected(self) -> dict[str, tuple[str, str]]:
+        """Each field agents corrected: (what routing judged, what they said last)."""
+        found: dict[str, tuple[str, str]] = {}
+        for correction in sorted(self.corrections, key=lambda c: c.occurred_at):
+            for change in correction.changes:
+                found[change.field] = (found.get(change.field, (change.old, ""))[0], change.new)
+        return found
+
 
 class Change(BaseModel):
     request_id: str
@@ -130,10 +138,8 @@ def dry_run(recorded: Iterable[Recorded], *, candidate: RoutingConfig, until: da
                 changes.transitions[key] = changes.transitions.get(key, 0) + 1
                 if len(changes.examples) < EXAMPLES:
                     changes.examples.append(Change(request_id=r.received.request_id, before=old, after=new))
-        labels = {change.field: change.new
-                  for c in sorted(r.corrections, key=lambda c: c.occurred_at) for change in c.changes}
         decided = {"category": after.category.value, "priority": after.priority.value, "department": after.department}
-        for name, label in labels.items():
+        for name, (_, label) in r.corrected().items():
             agreement = report.corrections[name]
             agreement.corrected += 1
             agreement.candidate_agrees += decided[name] == label

@@ -224,8 +224,8 @@ async def test_the_consume_path_settles_each_failure_as_the_policy_says() -> Non
     cannot be written leaves the message to be delivered again."""
     from prometheus_client import CollectorRegistry
 
-    from shared.nats.consume import Settling, consume_path, current_message
-    from shared.nats.settle import Permanent, RetryPolicy
+    from shared.nats.consume import Consuming, consume_path, current_message
+    from shared.nats.settle import Permanent
     from shared.observability.metrics import HandlerSeries
 
     dead: list[tuple[bytes, str]] = []
@@ -237,8 +237,8 @@ async def test_the_consume_path_settles_each_failure_as_the_policy_says() -> Non
             raise ConnectionError("stream unavailable")
         dead.append((msg.data, reason))
 
-    settling = Settling(HandlerSeries(CollectorRegistry(), app_name="kefu_test"), RetryPolicy(3, (1.0, 5.0)),
-                        dead_letter, redelivered.append)
+    consuming = Consuming(KefuSettings(max_deliver=3, retry_backoff_seconds=(1.0, 5.0)),
+                          HandlerSeries(CollectorRegistry(), app_name="kefu_test"), dead_letter, redelivered.append)
 
     async def handler(body: bytes) -> None:
         seen.append(current_message())
@@ -247,7 +247,7 @@ async def test_the_consume_path_settles_each_failure_as_the_policy_says() -> Non
         if len(body) > 1:
             raise KeyError("boom")
 
-    path = consume_path(handler, settling, "routing", lock=nullcontext())
+    path = consume_path(handler, consuming, "routing", lock=nullcontext())
     ok, retried, again, last, permanent, stuck = (_Delivery("routing", 1), _Delivery("routing", 2),
                                                   _Delivery("routing", 2, delivered=2), _Delivery("routing", 2, 3),
                                                   _Delivery("routing", 11), _Delivery("routing", 13))
@@ -271,8 +271,8 @@ async def test_handler_metrics_expose_what_faststreams_prometheus_middleware_doe
     from faststream.prometheus.middleware import PrometheusMiddleware
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from shared.nats.consume import Settling, consume_path
-    from shared.nats.settle import Permanent, RetryPolicy
+    from shared.nats.consume import Consuming, consume_path
+    from shared.nats.settle import Permanent
     from shared.observability.metrics import HandlerSeries
 
     class ByConsumer(NatsMetricsSettingsProvider):
@@ -311,8 +311,8 @@ async def test_handler_metrics_expose_what_faststreams_prometheus_middleware_doe
             raise KeyError("boom")
 
     ours_registry = CollectorRegistry()
-    settling = Settling(HandlerSeries(ours_registry, app_name="kefu_test"), RetryPolicy(5, (1.0,)), dead_letter,
-                        lambda consumer: None)
+    consuming = Consuming(KefuSettings(max_deliver=5, retry_backoff_seconds=(1.0,)),
+                          HandlerSeries(ours_registry, app_name="kefu_test"), dead_letter, lambda consumer: None)
 
     async def handler(body: bytes) -> None:
         what = next(w for _, size, w in steps if size == len(body))
@@ -321,7 +321,7 @@ async def test_handler_metrics_expose_what_faststreams_prometheus_middleware_doe
         if what != "ok":
             raise Permanent("never")
 
-    paths = {consumer: consume_path(handler, settling, consumer, lock=nullcontext()) for consumer, _, _ in steps}
+    paths = {consumer: consume_path(handler, consuming, consumer, lock=nullcontext()) for consumer, _, _ in steps}
     for consumer, size, _ in steps:
         await paths[consumer](_Delivery(consumer, size))
     expected = lines(theirs_registry)
