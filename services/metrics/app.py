@@ -33,7 +33,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     departments = department_names(settings.config_dir)
     hours = business_hours(settings.config_dir)
     projection = Projection(departments=departments)
-    index = LookupIndex(settings.index_path or ":memory:", region=settings.phone_region)
+    index = LookupIndex(settings.index_path, region=settings.phone_region)
     replay = Replay(projection, index)
     runtime = make_runtime(settings, consumer="metrics", publishes=PUBLISHES)
     runtime.registry.register(IndicatorCollector(projection, now=lambda: datetime.now(UTC)))

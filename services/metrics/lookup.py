@@ -8,7 +8,9 @@ reading every record they name. The index is a projection: it holds no fact the 
 and is fed by the replay metrics makes anyway (no second read of the log, nothing in the request
 path: kept in routing, it cost routing's scale-out, docs/performance.md). With
 `KEFU_METRICS_INDEX_PATH` on a volume it keeps what it applied across restarts (a restart skips the
-events it has); without it, it is rebuilt in memory with the replay at start.
+events it has); without it, it lives in SQLite's private temporary file (the path ""), rebuilt with the
+replay at start: SQLite keeps only its page cache (about 2 MB) in memory and the rest on disk, so
+metrics' memory does not grow with the log as it would with ":memory:".
 
 Words (`q`): lower-cased Latin words, and Chinese text as overlapping two-character pieces, so that
 "漏水" finds "厨房漏水了" without a dictionary; a query's pieces must all be there in order.
@@ -107,7 +109,9 @@ class CursorError(ValueError):
 
 
 class LookupIndex:
-    def __init__(self, path: str = ":memory:", *, region: str = "CN") -> None:
+    def __init__(self, path: str = "", *, region: str = "CN") -> None:
+        """`path`: a file kept across restarts; "" SQLite's private temporary file, deleted when
+        closed; ":memory:" all in memory (it grows with the log)."""
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("pragma journal_mode=wal")
         self.db.execute("pragma synchronous=normal")

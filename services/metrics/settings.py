@@ -17,7 +17,8 @@ class MetricsSettings(KefuSettings):
     report_concurrency: int = 2
     report_queue: int = 8
     reports_kept: int = 6
-    # the lookup index (GET /v1/requests): a file on a volume keeps it across restarts; empty: in
-    # memory, rebuilt with the replay at start (docs/conversations.md#finding-requests-again)
+    # the lookup index (GET /v1/requests): a file on a volume keeps it across restarts; empty: SQLite's
+    # private temporary file (in the temp directory, deleted on exit), rebuilt with the replay at
+    # start; ":memory:" keeps it all in memory (docs/conversations.md#finding-requests-again)
     index_path: str = ""
     phone_region: str = "CN"  # a phone number searched for without a country code is read as this region's

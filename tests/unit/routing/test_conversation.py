@@ -194,6 +194,13 @@ def test_the_index_resumes_from_its_position_and_ignores_what_it_applied(tmp_pat
     assert [r["request_id"] for r in again.find(Query(customer_id="c-1"), ALL)[0]] == [rid(2), rid(1)]
 
 
+def test_the_default_index_lives_in_a_temporary_file_not_in_memory() -> None:
+    # SQLite's private temporary database (path ""): only its page cache is in memory, so metrics'
+    # memory does not grow with the log (make soak); ":memory:" journals in memory, a file does not
+    assert LookupIndex().db.execute("pragma journal_mode").fetchone()[0] != "memory"
+    assert LookupIndex(":memory:").db.execute("pragma journal_mode").fetchone()[0] == "memory"
+
+
 def wechat_request(config: RoutingConfig, *, reachable: list[str]):
     request = RequestReceived(
         request_id="req_" + "d" * 26, channel=Channel.wechat, source_id="2461100009", received_at=T0,
