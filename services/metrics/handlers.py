@@ -5,10 +5,10 @@ the replay stalls."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
 import nats.errors
+import pydantic_core
 
 from shared.contract import subjects as s
 from shared.nats.logreader import LogEntry, LogReader
@@ -38,14 +38,18 @@ class Replay:
         return self.seq >= self.target
 
     def apply(self, entry: LogEntry) -> dict | None:
-        event = None
-        try:
-            event = json.loads(entry.data)
-            self.projection.apply(entry.subject, event)
-        except (ValueError, UnicodeDecodeError):
-            log.warning("undecodable event skipped", extra={"subject": entry.subject})
+        """The event applied to the projection, and returned for the index; an event that is not
+        a JSON object is skipped (logged), never the end of the replay."""
         self.seq = entry.seq
-        return event if isinstance(event, dict) else None
+        try:
+            event = pydantic_core.from_json(entry.data)  # json.loads' result, in half the time
+        except ValueError:  # not JSON, or not UTF-8
+            event = None
+        if not isinstance(event, dict):
+            log.warning("undecodable event skipped", extra={"subject": entry.subject, "seq": entry.seq})
+            return None
+        self.projection.apply(entry.subject, event)
+        return event
 
     async def follow(self, reader: LogReader, *, idle: float = 0.2, pace: float = 0.1) -> None:
         """Read the log from where the projection is, for ever: full batches back to back while

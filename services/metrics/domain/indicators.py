@@ -22,7 +22,7 @@ import sys
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from shared.contract import subjects as s
 from shared.contract.enums import Category, Channel, Priority
@@ -181,6 +181,17 @@ class Projection:
     keep_all: bool = False  # reports keep every fact of their period
     applied: int = 0
 
+    # subject -> the method applying it (a dict of bound methods made for every event cost ~5 µs an event)
+    HANDLERS: ClassVar[dict[str, str]] = {
+        s.REQUEST_RECEIVED: "_received", s.REQUEST_REJECTED: "_rejected", s.REQUEST_ASSIGNED: "_assigned",
+        s.REQUEST_ACCEPTED: "_accepted", s.REQUEST_RESOLVED: "_resolved", s.REQUEST_REOPENED: "_reopened",
+        s.REQUEST_CLOSED: "_closed", s.REQUEST_TRANSFERRED: "_transferred", s.REQUEST_CORRECTED: "_corrected",
+        s.SLA_BREACHED: "_breached", s.SLA_WARNING: "_warned", s.SURVEY_SENT: "_survey_sent",
+        s.SURVEY_ANSWERED: "_answered", s.SURVEY_EXPIRED: "_expired", s.FOLLOWUP_SCHEDULED: "_followup_scheduled",
+        s.FOLLOWUP_COMPLETED: "_followup_completed", s.REQUEST_MESSAGE: "_message", s.MESSAGE_IGNORED: "_ignored",
+        s.REQUEST_REPLIED: "_replied",
+    }
+
     def __post_init__(self) -> None:
         for name in ("acceptance", "fcr", "feedback", "csat", "complaint", "accuracy"):
             self.window.setdefault(name, Rolling())
@@ -191,25 +202,12 @@ class Projection:
         if at is None:
             return
         self.last_event_at = max(at, self.last_event_at) if self.last_event_at else at
-        handler = self._handlers().get(subject)
+        handler = self.HANDLERS.get(subject)
         if handler is not None:
-            handler(e, at)
+            getattr(self, handler)(e, at)
         self.applied += 1
         if not self.keep_all:
             self._prune(at)
-
-    def _handlers(self) -> dict[str, Any]:
-        return {
-            s.REQUEST_RECEIVED: self._received, s.REQUEST_REJECTED: self._rejected,
-            s.REQUEST_ASSIGNED: self._assigned, s.REQUEST_ACCEPTED: self._accepted,
-            s.REQUEST_RESOLVED: self._resolved, s.REQUEST_REOPENED: self._reopened,
-            s.REQUEST_CLOSED: self._closed, s.REQUEST_TRANSFERRED: self._transferred,
-            s.REQUEST_CORRECTED: self._corrected,
-            s.SLA_BREACHED: self._breached, s.SLA_WARNING: self._warned,
-            s.SURVEY_SENT: self._survey_sent, s.SURVEY_ANSWERED: self._answered, s.SURVEY_EXPIRED: self._expired,
-            s.FOLLOWUP_SCHEDULED: self._followup_scheduled, s.FOLLOWUP_COMPLETED: self._followup_completed,
-            s.REQUEST_MESSAGE: self._message, s.MESSAGE_IGNORED: self._ignored, s.REQUEST_REPLIED: self._replied,
-        }
 
     def _dept(self, value: Any) -> str:
         return bounded(value, self.departments, "other")

@@ -269,3 +269,11 @@ def test_corrections_are_counted_and_take_the_request_out_of_processing_accuracy
     assert dict(p.corrections) == {("category", "business"): 2, ("priority", "business"): 1,
                                    ("department", "business"): 1}
     assert p.open_requests()[("business", "important")] == 0  # resolved: not open
+
+
+def test_every_subject_the_projection_applies_names_one_of_its_methods() -> None:
+    # the table is names, looked up per event: a misspelt name would drop that event's indicators
+    for subject, name in Projection.HANDLERS.items():
+        assert subject.startswith("kefu.events.")
+        assert callable(getattr(Projection, name, None)), (subject, name)
+    assert set(Projection.HANDLERS) >= {s.REQUEST_RECEIVED, s.REQUEST_ASSIGNED, s.REQUEST_RESOLVED, s.SURVEY_ANSWERED}
