@@ -4,7 +4,6 @@ again (GET /v1/requests, from the lookup index the replay keeps)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -26,6 +25,7 @@ from shared.runtime import Runtime
 
 from .domain.indicators import Projection
 from .domain.reports import Drilldown, drilldown, month_bounds, report, to_csv, week_bounds
+from .handlers import decode_event
 from .lookup import CursorError, LookupIndex, Scope
 from .lookup import Query as Lookup
 
@@ -52,10 +52,8 @@ async def period_projection(runtime: Runtime, departments: tuple[str, ...], sinc
         entries = await reader.batch(start_time=since)
         while entries:
             for entry in entries:
-                try:
-                    projection.apply(entry.subject, json.loads(entry.data))
-                except ValueError:
-                    continue
+                if (event := decode_event(entry.data)) is not None:  # else skipped, as the replay does
+                    projection.apply(entry.subject, event)
             if entries[-1].seq >= last:
                 break
             entries = await reader.batch(seq=entries[-1].seq + 1)

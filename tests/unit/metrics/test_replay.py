@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 from services.metrics.domain.indicators import Projection
-from services.metrics.handlers import Replay
+from services.metrics.handlers import Replay, decode_event
 from shared.contract import subjects as s
 from shared.nats.logreader import LogEntry
 
@@ -19,3 +19,9 @@ def test_an_event_that_is_not_a_json_object_is_skipped_and_the_replay_goes_on() 
     assert applied == [None, None, None, None, received]
     assert replay.seq == 5
     assert replay.projection.received["sms"] == 1
+
+
+def test_decode_event_takes_json_objects_only() -> None:
+    assert decode_event(b'{"a": 1}') == {"a": 1}
+    for data in (b"", b"{", b"\xff", b"[]", b"null", b"3", b'"x"'):
+        assert decode_event(data) is None, data
