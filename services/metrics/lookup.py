@@ -26,12 +26,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from shared.config import ConfigError
 from shared.contacts import normalise_email, normalise_phone
 from shared.contract import subjects as s
 from shared.contract.conversation import short_ref
 from shared.privacy import contact_key
 
 MAX_TEXT = 20000  # characters of a request's words indexed
+DEFAULT_CACHE_SIZE = -2000  # SQLite's default page cache: 2,000 KiB, what the temporary index keeps in memory
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 _WORD = re.compile(r"[0-9a-z_\u00c0-\u024f]+")
 STATE_OF = {s.REQUEST_ACCEPTED: "accepted", s.REQUEST_RESOLVED: "resolved", s.REQUEST_CLOSED: "closed",
@@ -111,11 +113,23 @@ class CursorError(ValueError):
 class LookupIndex:
     def __init__(self, path: str = "", *, region: str = "CN") -> None:
         """`path`: a file kept across restarts; "" SQLite's private temporary file, deleted when
-        closed; ":memory:" all in memory (it grows with the log)."""
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.execute("pragma journal_mode=wal")
-        self.db.execute("pragma synchronous=normal")
-        self.db.executescript(SCHEMA)
+        closed; ":memory:" all in memory (it grows with the log). A file SQLite cannot open or
+        write is a ConfigError, at start rather than in the middle of the replay."""
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            if path == "":
+                # SQLite opens its temporary file when the page cache first spills: with a one-page
+                # cache the schema spills, so an unwritable temp directory shows now
+                self.db.execute("pragma cache_size=1")
+            self.db.execute("pragma journal_mode=wal")
+            self.db.execute("pragma synchronous=normal")
+            self.db.executescript(SCHEMA)
+            if path == "":
+                self.db.execute(f"pragma cache_size={DEFAULT_CACHE_SIZE}")
+        except sqlite3.OperationalError as exc:
+            where = "SQLite's temporary directory (SQLITE_TMPDIR, TMPDIR, /var/tmp, /tmp)" if path == "" else path
+            raise ConfigError(f"KEFU_METRICS_INDEX_PATH: the lookup index cannot be kept in {where}: {exc}; "
+                              "name a file on a writable volume, or ':memory:'") from None
         self.region = region
 
     def close(self) -> None:

@@ -4,7 +4,9 @@ the lookup index (tests of its SQL on a real SQLite)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from services.routing.domain import lifecycle as lc
 from services.routing.domain.messages import Templates
 from services.routing.domain.route import route_request
 from services.routing.domain.rules import RoutingConfig
-from shared.config import load_yaml_model
+from shared.config import ConfigError, load_yaml_model
 from shared.contract import subjects as s
 from shared.contract.conversation import RequestMessage, request_named, short_ref
 from shared.contract.enums import Channel, Language
@@ -194,11 +196,30 @@ def test_the_index_resumes_from_its_position_and_ignores_what_it_applied(tmp_pat
     assert [r["request_id"] for r in again.find(Query(customer_id="c-1"), ALL)[0]] == [rid(2), rid(1)]
 
 
-def test_the_default_index_lives_in_a_temporary_file_not_in_memory() -> None:
+def open_files() -> set[str]:
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the listing's own descriptor is gone by now
+            found.add(os.readlink(f"/proc/self/fd/{fd}"))
+    return found
+
+
+def test_the_default_index_lives_in_a_temporary_file_opened_at_start() -> None:
     # SQLite's private temporary database (path ""): only its page cache is in memory, so metrics'
     # memory does not grow with the log (make soak); ":memory:" journals in memory, a file does not
-    assert LookupIndex().db.execute("pragma journal_mode").fetchone()[0] != "memory"
+    before = open_files()
+    index = LookupIndex()
+    assert index.db.execute("pragma journal_mode").fetchone()[0] != "memory"
     assert LookupIndex(":memory:").db.execute("pragma journal_mode").fetchone()[0] == "memory"
+    # its file is open (and already unlinked) once the index is made: an unwritable temp directory
+    # fails the start, not the replay later
+    assert any(f.endswith("(deleted)") for f in open_files() - before)
+    assert index.db.execute("pragma cache_size").fetchone()[0] == -2000  # SQLite's default again
+
+
+def test_an_index_file_that_cannot_be_opened_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"KEFU_METRICS_INDEX_PATH.*missing/index\.sqlite"):
+        LookupIndex(str(tmp_path / "missing" / "index.sqlite"))
 
 
 def wechat_request(config: RoutingConfig, *, reachable: list[str]):
