@@ -126,7 +126,7 @@ class LookupIndex:
             self.db.executescript(SCHEMA)
             if path == "":
                 self.db.execute(f"pragma cache_size={DEFAULT_CACHE_SIZE}")
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:  # cannot open or write it, or not a database
             where = "SQLite's temporary directory (SQLITE_TMPDIR, TMPDIR, /var/tmp, /tmp)" if path == "" else path
             raise ConfigError(f"KEFU_METRICS_INDEX_PATH: the lookup index cannot be kept in {where}: {exc}; "
                               "name a file on a writable volume, or ':memory:'") from None
