@@ -33,7 +33,6 @@ from shared.contract.conversation import short_ref
 from shared.privacy import contact_key
 
 MAX_TEXT = 20000  # characters of a request's words indexed
-DEFAULT_CACHE_SIZE = -2000  # SQLite's default page cache: 2,000 KiB, what the temporary index keeps in memory
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 _WORD = re.compile(r"[0-9a-z_\u00c0-\u024f]+")
 STATE_OF = {s.REQUEST_ACCEPTED: "accepted", s.REQUEST_RESOLVED: "resolved", s.REQUEST_CLOSED: "closed",
@@ -117,6 +116,7 @@ class LookupIndex:
         write is a ConfigError, at start rather than in the middle of the replay."""
         try:
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            cache_size = self.db.execute("pragma cache_size").fetchone()[0]  # SQLite's default, ~2 MB
             if path == "":
                 # SQLite opens its temporary file when the page cache first spills: with a one-page
                 # cache the schema spills, so an unwritable temp directory shows now
@@ -125,7 +125,7 @@ class LookupIndex:
             self.db.execute("pragma synchronous=normal")
             self.db.executescript(SCHEMA)
             if path == "":
-                self.db.execute(f"pragma cache_size={DEFAULT_CACHE_SIZE}")
+                self.db.execute(f"pragma cache_size={int(cache_size)}")
         except sqlite3.DatabaseError as exc:  # cannot open or write it, or not a database
             where = "SQLite's temporary directory (SQLITE_TMPDIR, TMPDIR, /var/tmp, /tmp)" if path == "" else path
             raise ConfigError(f"KEFU_METRICS_INDEX_PATH: the lookup index cannot be kept in {where}: {exc}; "

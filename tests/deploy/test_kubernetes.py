@@ -67,7 +67,7 @@ def test_deployments_are_hardened_probed_and_drain_gracefully(overlay: str) -> N
         spread = {c["topologyKey"] for c in pod["topologySpreadConstraints"]}
         assert spread == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
         assert "KEFU_CONFIG_DIR" not in env  # the image's packaged configuration
-        if name == "metrics":  # its lookup index on the pod's disk: in memory it grows with the log
+        if name == "metrics":  # its lookup index in a file on the pod's disk, kept across container restarts
             index = Path(env["KEFU_METRICS_INDEX_PATH"]["value"])
             mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
             volume = next(v for v in pod["volumes"] if v["name"] == mounts[str(index.parent)])
