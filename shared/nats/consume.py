@@ -63,9 +63,9 @@ def durable_subscriber(router: Any, consuming: Consuming, *, subject: str | list
     FastStream makes the consumer, fetches, runs a fetched batch in a task group, stops gracefully
     and documents the subscription (AsyncAPI); each message then takes kefu's path (`consume_path`),
     not FastStream's: FastStream's per-message machinery (context scopes, middleware objects, its
-    parser and decoder, log context) cost 0.19-0.20 ms of a request's CPU in the pipeline, kefu's
-    path 0.05-0.08 (docs/performance.md, "the consumer path"). The body is decoded once, as the
-    handler's parameter asks (`decoder_for`)."""
+    parser and decoder, log context) cost several times what kefu's path costs (docs/performance.md,
+    "Platform, second pass"). The body is decoded once, as the handler's parameter asks
+    (`decoder_for`)."""
     from faststream import AckPolicy
     from faststream.nats import ConsumerConfig, JStream, PullSub
 
