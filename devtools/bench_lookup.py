@@ -1,6 +1,6 @@
 """The lookup index at scale (docs/performance.md, "Lookup"): builds an index of N requests from
 synthetic events (received, assigned, one state change each, a follow-up for every fifth) through
-the same `apply_batch` routing follows the event log with, then times the queries GET /v1/requests
+the same `apply_batch` metrics follows the event log with, then times the queries GET /v1/requests
 makes. `python -m devtools.bench_lookup [N] [path]` (default 1,000,000 on disk in a temp dir)."""
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def main() -> None:
         chunk.append((seq, subject, data))
         if subject == s.REQUEST_RECEIVED and rng.random() < 0.001:
             phones.append(phone)
-        if len(chunk) == 500:  # routing's batch size when it follows the log
+        if len(chunk) == 500:  # metrics' batch size when it follows the log (handlers.BATCH)
             index.apply_batch(chunk)
             count += len(chunk)
             chunk = []

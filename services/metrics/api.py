@@ -23,9 +23,8 @@ from shared.http.security import Staff, Supervisor, audit
 from shared.nats.logreader import LogReader
 from shared.runtime import Runtime
 
-from .domain.indicators import Projection
+from .domain.indicators import Projection, decode_event
 from .domain.reports import Drilldown, drilldown, month_bounds, report, to_csv, week_bounds
-from .handlers import decode_event
 from .lookup import CursorError, LookupIndex, Scope
 from .lookup import Query as Lookup
 

@@ -8,29 +8,19 @@ import asyncio
 import logging
 
 import nats.errors
-import pydantic_core
 
 from shared.contract import subjects as s
 from shared.nats.logreader import LogEntry, LogReader
 from shared.nats.publish import audit_of
 from shared.runtime import Runtime
 
-from .domain.indicators import Projection
+from .domain.indicators import Projection, decode_event
 from .lookup import LookupIndex
 
 log = logging.getLogger("kefu.metrics")
 
 # What metrics publishes: only the audit record of each search of requests (GET /v1/requests).
 PUBLISHES = [audit_of("request.search", "a search of requests: the ids found (metrics)")]
-
-
-def decode_event(data: bytes) -> dict | None:
-    """An event of the log as a JSON object, or None (not JSON, not UTF-8, or not an object)."""
-    try:
-        event = pydantic_core.from_json(data)  # json.loads' result, faster (docs/performance.md)
-    except ValueError:
-        return None
-    return event if isinstance(event, dict) else None
 
 
 class Replay:

@@ -19,7 +19,6 @@ Words (`q`): lower-cased Latin words, and Chinese text as overlapping two-charac
 from __future__ import annotations
 
 import base64
-import json
 import re
 import sqlite3
 from collections.abc import Iterable
@@ -31,6 +30,8 @@ from shared.contacts import normalise_email, normalise_phone
 from shared.contract import subjects as s
 from shared.contract.conversation import short_ref
 from shared.privacy import contact_key
+
+from .domain.indicators import decode_event
 
 MAX_TEXT = 20000  # characters of a request's words indexed
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
@@ -159,12 +160,7 @@ class LookupIndex:
                 if seq <= last:
                     continue
                 if subject in SUBJECTS:
-                    event = data
-                    if isinstance(data, bytes):
-                        try:
-                            event = json.loads(data)
-                        except ValueError:
-                            event = None
+                    event = decode_event(data) if isinstance(data, bytes) else data
                     if isinstance(event, dict) and isinstance(event.get("request_id"), str):
                         self._apply(cur, subject, event)
                 last = seq

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
+import pydantic_core
+
 from shared.contract import subjects as s
 from shared.contract.enums import Category, Channel, Priority
 
@@ -37,6 +39,15 @@ SLAS = ("first_response", "next_response", "resolution")
 CHANNELS = tuple(c.value for c in Channel)
 PRIORITIES = tuple(p.value for p in Priority)
 CATEGORIES = tuple(c.value for c in Category)
+
+
+def decode_event(data: bytes) -> dict | None:
+    """An event of the log as a JSON object, or None (not JSON, not UTF-8, or not an object)."""
+    try:
+        event = pydantic_core.from_json(data)  # json.loads' result, faster (docs/performance.md)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None
 
 
 def bounded(value: Any, allowed: tuple[str, ...] | set[str], other: str) -> str:

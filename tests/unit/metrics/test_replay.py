@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import json
 
-from services.metrics.domain.indicators import Projection
-from services.metrics.handlers import Replay, decode_event
+from services.metrics.domain.indicators import Projection, decode_event
+from services.metrics.handlers import Replay
 from shared.contract import subjects as s
 from shared.nats.logreader import LogEntry
 
