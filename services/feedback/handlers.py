@@ -14,7 +14,7 @@ from shared.nats.publish import Publishes, audit_of, to_customers
 from shared.nats.timers import fire_filter
 from shared.runtime import Late, Runtime
 
-from .domain.survey import FEEDBACK_TIMER
+from .domain.survey import FeedbackTimer
 from .service import TIMER_SERVICE, Feedback
 
 # What feedback publishes to kefu's contract streams (its AsyncAPI publish side).
@@ -54,7 +54,7 @@ def build_router(runtime: Runtime, feedback: Late[Feedback], *, batch_size: int)
 
     @durable(fire_filter(TIMER_SERVICE), s.timers_stream(TIMER_SERVICE), s.CONSUMER_FEEDBACK_TIMERS,
              "Delayed invitations, reminders, expiry, revisits and the monthly sample.")
-    async def on_timer(body: dict[str, Any]) -> None:
-        await feedback().on_timer(FEEDBACK_TIMER.validate_python(body))
+    async def on_timer(timer: FeedbackTimer) -> None:
+        await feedback().on_timer(timer)
 
     return router

@@ -38,6 +38,7 @@ from .domain.rules import FeedbackConfig
 from .domain.survey import (
     AnswerRefused,
     FeedbackTimer,
+    MonthlyTimer,
     RequestView,
     RevisitTimer,
     Survey,
@@ -134,7 +135,7 @@ class Feedback:
         delay = self.config.duration(cfg.invite_delay)
         if delay.total_seconds() > 0:
             await timers.schedule(self.publisher, service=TIMER_SERVICE, key=survey_id, name="invite",
-                                  at=sent_at + delay, body={"timer": "invite", "survey_id": survey_id})
+                                  at=sent_at + delay, body=SurveyTimer(timer="invite", survey_id=survey_id))
         else:
             await self.invite(survey_id)
 
@@ -166,10 +167,10 @@ class Feedback:
                         msg_id=f"sent:{survey_id}"),
         ])
         await timers.schedule(self.publisher, service=TIMER_SERVICE, key=survey_id, name="expire",
-                              at=survey.expires_at, body={"timer": "expire", "survey_id": survey_id})
+                              at=survey.expires_at, body=SurveyTimer(timer="expire", survey_id=survey_id))
         if survey.reminder_at is not None:
             await timers.schedule(self.publisher, service=TIMER_SERVICE, key=survey_id, name="reminder",
-                                  at=survey.reminder_at, body={"timer": "reminder", "survey_id": survey_id})
+                                  at=survey.reminder_at, body=SurveyTimer(timer="reminder", survey_id=survey_id))
         self.metrics.surveys.labels(view.channel.value).inc()
 
     # -- answers ---------------------------------------------------------------------------------
@@ -273,7 +274,7 @@ class Feedback:
             followup_id=followup.followup_id, request_id=view.request_id, due=due, occurred_at=resolved_at),
             msg_id=f"followup:{followup.followup_id}")])
         await timers.schedule(self.publisher, service=TIMER_SERVICE, key=followup.followup_id, name="revisit",
-                              at=due, body={"timer": "revisit", "followup_id": followup.followup_id})
+                              at=due, body=RevisitTimer(followup_id=followup.followup_id))
 
     async def _revisit_task(self, followup_id: str) -> None:
         found = await self.store.followups.get(followup_id)
@@ -330,4 +331,4 @@ class Feedback:
     async def start_monthly_schedule(self) -> None:
         await timers.schedule_cron(self.publisher, service=TIMER_SERVICE, key="monthly", name="sample",
                                    cron=self.config.monthly_sample.cron, timezone=self.hours.timezone,
-                                   body={"timer": "monthly"})
+                                   body=MonthlyTimer())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from faststream.nats import NatsRouter
 
 from shared.contract import conversation as cv
@@ -16,7 +14,7 @@ from shared.nats.timers import fire_filter
 from shared.runtime import Late, Runtime
 
 from .domain import lifecycle as lc
-from .domain.lifecycle import timer_of
+from .domain.lifecycle import RoutingTimer
 from .service import TIMER_SERVICE, Routing
 
 # What routing publishes to kefu's contract streams (its AsyncAPI publish side).
@@ -60,8 +58,8 @@ def build_router(runtime: Runtime, routing: Late[Routing], *, batch_size: int, w
                         durable=s.CONSUMER_ROUTING_TIMERS, batch_size=batch_size,
                         description="SLA warnings and breaches, and offers not accepted in time "
                         "(server-side schedules).")
-    async def on_timer(body: dict[str, Any]) -> None:
-        await routing().on_timer(timer_of(body))
+    async def on_timer(timer: RoutingTimer) -> None:
+        await routing().on_timer(timer)
 
     @durable_subscriber(router, runtime.consuming, subject=s.REQUEST_REOPENED, stream=s.STREAM_EVENTS,
                         durable=s.CONSUMER_ROUTING_REOPENED, batch_size=batch_size,

@@ -223,12 +223,12 @@ class Routing:
         if stored is None or stored.marked:
             await self.store.unmark_outbox(request_id, record.version)
 
-    async def _sync_timers(self, record: RequestRecord, desired: dict[str, tuple[datetime, dict]]) -> None:
+    async def _sync_timers(self, record: RequestRecord, desired: dict[str, tuple[datetime, OfferTimer | SlaTimer]]) -> None:
         request_id = record.request_id
-        for name, (at, payload) in desired.items():
+        for name, (at, timer) in desired.items():
             if record.timers.get(name) != at.isoformat():
                 await timers.schedule(self.publisher, service=TIMER_SERVICE, key=request_id, name=name, at=at,
-                                      body={"request_id": request_id, "timer": name, **payload})
+                                      body=timer)
         for name in set(record.timers) - set(desired):
             await timers.cancel(self.publisher, service=TIMER_SERVICE, key=request_id, name=name)
 

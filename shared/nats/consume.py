@@ -157,13 +157,17 @@ async def _settle(msg: Msg, exc: Exception, consuming: Consuming, series: Any) -
 
 def decoder_for(handler: Callable[..., Any]) -> Callable[[bytes], Any]:
     """The handler's one parameter made from the body: a pydantic model is validated straight from
-    the JSON bytes (`model_validate_json`, one pass), `bytes` is the body as it came, anything else
-    is parsed JSON. A body that does not decode raises, and the consume path dead-letters it."""
+    the JSON bytes (`model_validate_json`, one pass), as is any other typed parameter (a union of
+    models with its discriminator, through pydantic's `TypeAdapter`); `bytes` is the body as it came;
+    a dict, or no annotation, is parsed JSON. A body that does not decode raises, and the consume
+    path dead-letters it."""
     import inspect
     import typing
 
+    from pydantic import TypeAdapter
+
     params = list(inspect.signature(handler).parameters)
-    kind = typing.get_type_hints(handler).get(params[0]) if params else bytes
+    kind = typing.get_type_hints(handler, include_extras=True).get(params[0], Any) if params else bytes
     if isinstance(kind, type) and issubclass(kind, BaseModel):
         return kind.model_validate_json
 
@@ -178,7 +182,11 @@ def decoder_for(handler: Callable[..., Any]) -> Callable[[bytes], Any]:
 
     if kind is bytes:
         return as_bytes
-    return as_object if kind is dict or typing.get_origin(kind) is dict else json.loads
+    if kind is dict or typing.get_origin(kind) is dict:
+        return as_object
+    if kind is Any:
+        return json.loads
+    return TypeAdapter(kind).validate_json
 
 
 def durable_consumers(broker: NatsBroker) -> list[tuple[str, str]]:

@@ -10,8 +10,8 @@ timer; `cancel` removes it. Handlers must check that a fired timer still applies
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
+from pydantic import BaseModel
 from pydantic_core import to_json
 
 from ..contract import subjects as s
@@ -28,7 +28,7 @@ def _subjects(service: str, key: str, name: str) -> tuple[str, str]:
 
 
 async def _publish_schedule(publisher: Publisher, *, service: str, key: str, name: str, spec: str,
-                            body: dict[str, Any], **headers: str) -> None:
+                            body: BaseModel, **headers: str) -> None:
     schedule_subject, fire_subject = _subjects(service, key, name)
     await publisher.raw(
         schedule_subject,
@@ -40,7 +40,8 @@ async def _publish_schedule(publisher: Publisher, *, service: str, key: str, nam
 
 
 async def schedule(publisher: Publisher, *, service: str, key: str, name: str, at: datetime,
-                   body: dict[str, Any]) -> None:
+                   body: BaseModel) -> None:
+    """`body`: what the timer carries, as the model its handler is given when it fires."""
     when = at.astimezone(UTC).isoformat().replace("+00:00", "Z")
     await _publish_schedule(publisher, service=service, key=key, name=name, spec=f"@at {when}", body=body)
 
@@ -54,7 +55,7 @@ def fired_subject(service: str, key: str, name: str) -> str:
 
 
 async def schedule_cron(publisher: Publisher, *, service: str, key: str, name: str, cron: str, timezone: str,
-                        body: dict[str, Any]) -> None:
+                        body: BaseModel) -> None:
     """A repeating timer (6-field cron: sec min hour day month weekday) in a time zone."""
     await _publish_schedule(publisher, service=service, key=key, name=name, spec=cron, body=body,
                             **{"Nats-Schedule-Time-Zone": timezone})

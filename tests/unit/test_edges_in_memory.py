@@ -12,17 +12,19 @@ from typing import Any
 
 import pytest
 from faststream.nats import TestNatsBroker
+from pydantic import ValidationError
 
 from devtools.payloads import payload
-from services.feedback.domain.survey import RevisitTimer, SurveyTimer
+from services.feedback.domain.survey import FeedbackTimer, MonthlyTimer, RevisitTimer, SurveyTimer
 from services.feedback.handlers import build_router as feedback_router
 from services.intake.domain.contacts import mask_id_numbers
 from services.intake.handlers import build_router as intake_router
-from services.routing.domain.lifecycle import OfferTimer, SlaTimer
+from services.routing.domain.lifecycle import OfferTimer, RoutingTimer, SlaTimer
 from services.routing.handlers import build_router as routing_router
 from shared.contract import subjects as s
 from shared.contract.enums import Channel
 from shared.contract.models import RequestReceived, RequestReopened, SurveyReplied
+from shared.nats.consume import decoder_for
 from shared.runtime import Late, make_runtime
 from shared.settings import KefuSettings
 from tests.unit.intake.test_id_masking import VALID
@@ -108,6 +110,32 @@ async def test_feedback_gets_resolutions_answers_and_typed_timers() -> None:
     assert feedback.calls[1][1].rating == 2
     assert feedback.calls[2][1] == SurveyTimer(timer="reminder", survey_id="sv1")
     assert feedback.calls[3][1] == RevisitTimer(timer="revisit", followup_id="f1")
+
+
+def test_a_handler_asking_for_a_union_of_models_gets_the_one_its_discriminator_names() -> None:
+    """Timers are typed end to end: a handler's parameter may be a discriminated union of models
+    (routing's and feedback's timers), decoded in one pass; a body that fits none is refused."""
+    async def on_routing_timer(timer: RoutingTimer) -> None: ...
+    async def on_feedback_timer(timer: FeedbackTimer) -> None: ...
+
+    routing, feedback = decoder_for(on_routing_timer), decoder_for(on_feedback_timer)
+    assert routing(b'{"timer": "offer", "request_id": "r1", "agent_id": "a1", "offer": 2}') == OfferTimer(
+        request_id="r1", agent_id="a1", offer=2)
+    sla = routing(b'{"timer": "resolution.breach", "request_id": "r1", "deadline": "resolution", "kind": "breach", '
+                  b'"due": "2026-12-07T09:00:00+00:00"}')
+    assert isinstance(sla, SlaTimer) and sla.kind == "breach"
+    assert feedback(b'{"timer": "revisit", "followup_id": "f1"}') == RevisitTimer(followup_id="f1")
+    assert feedback(b'{"timer": "expire", "survey_id": "sv1"}') == SurveyTimer(timer="expire", survey_id="sv1")
+    assert feedback(b'{"timer": "monthly"}') == MonthlyTimer()
+    for refused in (b'{"timer": "resolution.breach", "request_id": "r1", "deadline": "resolution", "kind": "maybe", '
+                    b'"due": "2026-12-07T09:00:00+00:00"}',  # not a kind of moment
+                    b'{"timer": "first_response.breach", "request_id": "r1", "deadline": "resolution", '
+                    b'"kind": "breach", "due": "2026-12-07T09:00:00+00:00"}',  # named for another moment
+                    b'{"timer": "offer", "request_id": "r1"}'):  # an offer timer without its agent
+        with pytest.raises(ValidationError):
+            routing(refused)
+    with pytest.raises(ValidationError):
+        feedback(b'{"timer": "sometime", "survey_id": "sv1"}')
 
 
 async def _sample_received() -> RequestReceived:

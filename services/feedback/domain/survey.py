@@ -7,7 +7,7 @@ import hmac
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field
 
 from shared.contract.enums import Channel, Language, Priority, Tier
 from shared.contract.models import RequestResolved, Timestamp
@@ -177,15 +177,16 @@ class SurveyTimer(BaseModel):
 
 
 class RevisitTimer(BaseModel):
-    timer: Literal["revisit"]
+    """A follow-up's revisit, when it comes due."""
+
+    timer: Literal["revisit"] = "revisit"
     followup_id: str
 
 
 class MonthlyTimer(BaseModel):
     """The monthly sampled survey (a repeating schedule)."""
 
-    timer: Literal["monthly"]
+    timer: Literal["monthly"] = "monthly"
 
 
 FeedbackTimer = Annotated[SurveyTimer | RevisitTimer | MonthlyTimer, Field(discriminator="timer")]
-FEEDBACK_TIMER: TypeAdapter[SurveyTimer | RevisitTimer | MonthlyTimer] = TypeAdapter(FeedbackTimer)

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, Discriminator, Field, Tag, model_validator
 
 from shared.contract import subjects as s
 from shared.contract.conversation import (
@@ -489,25 +489,36 @@ def reopen(record: RequestRecord, ctx: Context, *, reason: str, priority: Priori
 class OfferTimer(BaseModel):
     """An offer not accepted in time (`timers_for` schedules it as `offer`)."""
 
-    timer: Literal["offer"]
+    timer: Literal["offer"] = "offer"
     request_id: str
     agent_id: str
     offer: int
 
 
 class SlaTimer(BaseModel):
-    """A deadline's warning or breach moment (scheduled as `<deadline>.<kind>`)."""
+    """A deadline's warning or breach moment, scheduled as `<deadline>.<kind>`."""
 
-    timer: str
+    timer: str = Field(pattern=rf"^({'|'.join(get_args(DeadlineName))})\.(warning|breach)$")
     request_id: str
     deadline: DeadlineName
     kind: Literal["warning", "breach"]
     due: AwareDatetime
 
+    @model_validator(mode="after")
+    def _named_by_its_moment(self) -> SlaTimer:
+        if self.timer != f"{self.deadline}.{self.kind}":
+            raise ValueError(f"an SLA timer is named <deadline>.<kind>, not {self.timer!r}")
+        return self
 
-def timer_of(body: dict[str, Any]) -> OfferTimer | SlaTimer:
-    """A fired timer's body as its model (ValidationError for one that is neither)."""
-    return OfferTimer.model_validate(body) if body.get("timer") == "offer" else SlaTimer.model_validate(body)
+
+def _timer_tag(value: Any) -> str:
+    timer = value.get("timer") if isinstance(value, dict) else getattr(value, "timer", None)
+    return "offer" if timer == "offer" else "sla"
+
+
+# What a fired routing timer carries: its handler's parameter, decoded to the one model it names
+RoutingTimer = Annotated[Annotated[OfferTimer, Tag("offer")] | Annotated[SlaTimer, Tag("sla")],
+                         Discriminator(_timer_tag)]
 
 
 def sla_timer(record: RequestRecord, ctx: Context, *, deadline: DeadlineName, kind: str, due: datetime) -> RequestRecord:
@@ -537,30 +548,31 @@ def supervisor_subject(department: str) -> str:
     return f"{s.OUTBOUND_PREFIX}.supervisor.{department}"
 
 
-def timers_for(record: RequestRecord, ctx: Context) -> dict[str, tuple[datetime, dict[str, Any]]]:
-    """The timers a record needs now: name -> (fire at, payload). Everything else is cancelled."""
-    timers: dict[str, tuple[datetime, dict[str, Any]]] = {}
+def timers_for(record: RequestRecord, ctx: Context) -> dict[str, tuple[datetime, OfferTimer | SlaTimer]]:
+    """The timers a record needs now: name -> (fire at, what it carries). Everything else is cancelled."""
+    timers: dict[str, tuple[datetime, OfferTimer | SlaTimer]] = {}
     if record.state not in OPEN_STATES:
         return timers
     if record.sla.paused_since is None:
         # only the next SLA moment is scheduled: when it fires, the record changes and the one after
         # it is scheduled then (one schedule per request instead of one per deadline and kind)
-        pending: list[tuple[datetime, str, dict[str, Any]]] = []
+        pending: list[tuple[datetime, str, DeadlineName, Literal["warning", "breach"], datetime]] = []
         for name, d in record.sla.deadlines.items():
             if not d.open:
                 continue
             if not d.warned:
-                pending.append((d.warn_at, f"{name}.warning",
-                                {"deadline": name, "kind": "warning", "due": d.due.isoformat()}))
+                pending.append((d.warn_at, f"{name}.warning", name, "warning", d.due))
             if not d.breached:
-                pending.append((d.due, f"{name}.breach", {"deadline": name, "kind": "breach", "due": d.due.isoformat()}))
+                pending.append((d.due, f"{name}.breach", name, "breach", d.due))
         if pending:
-            at, timer, payload = min(pending, key=lambda p: (p[0], p[1]))
-            timers[timer] = (at, payload)
+            at, timer, deadline, kind, due = min(pending, key=lambda p: (p[0], p[1]))
+            timers[timer] = (at, SlaTimer(timer=timer, request_id=record.request_id, deadline=deadline, kind=kind,
+                                          due=due))
     # offers to agents time out; the offer to a supervisor after the last one does not
-    if record.state == "offered" and record.offered_at is not None and record.offers <= ctx.max_offers:
+    if (record.state == "offered" and record.offered_at is not None and record.agent_id is not None
+            and record.offers <= ctx.max_offers):
         timers["offer"] = (record.offered_at + ctx.offer_timeout,
-                           {"agent_id": record.agent_id, "offer": record.offers})
+                           OfferTimer(request_id=record.request_id, agent_id=record.agent_id, offer=record.offers))
     return timers
 
 
