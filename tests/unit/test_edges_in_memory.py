@@ -17,13 +17,14 @@ from pydantic import ValidationError
 from devtools.payloads import payload
 from services.feedback.domain.survey import FeedbackTimer, MonthlyTimer, RevisitTimer, SurveyTimer
 from services.feedback.handlers import build_router as feedback_router
+from services.gateway.handlers import build_router as gateway_router
 from services.intake.domain.contacts import mask_id_numbers
 from services.intake.handlers import build_router as intake_router
 from services.routing.domain.lifecycle import OfferTimer, RoutingTimer, SlaTimer
 from services.routing.handlers import build_router as routing_router
 from shared.contract import subjects as s
 from shared.contract.enums import Channel
-from shared.contract.models import RequestReceived, RequestReopened, SurveyReplied
+from shared.contract.models import OutboundMessage, RequestReceived, RequestReopened, SurveyReplied
 from shared.nats.consume import decoder_for
 from shared.runtime import Late, make_runtime
 from shared.settings import KefuSettings
@@ -111,6 +112,31 @@ async def test_feedback_gets_resolutions_answers_and_typed_timers() -> None:
     assert feedback.calls[2][1] == SurveyTimer(timer="reminder", survey_id="sv1")
     assert feedback.calls[3][1] == RevisitTimer(timer="revisit", followup_id="f1")
 
+
+async def test_gateway_delivers_each_enabled_platforms_messages_and_takes_no_other_channel() -> None:
+    """The gateway is the adapter of the platforms it is configured for: each one's outbound
+    messages reach that platform's delivery as the model, on the durable an adapter would use;
+    a platform it is not configured for has no consumer at all (its messages wait for their own
+    adapter)."""
+    broker, gateway = edge(gateway_router, "gateway", platforms={"wechat", "sms"})
+    durables = {getattr(sub.config, "durable_name", None) for sub in broker.subscribers}
+    assert durables == {"adapter-wechat", "adapter-sms"}
+
+    def message(channel: Channel, to: dict[str, str]) -> bytes:
+        return OutboundMessage(message_id=f"receipt.req_{channel.value}", request_id=f"req_{channel.value}",
+                               channel=channel, kind="receipt", to=to, language="zh",
+                               text="已收到").model_dump_json().encode()
+
+    async with TestNatsBroker(broker) as br:
+        await br.publish(message(Channel.wechat, {"wechat_openid": "o1"}), s.outbound_subject(Channel.wechat),
+                         stream=s.STREAM_OUTBOUND)
+        await br.publish(message(Channel.sms, {"phone": "+8613900001111"}), s.outbound_subject(Channel.sms),
+                         stream=s.STREAM_OUTBOUND)
+        await br.publish(message(Channel.email, {"email": "a@example.com"}), s.outbound_subject(Channel.email),
+                         stream=s.STREAM_OUTBOUND)
+    assert [(name, msg.request_id) for name, msg in gateway.calls] == [("deliver_wechat", "req_wechat"),
+                                                                       ("deliver_sms", "req_sms")]
+    assert isinstance(gateway.calls[0][1], OutboundMessage) and gateway.calls[0][1].to == {"wechat_openid": "o1"}
 
 def test_a_handler_asking_for_a_union_of_models_gets_the_one_its_discriminator_names() -> None:
     """Timers are typed end to end: a handler's parameter may be a discriminated union of models
