@@ -17,7 +17,7 @@ from faststream import Response
 from faststream.nats import NatsBroker
 from faststream.prometheus.types import ProcessingStatus
 from nats.aio.msg import Msg
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from .settle import DeadLetter, Permanent, RetryPolicy, failure
 from .topology import inbox_prefix
@@ -163,8 +163,6 @@ def decoder_for(handler: Callable[..., Any]) -> Callable[[bytes], Any]:
     path dead-letters it."""
     import inspect
     import typing
-
-    from pydantic import TypeAdapter
 
     params = list(inspect.signature(handler).parameters)
     kind = typing.get_type_hints(handler, include_extras=True).get(params[0], Any) if params else bytes

@@ -25,7 +25,7 @@ from services.routing.handlers import build_router as routing_router
 from shared.contract import subjects as s
 from shared.contract.enums import Channel
 from shared.contract.models import OutboundMessage, RequestReceived, RequestReopened, SurveyReplied
-from shared.nats.consume import decoder_for
+from shared.nats.consume import decoder_for, durable_consumers
 from shared.runtime import Late, make_runtime
 from shared.settings import KefuSettings
 from tests.unit.intake.test_id_masking import VALID
@@ -119,8 +119,7 @@ async def test_gateway_delivers_each_enabled_platforms_messages_and_takes_no_oth
     a platform it is not configured for has no consumer at all (its messages wait for their own
     adapter)."""
     broker, gateway = edge(gateway_router, "gateway", platforms={"wechat", "sms"})
-    durables = {getattr(sub.config, "durable_name", None) for sub in broker.subscribers}
-    assert durables == {"adapter-wechat", "adapter-sms"}
+    assert {durable for _, durable in durable_consumers(broker)} == {"adapter-wechat", "adapter-sms"}
 
     def message(channel: Channel, to: dict[str, str]) -> bytes:
         return OutboundMessage(message_id=f"receipt.req_{channel.value}", request_id=f"req_{channel.value}",
