@@ -83,7 +83,7 @@ def percentile(values: list[float], q: float) -> float:
 
 async def drive(url: str, name: str, mode: str, items: list[tuple[str, bytes, str]], done_subject: str,
                 key_of, rate: float | None, window: int = 512, timeout: float = 120.0) -> Result:
-    nc = await nats.connect(url)
+    nc = await nats.connect(url, name="driver")
     js = nc.jetstream()
     sent_at: dict[str, float] = {}
     latency: dict[str, float] = {}
@@ -170,6 +170,23 @@ def server_messages(server: NatsServer | None) -> tuple[int, int] | None:
     return varz["in_msgs"], varz["out_msgs"]
 
 
+Traffic = dict[str, tuple[int, int, int, int]]  # connection name -> messages in, out, bytes in, out
+
+
+def server_traffic(server: NatsServer | None) -> Traffic | None:
+    """What each client connection has sent nats-server and received from it so far (/connz), summed
+    by connection name (kefu-intake, kefu-routing, ...; two processes of a service are one line)."""
+    if server is None or server.monitor_port is None:
+        return None
+    connz = httpx.get(f"http://127.0.0.1:{server.monitor_port}/connz", params={"limit": 1024}, timeout=5).json()
+    traffic: Traffic = {}
+    for c in connz["connections"]:
+        name = c.get("name") or f"cid-{c['cid']}"
+        was = traffic.get(name, (0, 0, 0, 0))
+        traffic[name] = (was[0] + c["in_msgs"], was[1] + c["out_msgs"], was[2] + c["in_bytes"], was[3] + c["out_bytes"])
+    return traffic
+
+
 class CpuMeter:
     """CPU per request of a set of processes over one run, the messages nats-server received per
     request, and how many of the machine's cores the run kept busy."""
@@ -179,6 +196,7 @@ class CpuMeter:
 
     def __enter__(self) -> CpuMeter:
         self.cpu = {n: cpu_seconds(pid) for n, pid in self.pids.items()}
+        self.traffic = server_traffic(self.server)
         self.messages, self.wall = server_messages(self.server), time.perf_counter()
         return self
 
@@ -186,6 +204,12 @@ class CpuMeter:
         self.seconds = time.perf_counter() - self.wall
         self.used = {n: cpu_seconds(pid) - self.cpu[n] for n, pid in self.pids.items()}
         after = server_messages(self.server)
+        traffic = server_traffic(self.server)
+        self.connections: Traffic = {}
+        if traffic is not None and self.traffic is not None:
+            self.connections = {name: tuple(now - was for now, was in zip(counts, self.traffic.get(name, (0, 0, 0, 0)),
+                                                                           strict=True))  # type: ignore[misc]
+                                for name, counts in traffic.items()}
         self.received = self.sent = None
         if after is not None and self.messages is not None:
             self.received, self.sent = after[0] - self.messages[0], after[1] - self.messages[1]
@@ -195,7 +219,12 @@ class CpuMeter:
         return {"cpu_ms_per_request": per, "cpu_ms_per_request_total": round(sum(self.used.values()) * 1000 / requests, 2),
                 "cores_busy": round(sum(self.used.values()) / self.seconds, 2),
                 "server_messages_per_request": None if self.received is None else round(self.received / requests, 1),
-                "server_messages_out_per_request": None if self.sent is None else round(self.sent / requests, 1)}
+                "server_messages_out_per_request": None if self.sent is None else round(self.sent / requests, 1),
+                # per connection and request: messages in and out, and their bytes (what each process asks of
+                # nats-server: the like-for-like check of kefu's operations against the floor's)
+                "per_connection": {name: {"in": round(c[0] / requests, 2), "out": round(c[1] / requests, 2),
+                                          "in_bytes": round(c[2] / requests), "out_bytes": round(c[3] / requests)}
+                                   for name, c in sorted(self.connections.items()) if c[0] or c[1]}}
 
 
 def rss_kib(pid: int) -> int:
@@ -439,6 +468,9 @@ async def main() -> int:
               ", ".join(f"{n} {v}" for n, v in cost["cpu_ms_per_request"].items()) +  # type: ignore[attr-defined]
               f" = {cost['cpu_ms_per_request_total']} ms; {cost['server_messages_per_request']} messages into "
               f"nats-server, {cost['server_messages_out_per_request']} out; {cost['cores_busy']} cores busy")
+        print("    by connection, per request (messages in / out, bytes in / out): " + "; ".join(
+            f"{n} {c['in']} / {c['out']}, {c['in_bytes']} / {c['out_bytes']} B"
+            for n, c in cost["per_connection"].items()))  # type: ignore[attr-defined]
     if costs and bare_max.throughput_per_s:
         budget = round((os.cpu_count() or 1) * 1000 / bare_max.throughput_per_s, 2)
         print(f"at the bare pipeline's rate, {os.cpu_count()} cores give {budget} ms of CPU per request; "

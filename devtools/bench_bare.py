@@ -54,7 +54,7 @@ async def setup(url: str) -> None:
 
 
 async def worker(url: str, source: str, target: str, batch: int = 32) -> None:
-    nc = await nats.connect(url)
+    nc = await nats.connect(url, name=f"worker-{source}")
     js = nc.jetstream()
     durable = source.replace(".", "_")
     sub = await js.pull_subscribe(source, durable=durable, stream=STREAM,
@@ -127,7 +127,7 @@ async def ops_worker(url: str, role: str, batch: int = 32, *, consumer: str = "b
         await broker.connect()
         nc = broker.connection
     else:
-        nc = await nats.connect(url)
+        nc = await nats.connect(url, name=f"{role}-ops")
     js = nc.jetstream()
     kv = {b: await js.key_value(b) for b in OPS_BUCKETS}
     source, stream = ("benchops.in", "BENCHOPS_IN") if role == "intake" else ("benchops.events.received", "BENCHOPS_EVENTS")
