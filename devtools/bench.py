@@ -7,6 +7,8 @@ bare kefu-ops: two workers making the JetStream operations a kefu request makes 
        writes, the extra publishes), with no business logic (devtools/bench_bare.py)
 kefu-ops, kefu consumer: the same two workers consuming through kefu's `durable_subscriber`
        (FastStream's pull subscriber, kefu's consume path): the consumer path's price in the pipeline
+kefu-ops, kefu platform: that, with every operation made through kefu's platform (AckingJetStream,
+       Publisher, together): the platform's price in the pipeline
 core:  kefu's parse/judge/SLA/record work alone, in this process (devtools/bench_core.py)
 judgement: routing's judgement alone over both labelled sets (tests/data), and what jieba's word
        segmentation would cost beside it
@@ -436,6 +438,8 @@ async def main() -> int:
         await ops_pipeline("ops-worker", "bare kefu-ops", "m", fixed=True)
         # the same operations consumed the way kefu's services consume (durable_subscriber)
         await ops_pipeline("ops-worker-kefu", "kefu-ops, kefu consumer", "k", fixed=False)
+        # and every operation through kefu's platform (AckingJetStream, Publisher, together)
+        await ops_pipeline("ops-worker-platform", "kefu-ops, kefu platform", "p", fixed=False)
     finally:
         if server is not None:
             server.stop()
@@ -482,8 +486,12 @@ async def main() -> int:
     overhead = round(float(costs["kefu"]["cpu_ms_per_request_total"]) - floor, 2)  # type: ignore[arg-type]
     consumer_path = round(float(costs["kefu-ops, kefu consumer"]["cpu_ms_per_request_total"])  # type: ignore[arg-type]
                           - float(costs["bare kefu-ops"]["cpu_ms_per_request_total"]), 2)  # type: ignore[arg-type]
+    platform_path = round(float(costs["kefu-ops, kefu platform"]["cpu_ms_per_request_total"])  # type: ignore[arg-type]
+                     - float(costs["bare kefu-ops"]["cpu_ms_per_request_total"]), 2)  # type: ignore[arg-type]
     print(f"kefu's overhead above that floor: {overhead} ms per request, of which kefu's consumer path (the same "
-          f"operations consumed through durable_subscriber, less through a nats-py loop): {consumer_path} ms")
+          f"operations consumed through durable_subscriber, less through a nats-py loop): {consumer_path} ms; "
+          f"kefu's platform (the consumer path, and the operations made through AckingJetStream, Publisher and "
+          f"together): {platform_path} ms")
     print(f"routing's judgement alone ({len(texts)} labelled requests): {judgement['judge_us']} µs per "
           f"request, of which normalising the text {judgement['normalise_us']} µs"
           + (f"; jieba would add {judgement['jieba_segment_us']} µs to segment it and {judgement['jieba_load_s']} s "
@@ -494,7 +502,7 @@ async def main() -> int:
            "cpu_ms_per_request": costs.get("kefu", {}).get("cpu_ms_per_request", {}), "costs": costs,
            "core_cpu_ms_per_request": core, "judgement_us_per_request": judgement, "routing_alone_per_s": alone,
            "floor_cpu_ms_per_request": floor, "overhead_above_floor_ms": overhead,
-           "consumer_path_ms_per_request": consumer_path,
+           "consumer_path_ms_per_request": consumer_path, "platform_ms_per_request": platform_path,
            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (var / "result.json").write_text(json.dumps(out, indent=2))
     print(f"written {var / 'result.json'}")

@@ -22,6 +22,9 @@ record's outbox cleared); ack.
 
 bare kefu-ops on kefu's consumer: the same two workers, consuming through kefu's own
 `durable_subscriber` (FastStream) instead of a nats-py fetch loop; nothing else differs.
+
+bare kefu-ops on kefu's platform: that, and the operations made through kefu's JetStream context,
+publisher and `together`, as the services make them.
 """
 
 from __future__ import annotations
@@ -112,9 +115,14 @@ async def ops_worker(url: str, role: str, batch: int = 32, *, consumer: str = "b
     """One of the two kefu-ops workers. `consumer="bare"`: a nats-py fetch loop (the floor);
     `consumer="kefu"`: the same operations, consumed the way kefu's services consume, through
     `durable_subscriber` (FastStream's pull subscriber and kefu's consume path, on the broker's
-    connection) -- the difference between the two is the consumer path's price in the pipeline."""
+    connection) -- the difference between the two is the consumer path's price in the pipeline;
+    `consumer="platform"`: that, and every operation through kefu's platform as the services make
+    it (`AckingJetStream` with plain header parsing, `Publisher` with its contract check and
+    counters, `together`) -- the platform's whole price for the floor's operations."""
     broker: Any = None
-    if consumer == "kefu":
+    publisher: Any = None
+    gather: Callable[..., Awaitable[Any]] = asyncio.gather
+    if consumer in ("kefu", "platform"):
         from shared.nats.client import tune_nats_client
         from shared.nats.consume import durable_subscriber
         from shared.runtime import make_runtime, settle_garbage_collector
@@ -129,6 +137,13 @@ async def ops_worker(url: str, role: str, batch: int = 32, *, consumer: str = "b
     else:
         nc = await nats.connect(url, name=f"{role}-ops")
     js = nc.jetstream()
+    if consumer == "platform":
+        from shared.nats.client import AckingJetStream, plain_header_parsing
+        from shared.nats.publish import Contract, Publisher, together
+
+        js = plain_header_parsing(await AckingJetStream.open(nc))
+        publisher = Publisher(js, metrics=runtime.pipeline, contract=Contract([]))
+        gather = together
     kv = {b: await js.key_value(b) for b in OPS_BUCKETS}
     source, stream = ("benchops.in", "BENCHOPS_IN") if role == "intake" else ("benchops.events.received", "BENCHOPS_EVENTS")
 
@@ -139,7 +154,10 @@ async def ops_worker(url: str, role: str, batch: int = 32, *, consumer: str = "b
             pass
 
     async def publish(subject: str, data: bytes, msg_id: str) -> None:
-        await js.publish(subject, data, headers={"Nats-Msg-Id": msg_id})
+        if publisher is not None:
+            await publisher.raw(subject, data, msg_id=msg_id)
+        else:
+            await js.publish(subject, data, headers={"Nats-Msg-Id": msg_id})
 
     async def receipt(key: str, data: bytes) -> None:
         await kv["ops_caps"].create(f"cap-{key}", b"c" * 58)
@@ -148,7 +166,7 @@ async def ops_worker(url: str, role: str, batch: int = 32, *, consumer: str = "b
     async def intake(data: bytes) -> None:
         key = data.split(b" ", 1)[0]
         name = key.decode()
-        await asyncio.gather(missing("ops_sources", name), missing("ops_contacts", name))
+        await gather(missing("ops_sources", name), missing("ops_contacts", name))
         await publish("benchops.events.received", pad(key, 656), f"received:{name}")
         await kv["ops_sources"].put(name, b"s" * 30)
 
@@ -156,7 +174,7 @@ async def ops_worker(url: str, role: str, batch: int = 32, *, consumer: str = "b
         key = data.split(b" ", 1)[0]
         name = key.decode()
         revision = await kv["ops_requests"].create(name, b"r" * 3094)
-        await asyncio.gather(publish("benchops.events.assigned", pad(key, 601), f"assigned:{name}"),
+        await gather(publish("benchops.events.assigned", pad(key, 601), f"assigned:{name}"),
                              receipt(name, pad(key, 430)),
                              kv["ops_waiting"].put(f"q-{name}", b"w" * 272),
                              kv["ops_waiting"].put(f"p-{name}", b"w" * 272),
@@ -205,6 +223,8 @@ def main() -> None:
         run(ops_worker(url, sys.argv[3]))
     elif command == "ops-worker-kefu":  # the same operations through kefu's consumer path
         run(ops_worker(url, sys.argv[3], consumer="kefu"))
+    elif command == "ops-worker-platform":  # and through kefu's publisher and JetStream context
+        run(ops_worker(url, sys.argv[3], consumer="platform"))
     else:
         run(worker(url, sys.argv[3], sys.argv[4]))
 
