@@ -37,6 +37,7 @@ import tempfile
 import time
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -418,7 +419,13 @@ async def main() -> int:
         ops = lambda n, tag: [("benchops.in", f"{tag}{i}".encode(), f"{tag}{i}") for i in range(n)]  # noqa: E731
         key = lambda msg: msg.data.split(b" ", 1)[0].decode()  # noqa: E731
 
-        async def ops_pipeline(command: str, name: str, tag: str, *, fixed: bool) -> None:
+        def ops_native(n: int, tag: str) -> list[tuple[str, bytes, str]]:
+            """The floor's messages carrying the bench's native payloads: `<key> <channel> <payload>`."""
+            return [("benchops.in", f"{tag}{i}".encode() + b" " + subject.rsplit(".", 1)[1].encode() + b" " + raw,
+                     f"{tag}{i}") for i, (subject, raw, _) in enumerate(kefu_items(n, run + tag))]
+
+        async def ops_pipeline(command: str, name: str, tag: str, *, fixed: bool,
+                               make: Callable[[int, str], list[tuple[str, bytes, str]]] = ops) -> None:
             """The two kefu-ops workers (`command`): a fixed-rate run when asked, then the metered max-rate run."""
             subprocess.run([sys.executable, "-m", "devtools.bench_bare", "setup-ops", url], cwd=ROOT, check=True)
             workers = [subprocess.Popen([sys.executable, "-m", "devtools.bench_bare", command, url, role], cwd=ROOT)
@@ -428,7 +435,7 @@ async def main() -> int:
                 results.append(await drive(url, name, "fixed rate", ops(int(rate * seconds), "f"),
                                            "benchops.events.assigned", key, rate))
             pids = {f"{r}-ops": w.pid for r, w in zip(("intake", "routing"), workers, strict=True)} | server_pid | {"driver": os.getpid()}
-            items = ops(burst, tag)
+            items = make(burst, tag)
             with CpuMeter(pids, server) as meter:
                 results.append(await drive(url, name, "max rate", items, "benchops.events.assigned", key, None))
             costs[name] = meter.report(burst)
@@ -440,6 +447,8 @@ async def main() -> int:
         await ops_pipeline("ops-worker-kefu", "kefu-ops, kefu consumer", "k", fixed=False)
         # and every operation through kefu's platform (AckingJetStream, Publisher, together)
         await ops_pipeline("ops-worker-platform", "kefu-ops, kefu platform", "p", fixed=False)
+        # the floor as one program: the same operations with kefu's core run on each message
+        await ops_pipeline("ops-worker-core", "kefu-ops with the core", "c", fixed=False, make=ops_native)
     finally:
         if server is not None:
             server.stop()
@@ -488,6 +497,11 @@ async def main() -> int:
                           - float(costs["bare kefu-ops"]["cpu_ms_per_request_total"]), 2)  # type: ignore[arg-type]
     platform_path = round(float(costs["kefu-ops, kefu platform"]["cpu_ms_per_request_total"])  # type: ignore[arg-type]
                      - float(costs["bare kefu-ops"]["cpu_ms_per_request_total"]), 2)  # type: ignore[arg-type]
+    one_program = costs["kefu-ops with the core"]
+    together = round(float(one_program["cpu_ms_per_request_total"]) - floor, 2)  # type: ignore[arg-type]
+    print(f"the floor as one program (bare kefu-ops with kefu's core run on each message): "
+          f"{one_program['cpu_ms_per_request_total']} ms per request, {together:+} ms against "
+          f"the floor's sum")
     print(f"kefu's overhead above that floor: {overhead} ms per request, of which kefu's consumer path (the same "
           f"operations consumed through durable_subscriber, less through a nats-py loop): {consumer_path} ms; "
           f"kefu's platform (the consumer path, and the operations made through AckingJetStream, Publisher and "
@@ -503,6 +517,8 @@ async def main() -> int:
            "core_cpu_ms_per_request": core, "judgement_us_per_request": judgement, "routing_alone_per_s": alone,
            "floor_cpu_ms_per_request": floor, "overhead_above_floor_ms": overhead,
            "consumer_path_ms_per_request": consumer_path, "platform_ms_per_request": platform_path,
+           "floor_as_one_program_ms_per_request": one_program["cpu_ms_per_request_total"],
+           "floor_as_one_program_over_sum_ms": together,
            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (var / "result.json").write_text(json.dumps(out, indent=2))
     print(f"written {var / 'result.json'}")

@@ -25,6 +25,9 @@ bare kefu-ops on kefu's consumer: the same two workers, consuming through kefu's
 
 bare kefu-ops on kefu's platform: that, and the operations made through kefu's JetStream context,
 publisher and `together`, as the services make them.
+
+bare kefu-ops with kefu's core: the nats-py loop and the same operations, with kefu's core run on
+each message (native payloads in, the core's events and records written).
 """
 
 from __future__ import annotations
@@ -118,7 +121,11 @@ async def ops_worker(url: str, role: str, batch: int = 32, *, consumer: str = "b
     connection) -- the difference between the two is the consumer path's price in the pipeline;
     `consumer="platform"`: that, and every operation through kefu's platform as the services make
     it (`AckingJetStream` with plain header parsing, `Publisher` with its contract check and
-    counters, `together`) -- the platform's whole price for the floor's operations."""
+    counters, `together`) -- the platform's whole price for the floor's operations;
+    `consumer="core"`: the nats-py loop and the floor's operations, with kefu's core run on each
+    message (`bench_core.Core`: the payload a native one, the events and records the core's, so
+    of kefu's sizes) -- the floor as one program, to show whether core and operations cost more
+    together than apart."""
     broker: Any = None
     publisher: Any = None
     gather: Callable[..., Awaitable[Any]] = asyncio.gather
@@ -144,6 +151,11 @@ async def ops_worker(url: str, role: str, batch: int = 32, *, consumer: str = "b
         js = plain_header_parsing(await AckingJetStream.open(nc))
         publisher = Publisher(js, metrics=runtime.pipeline, contract=Contract([]))
         gather = together
+    core: Any = None
+    if consumer == "core":
+        from devtools.bench_core import Core
+
+        core = Core()
     kv = {b: await js.key_value(b) for b in OPS_BUCKETS}
     source, stream = ("benchops.in", "BENCHOPS_IN") if role == "intake" else ("benchops.events.received", "BENCHOPS_EVENTS")
 
@@ -181,7 +193,30 @@ async def ops_worker(url: str, role: str, batch: int = 32, *, consumer: str = "b
                              publish("benchops.timers", pad(key, 172), f"timer:{name}"))
         await kv["ops_requests"].update(name, b"r" * 3094, last=revision)
 
-    work = intake if role == "intake" else routing
+    async def intake_core(data: bytes) -> None:
+        key, channel, raw = data.split(b" ", 2)
+        name = key.decode()
+        received = core.received(channel.decode(), raw)
+        await gather(missing("ops_sources", name), missing("ops_contacts", name))
+        await publish("benchops.events.received", key + b" " + received, f"received:{name}")
+        await kv["ops_sources"].put(name, b"s" * 30)
+
+    async def routing_core(data: bytes) -> None:
+        key, received = data.split(b" ", 1)
+        name = key.decode()
+        created, cleared, events = core.routed(received)
+        revision = await kv["ops_requests"].create(name, created)
+        await gather(publish("benchops.events.assigned", key + b" " + events[0], f"assigned:{name}"),
+                     receipt(name, events[-1]),
+                     kv["ops_waiting"].put(f"q-{name}", b"w" * 272),
+                     kv["ops_waiting"].put(f"p-{name}", b"w" * 272),
+                     publish("benchops.timers", pad(key, 172), f"timer:{name}"))
+        await kv["ops_requests"].update(name, cleared, last=revision)
+
+    if core is not None:
+        work = intake_core if role == "intake" else routing_core
+    else:
+        work = intake if role == "intake" else routing
 
     if broker is not None:
         @durable_subscriber(broker, runtime.consuming, subject=source, stream=stream, durable=f"ops-{role}",
@@ -225,6 +260,8 @@ def main() -> None:
         run(ops_worker(url, sys.argv[3], consumer="kefu"))
     elif command == "ops-worker-platform":  # and through kefu's publisher and JetStream context
         run(ops_worker(url, sys.argv[3], consumer="platform"))
+    elif command == "ops-worker-core":  # the floor as one program: kefu's core between the operations
+        run(ops_worker(url, sys.argv[3], consumer="core"))
     else:
         run(worker(url, sys.argv[3], sys.argv[4]))
 
