@@ -154,8 +154,10 @@ async def ops_worker(url: str, role: str, batch: int = 32, *, consumer: str = "b
     core: Any = None
     if consumer == "core":
         from devtools.bench_core import Core
+        from shared.runtime import settle_garbage_collector
 
         core = Core()
+        settle_garbage_collector()  # the collector as kefu's services have it: the best case for one program
     kv = {b: await js.key_value(b) for b in OPS_BUCKETS}
     source, stream = ("benchops.in", "BENCHOPS_IN") if role == "intake" else ("benchops.events.received", "BENCHOPS_EVENTS")
 
