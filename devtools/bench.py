@@ -9,6 +9,8 @@ kefu-ops, kefu consumer: the same two workers consuming through kefu's `durable_
        (FastStream's pull subscriber, kefu's consume path): the consumer path's price in the pipeline
 kefu-ops, kefu platform: that, with every operation made through kefu's platform (AckingJetStream,
        Publisher, together): the platform's price in the pipeline
+kefu-ops with the core: the bare workers running kefu's core on each message (native payloads in,
+       the core's records and events written): the floor as one program, against the floor's sum
 core:  kefu's parse/judge/SLA/record work alone, in this process (devtools/bench_core.py)
 judgement: routing's judgement alone over both labelled sets (tests/data), and what jieba's word
        segmentation would cost beside it

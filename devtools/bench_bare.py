@@ -177,43 +177,38 @@ async def ops_worker(url: str, role: str, batch: int = 32, *, consumer: str = "b
         await kv["ops_caps"].create(f"cap-{key}", b"c" * 58)
         await publish("benchops.outbound", data, f"outbound:{key}")
 
-    async def intake(data: bytes) -> None:
-        key = data.split(b" ", 1)[0]
+    async def intake_ops(key: bytes, received: bytes) -> None:
         name = key.decode()
         await gather(missing("ops_sources", name), missing("ops_contacts", name))
-        await publish("benchops.events.received", pad(key, 656), f"received:{name}")
+        await publish("benchops.events.received", received, f"received:{name}")
         await kv["ops_sources"].put(name, b"s" * 30)
 
-    async def routing(data: bytes) -> None:
-        key = data.split(b" ", 1)[0]
+    async def routing_ops(key: bytes, created: bytes, cleared: bytes, assigned: bytes, receipt_body: bytes) -> None:
         name = key.decode()
-        revision = await kv["ops_requests"].create(name, b"r" * 3094)
-        await gather(publish("benchops.events.assigned", pad(key, 601), f"assigned:{name}"),
-                             receipt(name, pad(key, 430)),
-                             kv["ops_waiting"].put(f"q-{name}", b"w" * 272),
-                             kv["ops_waiting"].put(f"p-{name}", b"w" * 272),
-                             publish("benchops.timers", pad(key, 172), f"timer:{name}"))
-        await kv["ops_requests"].update(name, b"r" * 3094, last=revision)
-
-    async def intake_core(data: bytes) -> None:
-        key, channel, raw = data.split(b" ", 2)
-        name = key.decode()
-        received = core.received(channel.decode(), raw)
-        await gather(missing("ops_sources", name), missing("ops_contacts", name))
-        await publish("benchops.events.received", key + b" " + received, f"received:{name}")
-        await kv["ops_sources"].put(name, b"s" * 30)
-
-    async def routing_core(data: bytes) -> None:
-        key, received = data.split(b" ", 1)
-        name = key.decode()
-        created, cleared, events = core.routed(received)
         revision = await kv["ops_requests"].create(name, created)
-        await gather(publish("benchops.events.assigned", key + b" " + events[0], f"assigned:{name}"),
-                     receipt(name, events[-1]),
+        await gather(publish("benchops.events.assigned", assigned, f"assigned:{name}"),
+                     receipt(name, receipt_body),
                      kv["ops_waiting"].put(f"q-{name}", b"w" * 272),
                      kv["ops_waiting"].put(f"p-{name}", b"w" * 272),
                      publish("benchops.timers", pad(key, 172), f"timer:{name}"))
         await kv["ops_requests"].update(name, cleared, last=revision)
+
+    async def intake(data: bytes) -> None:
+        key = data.split(b" ", 1)[0]
+        await intake_ops(key, pad(key, 656))
+
+    async def routing(data: bytes) -> None:
+        key = data.split(b" ", 1)[0]
+        await routing_ops(key, b"r" * 3094, b"r" * 3094, pad(key, 601), pad(key, 430))
+
+    async def intake_core(data: bytes) -> None:  # the native payload parsed, before the reads, as kefu does
+        key, channel, raw = data.split(b" ", 2)
+        await intake_ops(key, key + b" " + core.received(channel.decode(), raw))
+
+    async def routing_core(data: bytes) -> None:
+        key, received = data.split(b" ", 1)
+        created, cleared, events = core.routed(received)
+        await routing_ops(key, created, cleared, key + b" " + events[0], events[-1])
 
     if core is not None:
         work = intake_core if role == "intake" else routing_core
