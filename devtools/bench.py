@@ -476,7 +476,7 @@ async def main() -> int:
                        for role in ("intake", "routing")]
             await ops_ready(url)
             if fixed:
-                results.append(await drive(url, name, "fixed rate", ops(int(rate * seconds), "f"),
+                results.append(await drive(url, name, "fixed rate", make(int(rate * seconds), "f"),
                                            "benchops.events.assigned", key, rate))
             pids = {f"{r}-ops": w.pid for r, w in zip(("intake", "routing"), workers, strict=True)} | server_pid | {"driver": os.getpid()}
             items = make(burst, tag)
